@@ -1,0 +1,54 @@
+# remotegate: build, test, benchmark, fuzz.
+#
+# make test   installs the Debian packages the interop tests need (if missing),
+#             then runs vet, the unit and interop tests, and the race tests.
+# make bench  runs the benchmarks.
+# make fuzz   runs every Fuzz target for FUZZTIME each.
+
+GO        ?= go
+FUZZTIME  ?= 10s
+DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping
+# The interop tests build the example programs and run stock peers in network
+# namespaces; they need root. Without root they skip, saying so (in CI they fail).
+
+.PHONY: all build test deps vet unit race bench fuzz broker
+
+all: build
+
+build:
+	$(GO) build ./...
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "WARNING: missing Debian packages:$$missing (run 'make deps' as root); interop tests will skip"; \
+		fi; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 15m ./...
+
+race:
+	$(GO) test -count=1 -race -short -timeout 15m ./...
+
+test: deps vet unit race
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done

@@ -1,0 +1,98 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"net/netip"
+)
+
+// Headroom is the number of bytes producers leave in front of packet data so
+// that a transport can prepend its outer headers and seal in place.
+const Headroom = 96
+
+// Tailroom is the number of bytes producers leave after packet data so that an
+// AEAD can append its tag in place.
+const Tailroom = 32
+
+// MaxPacketSize is the largest inner IP packet the SDK's buffers are sized for.
+const MaxPacketSize = 1600
+
+// BufferSize is the size of one packet buffer: headroom, packet, tailroom.
+const BufferSize = Headroom + MaxPacketSize + Tailroom
+
+// ErrClosed is returned by operations on a closed Device or Session.
+var ErrClosed = errors.New("tunnel: closed")
+
+// Device is a batched packet port: a TUN interface, an in-memory pipe.
+//
+// Read fills up to len(bufs) buffers with one packet each, starting at offset
+// in each buffer, stores the packet lengths in sizes, and returns the number of
+// packets read. Write sends bufs[i][offset:] for every i and returns how many
+// were written. Implementations are safe for one concurrent reader and one
+// concurrent writer.
+type Device interface {
+	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
+	Write(bufs [][]byte, offset int) (n int, err error)
+	// BatchSize is the largest number of packets one Read returns.
+	BatchSize() int
+	// MTU is the largest packet the device carries.
+	MTU() int
+	Close() error
+}
+
+// Identity is who a peer proved to be during a handshake.
+type Identity struct {
+	// Name is the peer's principal name: the certificate's common name, or the
+	// username when no certificate was presented.
+	Name string
+	// Chain is the verified certificate chain, leaf first; nil without
+	// certificate authentication.
+	Chain []*x509.Certificate
+	// Username is the name given with username/password authentication, if
+	// any. The password is never stored here.
+	Username string
+}
+
+// Assignment is what a Handler grants an admitted peer.
+type Assignment struct {
+	// Addresses are the peer's tunnel addresses with the tunnel network's
+	// prefix length, e.g. 10.8.0.2/24.
+	Addresses []netip.Prefix
+	// Gateway is the server's address inside the tunnel network; the zero
+	// value lets the transport pick the first address of the network.
+	Gateway netip.Addr
+	// Routes are the networks the peer should route into the tunnel.
+	Routes []netip.Prefix
+}
+
+// Session is one authenticated tunnel of any protocol.
+type Session interface {
+	// ID is unique among the sessions of one server for its lifetime.
+	ID() uint64
+	Identity() Identity
+	// Remote is the peer's current outer address.
+	Remote() netip.AddrPort
+	// Send encrypts and transmits bufs[i][offset:] for every i. Each buffer
+	// must have Headroom bytes before offset and Tailroom bytes of spare
+	// capacity after the packet; Send may overwrite both. It returns the number
+	// of packets sent.
+	Send(bufs [][]byte, offset int) (int, error)
+	// Close tears the session down; cause is reported to Handler.Down.
+	Close(cause error) error
+}
+
+// Handler is implemented by the broker and called by protocol servers.
+type Handler interface {
+	// Admit decides whether an authenticated peer may open a tunnel and with
+	// which addresses and routes. A non-nil error refuses the peer; its text is
+	// sent to the peer where the protocol allows.
+	Admit(ctx context.Context, id Identity, remote netip.AddrPort) (Assignment, error)
+	// Up reports a session whose data channel is ready.
+	Up(s Session)
+	// Down reports a session that ended, with the reason.
+	Down(s Session, cause error)
+	// Deliver hands decrypted packets bufs[i][offset:offset+sizes[i]] from a
+	// session to the handler. The buffers are valid during the call only.
+	Deliver(from Session, bufs [][]byte, sizes []int, offset int)
+}
