@@ -1,0 +1,327 @@
+package wire
+
+import (
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"time"
+
+	"github.com/remotegate/remotegate/internal/replay"
+)
+
+// Mode is a control-channel protection.
+type Mode uint8
+
+// Protection modes.
+const (
+	ModeNone Mode = iota
+	ModeTLSAuth
+	ModeTLSCrypt
+	ModeTLSCryptV2
+)
+
+// Role says which side of the key halves a codec uses.
+type Role uint8
+
+// Roles.
+const (
+	RoleClient Role = iota
+	RoleServer
+)
+
+// Protection configures control-channel protection.
+type Protection struct {
+	Mode Mode
+	// Key is the tls-auth or tls-crypt key.
+	Key *StaticKey
+	// KeyDirection is for tls-auth: -1 none (keys[0] both ways), 0 or 1.
+	KeyDirection int
+	// Digest is the tls-auth HMAC; 0 means SHA-1.
+	Digest crypto.Hash
+	// ServerKey (servers) and ClientKey (clients) are for tls-crypt-v2.
+	ServerKey *V2ServerKey
+	ClientKey *V2ClientKey
+}
+
+// Validate checks that p has what role needs.
+func (p *Protection) Validate(role Role) error {
+	switch p.Mode {
+	case ModeNone:
+	case ModeTLSAuth:
+		if p.Key == nil {
+			return errors.New("wire: tls-auth needs a key")
+		}
+		if p.KeyDirection < -1 || p.KeyDirection > 1 {
+			return fmt.Errorf("wire: tls-auth key direction %d, want -1, 0 or 1", p.KeyDirection)
+		}
+		if digestFunc(p.Digest) == nil {
+			return fmt.Errorf("wire: unsupported tls-auth digest %v", p.Digest)
+		}
+	case ModeTLSCrypt:
+		if p.Key == nil {
+			return errors.New("wire: tls-crypt needs a key")
+		}
+	case ModeTLSCryptV2:
+		if role == RoleServer && p.ServerKey == nil {
+			return errors.New("wire: tls-crypt-v2 server needs the server key")
+		}
+		if role == RoleClient && p.ClientKey == nil {
+			return errors.New("wire: tls-crypt-v2 client needs a client key")
+		}
+	default:
+		return fmt.Errorf("wire: unknown protection mode %d", p.Mode)
+	}
+	return nil
+}
+
+func digestFunc(h crypto.Hash) func() hash.Hash {
+	switch h {
+	case 0, crypto.SHA1:
+		return sha1.New
+	case crypto.SHA256:
+		return sha256.New
+	case crypto.SHA384:
+		return sha512.New384
+	case crypto.SHA512:
+		return sha512.New
+	}
+	return nil
+}
+
+// Codec is the per-session protection state: keys, the outgoing replay
+// packet id and timestamp, and the incoming replay window.
+type Codec struct {
+	mode Mode
+	role Role
+	prot *Protection
+
+	// tls-auth
+	sendMAC, recvMAC hash.Hash
+	// tls-crypt
+	sendKe, recvKe cipher.Block
+	sendKa, recvKa hash.Hash
+	haveKeys       bool
+	metadata       []byte
+	wkc            []byte // client: appended to opcodes 10 and 11
+
+	pid    uint32
+	ts     uint32
+	window replay.Window
+}
+
+// NewCodec makes a codec; now sets the replay timestamp it sends.
+func NewCodec(p *Protection, role Role, now time.Time) (*Codec, error) {
+	if err := p.Validate(role); err != nil {
+		return nil, err
+	}
+	c := &Codec{mode: p.Mode, role: role, prot: p, ts: uint32(now.Unix())}
+	switch p.Mode {
+	case ModeTLSAuth:
+		send, recv := 0, 0
+		switch {
+		case p.KeyDirection == 0:
+			send, recv = 0, 1
+		case p.KeyDirection == 1:
+			send, recv = 1, 0
+		}
+		h := digestFunc(p.Digest)
+		size := h().Size()
+		c.sendMAC = hmac.New(h, p.Key.hmacKey(send)[:size])
+		c.recvMAC = hmac.New(h, p.Key.hmacKey(recv)[:size])
+	case ModeTLSCrypt:
+		if err := c.setCryptKey(p.Key); err != nil {
+			return nil, err
+		}
+	case ModeTLSCryptV2:
+		if role == RoleClient {
+			if err := c.setCryptKey(&p.ClientKey.Key); err != nil {
+				return nil, err
+			}
+			c.wkc = p.ClientKey.WKc
+		}
+	}
+	return c, nil
+}
+
+// setCryptKey installs a tls-crypt key: the server sends with keys[0], the
+// client with keys[1].
+func (c *Codec) setCryptKey(k *StaticKey) error {
+	send, recv := 1, 0
+	if c.role == RoleServer {
+		send, recv = 0, 1
+	}
+	var err error
+	if c.sendKe, err = aes.NewCipher(k.cipherKey(send)[:32]); err != nil {
+		return err
+	}
+	if c.recvKe, err = aes.NewCipher(k.cipherKey(recv)[:32]); err != nil {
+		return err
+	}
+	c.sendKa = hmac.New(sha256.New, k.hmacKey(send)[:32])
+	c.recvKa = hmac.New(sha256.New, k.hmacKey(recv)[:32])
+	c.haveKeys = true
+	return nil
+}
+
+// ClientMetadata is the metadata of an unwrapped tls-crypt-v2 client key.
+func (c *Codec) ClientMetadata() []byte { return c.metadata }
+
+// Overhead is what the protection adds to a packet.
+func (c *Codec) Overhead() int {
+	switch c.mode {
+	case ModeTLSAuth:
+		return c.sendMAC.Size() + 8
+	case ModeTLSCrypt, ModeTLSCryptV2:
+		return 8 + 32
+	}
+	return 0
+}
+
+// SetTime fixes the replay packet id and timestamp of the next Encode (for
+// tests reproducing captured packets): the next packet carries id pid.
+func (c *Codec) SetTime(pid, ts uint32) {
+	c.pid = pid - 1
+	c.ts = ts
+}
+
+// Encode appends the protected wire packet to dst.
+func (c *Codec) Encode(dst []byte, p *Packet) ([]byte, error) {
+	if !p.Opcode.IsControl() || p.KeyID > 7 {
+		return nil, fmt.Errorf("%w: cannot encode opcode %v key id %d", ErrMalformed, p.Opcode, p.KeyID)
+	}
+	body, err := appendReliable(nil, p)
+	if err != nil {
+		return nil, err
+	}
+	start := len(dst)
+	dst = append(dst, JoinOpcode(p.Opcode, p.KeyID))
+	dst = append(dst, p.SessionID[:]...)
+	if c.mode == ModeNone {
+		return append(dst, body...), nil
+	}
+	c.pid++
+	if c.pid == 0 {
+		return nil, errors.New("wire: replay packet ids exhausted")
+	}
+	var replayID [8]byte
+	binary.BigEndian.PutUint32(replayID[:4], c.pid)
+	binary.BigEndian.PutUint32(replayID[4:], c.ts)
+	switch c.mode {
+	case ModeTLSAuth:
+		c.sendMAC.Reset()
+		c.sendMAC.Write(replayID[:])
+		c.sendMAC.Write(dst[start : start+9])
+		c.sendMAC.Write(body)
+		dst = c.sendMAC.Sum(dst)
+		dst = append(dst, replayID[:]...)
+		return append(dst, body...), nil
+	default: // tls-crypt, tls-crypt-v2
+		if !c.haveKeys {
+			return nil, fmt.Errorf("%w: no tls-crypt-v2 client key yet", ErrKey)
+		}
+		dst = append(dst, replayID[:]...)
+		c.sendKa.Reset()
+		c.sendKa.Write(dst[start : start+17])
+		c.sendKa.Write(body)
+		dst = c.sendKa.Sum(dst)
+		tag := dst[len(dst)-32:]
+		ctStart := len(dst)
+		dst = append(dst, body...)
+		cipher.NewCTR(c.sendKe, tag[:16]).XORKeyStream(dst[ctStart:], dst[ctStart:])
+		if c.role == RoleClient && c.mode == ModeTLSCryptV2 &&
+			(p.Opcode == OpControlHardResetClientV3 || p.Opcode == OpControlWKCV1) {
+			dst = append(dst, c.wkc...)
+		}
+		return dst, nil
+	}
+}
+
+// Decode removes the protection, checks the replay id and parses the packet.
+// Payload and WKc alias b; b may be modified (decrypted in place).
+func (c *Codec) Decode(b []byte) (Packet, error) {
+	var p Packet
+	if len(b) < 9 {
+		return p, ErrShort
+	}
+	p.Opcode, p.KeyID = SplitOpcode(b[0])
+	if !p.Opcode.IsControl() {
+		return p, fmt.Errorf("%w: opcode %v is not a control opcode", ErrMalformed, p.Opcode)
+	}
+	copy(p.SessionID[:], b[1:9])
+	var body []byte
+	var pid uint32
+	switch c.mode {
+	case ModeNone:
+		body = b[9:]
+	case ModeTLSAuth:
+		h := c.recvMAC.Size()
+		if len(b) < 9+h+8 {
+			return p, ErrShort
+		}
+		c.recvMAC.Reset()
+		c.recvMAC.Write(b[9+h : 9+h+8])
+		c.recvMAC.Write(b[:9])
+		c.recvMAC.Write(b[9+h+8:])
+		var sum [64]byte
+		if !hmac.Equal(c.recvMAC.Sum(sum[:0]), b[9:9+h]) {
+			return p, ErrAuth
+		}
+		pid = binary.BigEndian.Uint32(b[9+h:])
+		body = b[9+h+8:]
+	default:
+		if c.mode == ModeTLSCryptV2 && c.role == RoleServer &&
+			(p.Opcode == OpControlHardResetClientV3 || p.Opcode == OpControlWKCV1) {
+			if len(b) < 2 {
+				return p, ErrShort
+			}
+			l := int(binary.BigEndian.Uint16(b[len(b)-2:]))
+			if l < wkcMin || l > len(b)-9-40 {
+				return p, fmt.Errorf("%w: WKc length %d", ErrMalformed, l)
+			}
+			p.WKc = b[len(b)-l:]
+			b = b[:len(b)-l]
+			if !c.haveKeys {
+				kc, md, err := c.prot.ServerKey.UnwrapClientKey(p.WKc)
+				if err != nil {
+					return p, err
+				}
+				if err := c.setCryptKey(kc); err != nil {
+					return p, err
+				}
+				c.metadata = md
+			}
+		}
+		if !c.haveKeys {
+			return p, fmt.Errorf("%w: tls-crypt-v2 packet before the client key", ErrAuth)
+		}
+		if len(b) < 9+8+32 {
+			return p, ErrShort
+		}
+		tag := b[17:49]
+		body = b[49:]
+		cipher.NewCTR(c.recvKe, tag[:16]).XORKeyStream(body, body)
+		c.recvKa.Reset()
+		c.recvKa.Write(b[:17])
+		c.recvKa.Write(body)
+		var sum [32]byte
+		if !hmac.Equal(c.recvKa.Sum(sum[:0]), tag) {
+			return p, ErrAuth
+		}
+		pid = binary.BigEndian.Uint32(b[9:])
+	}
+	if err := parseReliable(body, &p); err != nil {
+		return p, err
+	}
+	if c.mode != ModeNone && !c.window.Check(uint64(pid)) {
+		return p, ErrReplay
+	}
+	return p, nil
+}
