@@ -1,0 +1,636 @@
+package openvpn
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/remotegate/remotegate/openvpn/internal/datachannel"
+	"github.com/remotegate/remotegate/openvpn/internal/keymethod"
+	"github.com/remotegate/remotegate/openvpn/internal/wire"
+	"github.com/remotegate/remotegate/tunnel"
+)
+
+const clientOptionsString = "V4,dev-type tun,link-mtu 1559,tun-mtu 1500,proto UDPv4,cipher AES-256-GCM,auth [null-digest],keysize 256,key-method 2,tls-client"
+
+// clientProto is the IV_PROTO the client announces: only features it
+// implements (DATA_V2, REQUEST_PUSH, TLS_KEY_EXPORT, CC_EXIT_NOTIFY); in
+// particular not DYN_TLS_CRYPT.
+const clientProto = keymethod.ProtoDataV2 | keymethod.ProtoRequestPush | keymethod.ProtoTLSKeyExport | keymethod.ProtoCCExitNotify
+
+// Pushed is what the server pushed to the client.
+type Pushed struct {
+	// Address is the client's tunnel address with the tunnel network's
+	// prefix length (ifconfig with topology subnet).
+	Address netip.Prefix
+	// Gateway is the server's tunnel address (route-gateway).
+	Gateway netip.Addr
+	// Routes are the networks to route through the tunnel.
+	Routes []netip.Prefix
+	// Cipher is the negotiated data-channel cipher.
+	Cipher string
+	// PeerID is the id the server assigned; -1 if none was pushed.
+	PeerID int
+	// TunMTU is the pushed tun-mtu, or 0.
+	TunMTU int
+	// Ping and PingRestart are the pushed keepalive settings.
+	Ping, PingRestart time.Duration
+	// Options are all pushed options, verbatim, in order.
+	Options []string
+}
+
+// Client is an established OpenVPN client connection. It is a
+// tunnel.Device: Read returns IP packets from the server, Write sends IP
+// packets to it.
+type Client struct {
+	s       *session
+	cfg     ClientConfig
+	tlsCfg  *tls.Config
+	ciphers []datachannel.Cipher
+	conn    net.Conn
+	isTCP   bool
+	pushed  Pushed
+	ccExit  bool
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	readyErr  error
+
+	rx      chan *rxBuf
+	free    chan *rxBuf
+	readerD chan struct{}
+	tc      *tls.Conn
+	tcMu    sync.Mutex
+}
+
+type rxBuf struct {
+	buf   []byte
+	plain []byte
+}
+
+const clientQueue = 256
+
+// Dial connects to an OpenVPN server, authenticates, and returns once the
+// data channel is ready (the PUSH_REPLY was applied). network is "udp",
+// "udp4", "udp6", "tcp", "tcp4" or "tcp6". ctx bounds the whole handshake;
+// the returned Client is independent of ctx.
+func Dial(ctx context.Context, network, address string, cfg *ClientConfig) (*Client, error) {
+	if cfg == nil || cfg.TLS == nil {
+		return nil, fmt.Errorf("%w: TLS with RootCAs is required", ErrConfig)
+	}
+	ciphers, err := parseCiphers(cfg.DataCiphers, true)
+	if err != nil {
+		return nil, err
+	}
+	prot := cfg.Protection.wire()
+	if err := prot.Validate(wire.RoleClient); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	isTCP := strings.HasPrefix(network, "tcp")
+	if !isTCP && !strings.HasPrefix(network, "udp") {
+		return nil, fmt.Errorf("%w: network %q: want udp or tcp", ErrConfig, network)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("openvpn: dial %s: %w", address, err)
+	}
+	c, err := newClient(conn, isTCP, cfg, ciphers, prot)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		c.s.close(ctx.Err())
+		<-c.ready
+	}
+	if c.readyErr != nil {
+		c.shutdown()
+		return nil, c.readyErr
+	}
+	return c, nil
+}
+
+func newClient(conn net.Conn, isTCP bool, cfg *ClientConfig, ciphers []datachannel.Cipher, prot *wire.Protection) (*Client, error) {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	rnd := cfg.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	codec, err := wire.NewCodec(prot, wire.RoleClient, now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	local, err := wire.NewSessionID(rnd)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg:     *cfg,
+		ciphers: ciphers,
+		conn:    conn,
+		isTCP:   isTCP,
+		ready:   make(chan struct{}),
+		rx:      make(chan *rxBuf, clientQueue),
+		free:    make(chan *rxBuf, clientQueue+8),
+		readerD: make(chan struct{}),
+	}
+	for i := 0; i < clientQueue+8; i++ {
+		c.free <- &rxBuf{buf: make([]byte, tunnel.BufferSize)}
+	}
+	t := cfg.TLS.Clone()
+	if t.MinVersion < tls.VersionTLS12 {
+		t.MinVersion = tls.VersionTLS12
+	}
+	t.SessionTicketsDisabled = true
+	t.DynamicRecordSizingDisabled = true
+	// OpenVPN does not check the server name unless told to; verify the
+	// chain and the serverAuth usage ourselves (--remote-cert-tls server).
+	roots, serverName := t.RootCAs, t.ServerName
+	t.InsecureSkipVerify = true
+	userVerify := t.VerifyConnection
+	t.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("openvpn: server sent no certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, ic := range cs.PeerCertificates[1:] {
+			inter.AddCert(ic)
+		}
+		opts := x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: serverName,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+			return fmt.Errorf("openvpn: server certificate: %w", err)
+		}
+		if userVerify != nil {
+			return userVerify(cs)
+		}
+		return nil
+	}
+	c.tlsCfg = t
+
+	var l link
+	if isTCP {
+		l = &streamLink{conn: conn, bw: bufio.NewWriterSize(conn, 64*1024)}
+	} else {
+		l = &connLink{conn: conn}
+	}
+	s := newSession(wire.RoleClient, codec, local, l, cfg.Timers.withDefaults(false), discardLogger(cfg.Logger), now, rnd)
+	s.hardReset = wire.OpControlHardResetClientV2
+	if prot.Mode == wire.ModeTLSCryptV2 {
+		s.hardReset = wire.OpControlHardResetClientV3
+	}
+	s.runKeyFn = c.runKey
+	s.onClose = c.onClose
+	c.s = s
+	s.mu.Lock()
+	ks := s.newKeyState(0, 0, 0)
+	_ = ks.rel.Send(nil) // hard reset, message 0
+	s.mu.Unlock()
+	go c.readLoop()
+	s.start(ks)
+	return c, nil
+}
+
+func (c *Client) setReady(err error) {
+	c.readyOnce.Do(func() {
+		c.readyErr = err
+		close(c.ready)
+	})
+}
+
+func (c *Client) onClose(cause error) {
+	c.setReady(cause)
+	_ = c.conn.Close()
+}
+
+// runKey is the TLS work of one key state on the client side.
+func (c *Client) runKey(ks *keyState) error {
+	s := c.s
+	ctx, cancel := context.WithTimeout(s.ctx, s.timers.HandshakeWindow)
+	defer cancel()
+	select {
+	case <-s.peerKnown:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: no answer from the server", ErrHandshakeTimeout)
+	}
+	tc := tls.Client(ks.conn, c.tlsCfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("openvpn: TLS handshake: %w", err)
+	}
+	cm := &keymethod.Message{PreMaster: make([]byte, 48), Options: clientOptionsString}
+	for _, b := range [][]byte{cm.PreMaster, cm.Random1[:], cm.Random2[:]} {
+		if _, err := io.ReadFull(s.rand, b); err != nil {
+			return err
+		}
+	}
+	if c.cfg.Username != "" {
+		cm.HasAuth = true
+		cm.Username, cm.Password = c.cfg.Username, c.cfg.Password
+	}
+	cm.PeerInfo = keymethod.PeerInfo{
+		Version:  "2.6.0",
+		Platform: "linux",
+		Proto:    clientProto,
+		Ciphers:  cipherNames(c.ciphers),
+		NCP:      2,
+		MTU:      1600,
+		TCPNL:    true,
+	}.Marshal()
+	cmBytes, err := cm.MarshalClient()
+	if err != nil {
+		return err
+	}
+	if _, err := tc.Write(cmBytes); err != nil {
+		return fmt.Errorf("openvpn: writing key method 2: %w", err)
+	}
+	buf := make([]byte, 17*1024)
+	n, err := tc.Read(buf)
+	if err != nil {
+		return fmt.Errorf("openvpn: reading key method 2: %w", err)
+	}
+	sm, err := keymethod.ParseServer(buf[:n])
+	if err != nil {
+		return fmt.Errorf("openvpn: key method 2 from server: %w", err)
+	}
+	if ks.id == 0 {
+		if err := c.pull(ctx, tc, buf); err != nil {
+			c.setReady(err)
+			return err
+		}
+	}
+	key, err := s.deriveKey(ks, tc, cm, sm)
+	if err != nil {
+		c.setReady(err)
+		return err
+	}
+	s.installKey(ks, key, true)
+	c.tcMu.Lock()
+	c.tc = tc
+	c.tcMu.Unlock()
+	c.setReady(nil)
+	for {
+		n, err := tc.Read(buf)
+		if err != nil {
+			if ks.conn.closed() {
+				return nil
+			}
+			return fmt.Errorf("openvpn: control channel: %w", err)
+		}
+		for _, text := range keymethod.SplitCommands(buf[:n]) {
+			cmd := keymethod.ParseCommand(text)
+			switch cmd.Name {
+			case "AUTH_FAILED", "RESTART", "HALT":
+				s.close(fmt.Errorf("%w: %s", ErrPeerExit, text))
+				return nil
+			}
+		}
+	}
+}
+
+// pull waits for the server's PUSH_REPLY (asking for it when it does not
+// come unprompted) and applies it.
+func (c *Client) pull(ctx context.Context, tc *tls.Conn, buf []byte) error {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		// Stock servers push at once when asked by IV_PROTO; older ones
+		// wait for PUSH_REQUEST, repeated every 5 s like openvpn does.
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = writeText(tc, "PUSH_REQUEST")
+				t.Reset(5 * time.Second)
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var reply *keymethod.PushReply
+	for {
+		n, err := tc.Read(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: no PUSH_REPLY", ErrHandshakeTimeout)
+			}
+			return fmt.Errorf("openvpn: waiting for PUSH_REPLY: %w", err)
+		}
+		for _, text := range keymethod.SplitCommands(buf[:n]) {
+			cmd := keymethod.ParseCommand(text)
+			switch cmd.Name {
+			case "AUTH_FAILED":
+				return fmt.Errorf("%w: %s", ErrAuthFailed, cmd.Arg)
+			case "RESTART", "HALT":
+				return fmt.Errorf("%w: %s", ErrPeerExit, text)
+			case "PUSH_REPLY":
+				part, more, err := keymethod.ParsePushReply(text)
+				if err != nil {
+					return fmt.Errorf("openvpn: PUSH_REPLY: %w", err)
+				}
+				if reply == nil {
+					reply = part
+				} else {
+					reply.Merge(part)
+				}
+				if !more {
+					return c.apply(reply)
+				}
+			}
+		}
+	}
+}
+
+// apply takes the pushed options into use.
+func (c *Client) apply(pr *keymethod.PushReply) error {
+	s := c.s
+	name := pr.Cipher
+	if name == "" {
+		return errors.New("openvpn: server pushed no cipher (it needs data-ciphers negotiation, OpenVPN 2.4 or later)")
+	}
+	ci, err := datachannel.ParseCipher(name)
+	if err != nil || !slices.Contains(c.ciphers, ci) {
+		return fmt.Errorf("openvpn: server pushed cipher %q which is not in our data ciphers %v", name, cipherNames(c.ciphers))
+	}
+	p := Pushed{Address: pr.Ifconfig, Gateway: pr.RouteGateway, Cipher: ci.String(), PeerID: pr.PeerID, TunMTU: pr.TunMTU,
+		Ping: time.Duration(pr.Ping) * time.Second, PingRestart: time.Duration(pr.PingRestart) * time.Second}
+	for _, r := range pr.Routes {
+		p.Routes = append(p.Routes, r.Prefix)
+	}
+	p.Options = append(p.Options, pr.Other...)
+	c.ccExit = slices.Contains(pr.ProtocolFlags, "cc-exit")
+	s.mu.Lock()
+	s.cipher = ci
+	s.useEKM = pr.TLSEKM()
+	if p.Ping > 0 {
+		s.timers.Ping = p.Ping
+	}
+	if p.PingRestart > 0 {
+		s.timers.PingRestart = p.PingRestart
+	}
+	s.mu.Unlock()
+	if pr.PeerID >= 0 && pr.PeerID < datachannel.NoPeerID {
+		s.sendPeerID.Store(uint32(pr.PeerID))
+	}
+	c.pushed = p
+	s.log.Info("connected", "address", p.Address, "cipher", p.Cipher, "peer_id", p.PeerID)
+	return nil
+}
+
+// Pushed returns the options the server pushed.
+func (c *Client) Pushed() Pushed { return c.pushed }
+
+// readLoop receives from the server: control packets go to the session,
+// data packets are decrypted and queued for Read.
+func (c *Client) readLoop() {
+	defer close(c.readerD)
+	const dataOffset = tunnel.Headroom - 24
+	var br *bufio.Reader
+	if c.isTCP {
+		br = bufio.NewReaderSize(c.conn, 64*1024)
+	}
+	for {
+		var rb *rxBuf
+		select {
+		case rb = <-c.free:
+		case <-c.s.done:
+			return
+		}
+		room := rb.buf[dataOffset : tunnel.BufferSize-tunnel.Tailroom]
+		var n int
+		var err error
+		if c.isTCP {
+			n, err = readFrame(br, room)
+		} else {
+			n, err = c.conn.Read(room)
+		}
+		if err != nil {
+			c.free <- rb
+			if !c.s.closedFlag.Load() {
+				c.s.close(fmt.Errorf("openvpn: connection to server: %w", err))
+			}
+			return
+		}
+		pkt := room[:n]
+		if n == 0 {
+			c.free <- rb
+			continue
+		}
+		op, _ := wire.SplitOpcode(pkt[0])
+		if !op.IsData() {
+			c.s.handleControl(pkt)
+			c.free <- rb
+			continue
+		}
+		plain, ok := c.s.openData(pkt)
+		if !ok {
+			c.free <- rb
+			continue
+		}
+		rb.plain = plain
+		select {
+		case c.rx <- rb:
+		default:
+			c.free <- rb // reader too slow: drop, like a full interface queue
+		}
+	}
+}
+
+// Read blocks until packets from the server arrive, then copies up to
+// len(bufs) of them into bufs[i][offset:]. See tunnel.Device.
+func (c *Client) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n := 0
+	select {
+	case rb := <-c.rx:
+		sizes[0] = copy(bufs[0][offset:], rb.plain)
+		c.free <- rb
+		n = 1
+	case <-c.s.done:
+		return 0, tunnel.ErrClosed
+	}
+	for n < len(bufs) {
+		select {
+		case rb := <-c.rx:
+			sizes[n] = copy(bufs[n][offset:], rb.plain)
+			c.free <- rb
+			n++
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+// Write encrypts and sends bufs[i][offset:] to the server. Each buffer needs
+// tunnel.Headroom bytes before offset and tunnel.Tailroom spare capacity.
+func (c *Client) Write(bufs [][]byte, offset int) (int, error) {
+	if offset < tunnel.Headroom-8 {
+		return 0, fmt.Errorf("openvpn: Write needs %d bytes of headroom, got %d", tunnel.Headroom, offset)
+	}
+	return c.s.send(bufs, offset)
+}
+
+// BatchSize is the most packets one Read returns.
+func (c *Client) BatchSize() int { return 64 }
+
+// MTU is the pushed tun-mtu, or 1500.
+func (c *Client) MTU() int {
+	if c.pushed.TunMTU > 0 {
+		return c.pushed.TunMTU
+	}
+	return 1500
+}
+
+// Done is closed when the connection ends; Err then tells why.
+func (c *Client) Done() <-chan struct{} { return c.s.done }
+
+// Err is the reason the connection ended, or nil while it is up.
+func (c *Client) Err() error {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.s.cause
+}
+
+// Close tells the server that the client is leaving (unless
+// DisableExitNotify) and closes the connection.
+func (c *Client) Close() error {
+	if !c.s.closedFlag.Load() && !c.cfg.DisableExitNotify {
+		c.tcMu.Lock()
+		tc := c.tc
+		c.tcMu.Unlock()
+		switch {
+		case c.ccExit && tc != nil:
+			_ = writeText(tc, "EXIT")
+			c.s.waitAcked(time.Second)
+		case !c.isTCP && c.s.hasDataKey():
+			buf := make([]byte, tunnel.Headroom+17+tunnel.Tailroom)
+			copy(buf[tunnel.Headroom:], datachannel.OCCMagic[:])
+			buf[tunnel.Headroom+16] = 6 // OCC_EXIT
+			_, _ = c.s.send([][]byte{buf[:tunnel.Headroom+17]}, tunnel.Headroom)
+		}
+	}
+	c.shutdown()
+	return nil
+}
+
+func (c *Client) shutdown() {
+	c.s.close(ErrClosed)
+	_ = c.conn.Close()
+	<-c.readerD
+}
+
+var _ tunnel.Device = (*Client)(nil)
+
+// readFrame reads one length-prefixed packet of a TCP stream into buf.
+func readFrame(br *bufio.Reader, buf []byte) (int, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return 0, err
+	}
+	n := int(binary.BigEndian.Uint16(hdr[:]))
+	if n == 0 || n > len(buf) {
+		return 0, fmt.Errorf("openvpn: bad packet length %d on TCP stream", n)
+	}
+	if _, err := io.ReadFull(br, buf[:n]); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// connLink sends over a connected UDP socket.
+type connLink struct{ conn net.Conn }
+
+func (l *connLink) sendControl(pkt []byte) error {
+	_, err := l.conn.Write(pkt)
+	return err
+}
+
+func (l *connLink) sendData(pkts [][]byte) error {
+	for _, p := range pkts {
+		if _, err := l.conn.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *connLink) remote() netip.AddrPort {
+	if a, ok := l.conn.RemoteAddr().(*net.UDPAddr); ok {
+		return a.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+func (l *connLink) close() { _ = l.conn.Close() }
+
+// streamLink sends over TCP with OpenVPN's 2-byte length framing.
+type streamLink struct {
+	mu   sync.Mutex
+	conn net.Conn
+	bw   *bufio.Writer
+}
+
+func (l *streamLink) sendControl(pkt []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writeFrame(pkt); err != nil {
+		return err
+	}
+	return l.bw.Flush()
+}
+
+func (l *streamLink) sendData(pkts [][]byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range pkts {
+		if err := l.writeFrame(p); err != nil {
+			return err
+		}
+	}
+	return l.bw.Flush()
+}
+
+func (l *streamLink) writeFrame(p []byte) error {
+	if len(p) > 0xFFFF {
+		return fmt.Errorf("openvpn: packet of %d bytes too large for TCP framing", len(p))
+	}
+	var hdr [2]byte
+	binary.BigEndian.PutUint16(hdr[:], uint16(len(p)))
+	if _, err := l.bw.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := l.bw.Write(p)
+	return err
+}
+
+func (l *streamLink) remote() netip.AddrPort {
+	switch a := l.conn.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.AddrPort()
+	case *net.UDPAddr:
+		return a.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+func (l *streamLink) close() { _ = l.conn.Close() }

@@ -1,0 +1,288 @@
+package openvpn
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/remotegate/remotegate/openvpn/internal/datachannel"
+	"github.com/remotegate/remotegate/openvpn/internal/wire"
+)
+
+// Sentinel errors.
+var (
+	// ErrAuthFailed is returned by Dial when the server refused the client
+	// (AUTH_FAILED). The error text carries the server's reason.
+	ErrAuthFailed = errors.New("openvpn: authentication failed")
+	// ErrHandshakeTimeout means a key negotiation did not finish within the
+	// handshake window.
+	ErrHandshakeTimeout = errors.New("openvpn: key negotiation did not finish in time")
+	// ErrPingTimeout means nothing was received from the peer for the
+	// ping-restart interval.
+	ErrPingTimeout = errors.New("openvpn: peer silent for the ping-restart interval")
+	// ErrPeerExit means the peer announced that it is going away (EXIT,
+	// OCC_EXIT, RESTART or HALT).
+	ErrPeerExit = errors.New("openvpn: peer exited")
+	// ErrClosed is returned by operations on a closed session, client or
+	// server.
+	ErrClosed = errors.New("openvpn: closed")
+	// ErrNoSharedCipher means client and server have no data cipher in common.
+	ErrNoSharedCipher = errors.New("openvpn: data channel cipher negotiation failed (no shared cipher)")
+	// ErrConfig reports an invalid configuration.
+	ErrConfig = errors.New("openvpn: invalid configuration")
+)
+
+// ProtectionMode selects how control-channel packets are protected.
+type ProtectionMode uint8
+
+const (
+	// ProtectionNone sends control packets unprotected (only TLS protects
+	// the handshake contents).
+	ProtectionNone ProtectionMode = iota
+	// ProtectionTLSAuth adds an HMAC with a shared static key (--tls-auth).
+	ProtectionTLSAuth
+	// ProtectionTLSCrypt encrypts and authenticates with a shared static key
+	// (--tls-crypt).
+	ProtectionTLSCrypt
+	// ProtectionTLSCryptV2 uses a per-client key wrapped by the server key
+	// (--tls-crypt-v2).
+	ProtectionTLSCryptV2
+)
+
+// StaticKey is an "OpenVPN Static key V1" (what `openvpn --genkey secret` or
+// `--genkey tls-crypt` writes): 256 bytes.
+type StaticKey = wire.StaticKey
+
+// TLSCryptV2ServerKey is a tls-crypt-v2 server key.
+type TLSCryptV2ServerKey = wire.V2ServerKey
+
+// TLSCryptV2ClientKey is a tls-crypt-v2 client key: the client's static key
+// and the same key wrapped for the server.
+type TLSCryptV2ClientKey = wire.V2ClientKey
+
+// ParseStaticKey reads a static key file.
+func ParseStaticKey(text []byte) (*StaticKey, error) { return wire.ParseStaticKey(text) }
+
+// GenerateStaticKey makes a new random static key (for tls-auth or
+// tls-crypt); Marshal writes it in the file format stock openvpn reads.
+func GenerateStaticKey() (*StaticKey, error) { return wire.GenerateStaticKey(rand.Reader) }
+
+// ParseTLSCryptV2ServerKey reads a tls-crypt-v2 server key file.
+func ParseTLSCryptV2ServerKey(text []byte) (*TLSCryptV2ServerKey, error) {
+	return wire.ParseV2ServerKey(text)
+}
+
+// ParseTLSCryptV2ClientKey reads a tls-crypt-v2 client key file.
+func ParseTLSCryptV2ClientKey(text []byte) (*TLSCryptV2ClientKey, error) {
+	return wire.ParseV2ClientKey(text)
+}
+
+// GenerateTLSCryptV2ServerKey makes a new tls-crypt-v2 server key.
+func GenerateTLSCryptV2ServerKey() (*TLSCryptV2ServerKey, error) {
+	return wire.GenerateV2ServerKey(rand.Reader)
+}
+
+// GenerateTLSCryptV2ClientKey makes a client key wrapped by server, in the
+// format `openvpn --genkey tls-crypt-v2-client` writes. metadata nil means the
+// default metadata (a creation timestamp).
+func GenerateTLSCryptV2ClientKey(server *TLSCryptV2ServerKey, metadata []byte) (*TLSCryptV2ClientKey, error) {
+	return wire.GenerateV2ClientKey(server, metadata, time.Now(), rand.Reader)
+}
+
+// Protection configures control-channel protection. The zero value is
+// ProtectionNone.
+type Protection struct {
+	Mode ProtectionMode
+	// Key is the shared key for tls-auth and tls-crypt.
+	Key *StaticKey
+	// KeyDirection is the tls-auth key direction: 0 (usual on servers), 1
+	// (usual on clients) or -1 for none. The zero value is direction 0, so
+	// clients must set 1 explicitly, as in stock configs ("tls-auth ta.key 1").
+	KeyDirection int
+	// Digest is the tls-auth HMAC digest (--auth); zero means SHA-1, the
+	// stock default.
+	Digest crypto.Hash
+	// ServerKey is the tls-crypt-v2 server key (servers only).
+	ServerKey *TLSCryptV2ServerKey
+	// ClientKey is the tls-crypt-v2 client key (clients only).
+	ClientKey *TLSCryptV2ClientKey
+}
+
+func (p Protection) wire() *wire.Protection {
+	w := &wire.Protection{Key: p.Key, KeyDirection: p.KeyDirection, Digest: p.Digest, ServerKey: p.ServerKey, ClientKey: p.ClientKey}
+	switch p.Mode {
+	case ProtectionTLSAuth:
+		w.Mode = wire.ModeTLSAuth
+	case ProtectionTLSCrypt:
+		w.Mode = wire.ModeTLSCrypt
+	case ProtectionTLSCryptV2:
+		w.Mode = wire.ModeTLSCryptV2
+	default:
+		w.Mode = wire.ModeNone
+	}
+	return w
+}
+
+// DefaultDataCiphers is the cipher list used when a config names none, in
+// order of preference; it is stock openvpn 2.6's default.
+var DefaultDataCiphers = []string{"AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"}
+
+// Timers holds the protocol's timing parameters. Every zero field takes the
+// stock default named in its comment.
+type Timers struct {
+	// Ping is how often a keepalive is sent when nothing else was (--ping;
+	// servers push it). Zero: 10 s.
+	Ping time.Duration
+	// PingRestart is how long the peer may be silent before the session is
+	// torn down (--ping-restart). Zero: 120 s on clients (servers push it),
+	// and twice that on servers, as stock openvpn does with --keepalive.
+	PingRestart time.Duration
+	// RenegotiateAfter is the data-key lifetime (--reneg-sec). Zero: 3600 s.
+	// Negative disables time-based renegotiation.
+	RenegotiateAfter time.Duration
+	// RenegotiateBytes and RenegotiatePackets trigger renegotiation after
+	// that much traffic on one key (--reneg-bytes, --reneg-pkts). Zero: off.
+	RenegotiateBytes   int64
+	RenegotiatePackets int64
+	// HandshakeWindow bounds every key negotiation (--hand-window). Zero: 60 s.
+	HandshakeWindow time.Duration
+	// TLSTimeout is the first control-packet retransmit timeout
+	// (--tls-timeout). Zero: 2 s.
+	TLSTimeout time.Duration
+	// TransitionWindow is how long a replaced data key still decrypts
+	// (--transition-window). Zero: 60 s. Stock openvpn keeps 3600 s, but the
+	// old key is replaced at the next renegotiation anyway.
+	TransitionWindow time.Duration
+}
+
+func (t Timers) withDefaults(server bool) Timers {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&t.Ping, 10*time.Second)
+	if t.PingRestart == 0 {
+		t.PingRestart = 120 * time.Second
+		if server {
+			t.PingRestart = 240 * time.Second
+		}
+	}
+	def(&t.RenegotiateAfter, time.Hour)
+	def(&t.HandshakeWindow, 60*time.Second)
+	def(&t.TLSTimeout, 2*time.Second)
+	def(&t.TransitionWindow, 60*time.Second)
+	return t
+}
+
+// ServerConfig configures a Server. The zero value is not usable: TLS must
+// hold the server certificate and the CA pool for client certificates.
+type ServerConfig struct {
+	// TLS supplies Certificates and ClientCAs (and optionally
+	// VerifyConnection, e.g. for a CRL check: an error refuses the client
+	// with a TLS alert). The server clones it and enforces what OpenVPN
+	// needs: TLS 1.2 minimum, client certificates required and verified
+	// unless AllowNoClientCert, no session tickets, no dynamic record sizing.
+	TLS *tls.Config
+	// AllowNoClientCert accepts clients without a certificate
+	// (verify-client-cert none); they must then authenticate with
+	// username/password, so VerifyUserPass must be set.
+	AllowNoClientCert bool
+	// Protection of the control channel.
+	Protection Protection
+	// DataCiphers in order of preference; nil means DefaultDataCiphers.
+	// Legacy AES-256-CBC is accepted only when listed and AllowLegacy is set.
+	DataCiphers []string
+	// AllowLegacy permits AES-256-CBC with HMAC in DataCiphers, and clients
+	// that cannot do TLS key export (the legacy PRF). Off by default.
+	AllowLegacy bool
+	// VerifyUserPass checks a client's username and password. Nil: clients
+	// that send credentials are accepted on their certificate alone. Errors
+	// are sent to the client as AUTH_FAILED; the password is never logged.
+	VerifyUserPass func(ctx context.Context, username, password string) error
+	// Push lists extra options pushed verbatim to every client (like
+	// `push "..."` lines), after the routes from Handler.Admit.
+	Push []string
+	// TunMTU is pushed as tun-mtu when the client announces IV_MTU. Zero: 1500.
+	TunMTU int
+	// Timers; zero fields take the stock defaults.
+	Timers Timers
+	// MaxSessions limits concurrent sessions; zero means 1024. New clients
+	// beyond it get no answer.
+	MaxSessions int
+	// Logger receives connection events; nil discards them. Secrets and
+	// per-packet events are never logged.
+	Logger *slog.Logger
+	// Rand is the source of randomness; nil means crypto/rand.
+	Rand io.Reader
+	// Now returns the current time; nil means time.Now. Tests inject a clock.
+	Now func() time.Time
+}
+
+// ClientConfig configures Dial. TLS must hold the CA pool (RootCAs) and,
+// unless the server accepts username/password alone, the client certificate.
+type ClientConfig struct {
+	// TLS supplies RootCAs and Certificates. The server certificate is
+	// verified against RootCAs and must carry the serverAuth extended key
+	// usage (--remote-cert-tls server). ServerName, if set, is also checked
+	// against the certificate; empty skips the name check, as openvpn does.
+	TLS *tls.Config
+	// Protection of the control channel.
+	Protection Protection
+	// DataCiphers the client accepts; nil means DefaultDataCiphers.
+	DataCiphers []string
+	// Username and Password are sent when Username is not empty
+	// (--auth-user-pass).
+	Username, Password string
+	// Timers; Ping and PingRestart are replaced by the server's pushed values.
+	Timers Timers
+	// ExitNotify sends the server an EXIT notice when the client closes
+	// (--explicit-exit-notify). On by default; set DisableExitNotify to turn
+	// it off.
+	DisableExitNotify bool
+	// Logger receives connection events; nil discards them.
+	Logger *slog.Logger
+	// Rand is the source of randomness; nil means crypto/rand.
+	Rand io.Reader
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+func parseCiphers(names []string, allowLegacy bool) ([]datachannel.Cipher, error) {
+	if len(names) == 0 {
+		names = DefaultDataCiphers
+	}
+	out := make([]datachannel.Cipher, 0, len(names))
+	for _, n := range names {
+		c, err := datachannel.ParseCipher(n)
+		if err != nil {
+			return nil, fmt.Errorf("%w: data cipher %q: %w", ErrConfig, n, err)
+		}
+		if !c.AEAD() && !allowLegacy {
+			return nil, fmt.Errorf("%w: data cipher %s is legacy; set AllowLegacy to use it", ErrConfig, n)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func cipherNames(cs []datachannel.Cipher) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.String()
+	}
+	return out
+}
+
+func discardLogger(l *slog.Logger) *slog.Logger {
+	if l != nil {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}

@@ -1,0 +1,366 @@
+package openvpn
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/remotegate/remotegate/internal/testpki"
+	"github.com/remotegate/remotegate/tunnel"
+)
+
+// echoHandler admits every client with an address from 10.8.0.0/24 and sends
+// every packet back to the session it came from, with source and destination
+// swapped, like a host answering.
+type echoHandler struct {
+	mu       sync.Mutex
+	next     byte
+	admitErr error
+	up, down atomic.Int32
+	got      atomic.Int64
+	ids      []tunnel.Identity
+}
+
+func (h *echoHandler) Admit(_ context.Context, id tunnel.Identity, _ netip.AddrPort) (tunnel.Assignment, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.admitErr != nil {
+		return tunnel.Assignment{}, h.admitErr
+	}
+	h.next++
+	h.ids = append(h.ids, id)
+	return tunnel.Assignment{
+		Addresses: []netip.Prefix{netip.MustParsePrefix(fmt.Sprintf("10.8.0.%d/24", h.next+1))},
+		Routes:    []netip.Prefix{netip.MustParsePrefix("192.168.50.0/24")},
+	}, nil
+}
+func (h *echoHandler) Up(tunnel.Session)          { h.up.Add(1) }
+func (h *echoHandler) Down(tunnel.Session, error) { h.down.Add(1) }
+func (h *echoHandler) Deliver(from tunnel.Session, bufs [][]byte, sizes []int, offset int) {
+	for i, b := range bufs {
+		h.got.Add(1)
+		pkt := b[offset : offset+sizes[i]]
+		if len(pkt) >= 20 {
+			var a [4]byte
+			copy(a[:], pkt[12:16])
+			copy(pkt[12:16], pkt[16:20])
+			copy(pkt[16:20], a[:])
+		}
+		if _, err := from.Send([][]byte{b[:offset+sizes[i]]}, offset); err != nil {
+			panic(err)
+		}
+	}
+}
+
+type testEnv struct {
+	ca                *testpki.CA
+	server, client    *testpki.Leaf
+	tlsKey            *StaticKey
+	v2Server          *TLSCryptV2ServerKey
+	v2Client          *TLSCryptV2ClientKey
+	serverTLS, cliTLS *tls.Config
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	e := &testEnv{ca: testpki.New(t, "test CA")}
+	e.server = e.ca.Server(t, "server")
+	e.client = e.ca.Client(t, "client1")
+	var err error
+	if e.tlsKey, err = GenerateStaticKey(); err != nil {
+		t.Fatal(err)
+	}
+	if e.v2Server, err = GenerateTLSCryptV2ServerKey(); err != nil {
+		t.Fatal(err)
+	}
+	if e.v2Client, err = GenerateTLSCryptV2ClientKey(e.v2Server, nil); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(e.ca.Cert)
+	e.serverTLS = &tls.Config{Certificates: []tls.Certificate{e.server.TLS}, ClientCAs: pool}
+	e.cliTLS = &tls.Config{Certificates: []tls.Certificate{e.client.TLS}, RootCAs: pool}
+	return e
+}
+
+func (e *testEnv) protections(mode ProtectionMode) (srv, cli Protection) {
+	switch mode {
+	case ProtectionTLSAuth:
+		return Protection{Mode: mode, Key: e.tlsKey, KeyDirection: 0}, Protection{Mode: mode, Key: e.tlsKey, KeyDirection: 1}
+	case ProtectionTLSCrypt:
+		return Protection{Mode: mode, Key: e.tlsKey}, Protection{Mode: mode, Key: e.tlsKey}
+	case ProtectionTLSCryptV2:
+		return Protection{Mode: mode, ServerKey: e.v2Server}, Protection{Mode: mode, ClientKey: e.v2Client}
+	}
+	return Protection{}, Protection{}
+}
+
+// startServer serves on 127.0.0.1 and returns the address to dial.
+func startServer(t *testing.T, network string, cfg *ServerConfig, h tunnel.Handler) (*Server, string) {
+	t.Helper()
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var addr string
+	if network == "udp" {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = conn.LocalAddr().String()
+		go func() { done <- srv.ServeUDP(ctx, conn, h) }()
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		go func() { done <- srv.ServeTCP(ctx, ln, h) }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return after cancel")
+		}
+	})
+	return srv, addr
+}
+
+// testPacket builds an IPv4-looking packet in a buffer with headroom.
+func testPacket(src, dst netip.Addr, payload []byte) []byte {
+	buf := make([]byte, tunnel.Headroom+20+len(payload), tunnel.Headroom+20+len(payload)+tunnel.Tailroom)
+	p := buf[tunnel.Headroom:]
+	p[0] = 0x45
+	p[2], p[3] = byte((20+len(payload))>>8), byte(20+len(payload))
+	p[9] = 17
+	s4, d4 := src.As4(), dst.As4()
+	copy(p[12:16], s4[:])
+	copy(p[16:20], d4[:])
+	copy(p[20:], payload)
+	return buf
+}
+
+// roundTrip sends count packets through the client and waits for their echoes.
+func roundTrip(t *testing.T, c *Client, count int) {
+	t.Helper()
+	src := c.Pushed().Address.Addr()
+	dst := netip.MustParseAddr("192.168.50.7")
+	bufs := make([][]byte, 1)
+	sizes := make([]int, 1)
+	rbuf := make([]byte, tunnel.BufferSize)
+	for i := 0; i < count; i++ {
+		payload := []byte(fmt.Sprintf("packet %d of the test", i))
+		if _, err := c.Write([][]byte{testPacket(src, dst, payload)}, tunnel.Headroom); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		bufs[0] = rbuf
+		readDone := make(chan error, 1)
+		go func() {
+			_, err := c.Read(bufs, sizes, tunnel.Headroom)
+			readDone <- err
+		}()
+		select {
+		case err := <-readDone:
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("packet %d: no echo within 5 s", i)
+		}
+		got := rbuf[tunnel.Headroom : tunnel.Headroom+sizes[0]]
+		if !bytes.Equal(got[20:], payload) || netip.AddrFrom4([4]byte(got[16:20])) != src {
+			t.Fatalf("packet %d: echo %x, want payload %q to %v", i, got, payload, src)
+		}
+	}
+}
+
+func TestClientServer(t *testing.T) {
+	e := newTestEnv(t)
+	modes := []struct {
+		name string
+		mode ProtectionMode
+	}{{"none", ProtectionNone}, {"tls-auth", ProtectionTLSAuth}, {"tls-crypt", ProtectionTLSCrypt}, {"tls-crypt-v2", ProtectionTLSCryptV2}}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, m := range modes {
+			for _, cipher := range DefaultDataCiphers {
+				t.Run(network+"/"+m.name+"/"+cipher, func(t *testing.T) {
+					sp, cp := e.protections(m.mode)
+					h := &echoHandler{}
+					_, addr := startServer(t, network, &ServerConfig{TLS: e.serverTLS, Protection: sp, DataCiphers: []string{cipher}}, h)
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					c, err := Dial(ctx, network, addr, &ClientConfig{TLS: e.cliTLS, Protection: cp})
+					if err != nil {
+						t.Fatalf("Dial: %v", err)
+					}
+					defer c.Close()
+					p := c.Pushed()
+					if p.Cipher != cipher || p.Address != netip.MustParsePrefix("10.8.0.2/24") || p.Gateway != netip.MustParseAddr("10.8.0.1") {
+						t.Fatalf("pushed %+v", p)
+					}
+					if len(p.Routes) != 1 || p.Routes[0] != netip.MustParsePrefix("192.168.50.0/24") {
+						t.Fatalf("pushed routes %v", p.Routes)
+					}
+					roundTrip(t, c, 20)
+					if h.ids[0].Name != "client1" {
+						t.Errorf("identity %+v, want client1", h.ids[0])
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestRenegotiation(t *testing.T) {
+	e := newTestEnv(t)
+	for _, side := range []string{"server", "client"} {
+		t.Run(side, func(t *testing.T) {
+			sp, cp := e.protections(ProtectionTLSCrypt)
+			scfg := &ServerConfig{TLS: e.serverTLS, Protection: sp}
+			ccfg := &ClientConfig{TLS: e.cliTLS, Protection: cp}
+			if side == "server" {
+				scfg.Timers.RenegotiateAfter = time.Second
+			} else {
+				ccfg.Timers.RenegotiateAfter = time.Second
+			}
+			h := &echoHandler{}
+			_, addr := startServer(t, "udp", scfg, h)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := Dial(ctx, "udp", addr, ccfg)
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			defer c.Close()
+			deadline := time.Now().Add(3500 * time.Millisecond)
+			for time.Now().Before(deadline) {
+				roundTrip(t, c, 5)
+				time.Sleep(50 * time.Millisecond)
+			}
+			dk := c.s.data.Load()
+			if dk.send.KeyID() < 2 {
+				t.Fatalf("client sends with key id %d after 3.5 s with 1 s renegotiation, want >= 2", dk.send.KeyID())
+			}
+		})
+	}
+}
+
+func TestAuthFailed(t *testing.T) {
+	e := newTestEnv(t)
+	t.Run("admit refused", func(t *testing.T) {
+		h := &echoHandler{admitErr: errors.New("no license for this participant")}
+		_, addr := startServer(t, "udp", &ServerConfig{TLS: e.serverTLS}, h)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := Dial(ctx, "udp", addr, &ClientConfig{TLS: e.cliTLS})
+		if !errors.Is(err, ErrAuthFailed) || !strings.Contains(err.Error(), "no license") {
+			t.Fatalf("Dial error %v, want AUTH_FAILED with the reason", err)
+		}
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		h := &echoHandler{}
+		cfg := &ServerConfig{TLS: e.serverTLS, VerifyUserPass: func(_ context.Context, u, p string) error {
+			if u == "alice" && p == "secret" {
+				return nil
+			}
+			return errors.New("bad credentials")
+		}}
+		_, addr := startServer(t, "tcp", cfg, h)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := Dial(ctx, "tcp", addr, &ClientConfig{TLS: e.cliTLS, Username: "alice", Password: "wrong"})
+		if !errors.Is(err, ErrAuthFailed) {
+			t.Fatalf("Dial error %v, want ErrAuthFailed", err)
+		}
+		c, err := Dial(ctx, "tcp", addr, &ClientConfig{TLS: e.cliTLS, Username: "alice", Password: "secret"})
+		if err != nil {
+			t.Fatalf("Dial with the right password: %v", err)
+		}
+		defer c.Close()
+		roundTrip(t, c, 3)
+		if h.ids[0].Username != "alice" {
+			t.Fatalf("identity %+v", h.ids[0])
+		}
+	})
+	t.Run("certificate refused", func(t *testing.T) {
+		h := &echoHandler{}
+		stls := e.serverTLS.Clone()
+		stls.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 && cs.PeerCertificates[0].Subject.CommonName == "client1" {
+				return errors.New("certificate revoked")
+			}
+			return nil
+		}
+		srv, addr := startServer(t, "udp", &ServerConfig{TLS: stls}, h)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := Dial(ctx, "udp", addr, &ClientConfig{TLS: e.cliTLS})
+		if err == nil {
+			t.Fatal("Dial succeeded with a refused certificate")
+		}
+		if h.up.Load() != 0 {
+			t.Fatal("a session came up")
+		}
+		waitFor(t, func() bool { return srv.Stats().Sessions == 0 })
+	})
+}
+
+func TestWrongTLSCryptKeyGetsNoAnswer(t *testing.T) {
+	e := newTestEnv(t)
+	sp, _ := e.protections(ProtectionTLSCrypt)
+	h := &echoHandler{}
+	srv, addr := startServer(t, "udp", &ServerConfig{TLS: e.serverTLS, Protection: sp}, h)
+	other, err := GenerateStaticKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Watch the wire: the server must not send a single byte.
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = Dial(ctx, "udp", addr, &ClientConfig{TLS: e.cliTLS, Protection: Protection{Mode: ProtectionTLSCrypt, Key: other}})
+	if err == nil {
+		t.Fatal("Dial succeeded with a wrong tls-crypt key")
+	}
+	st := srv.Stats()
+	if st.Sessions != 0 || st.StatelessResets != 0 || st.DroppedBadPacket == 0 {
+		t.Fatalf("stats %+v: want no session, no reset answered, bad packets counted", st)
+	}
+}
+
+func (e *testEnv) rand() io.Reader { return crand.Reader }
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

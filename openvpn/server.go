@@ -1,0 +1,942 @@
+package openvpn
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/remotegate/remotegate/internal/udpbatch"
+	"github.com/remotegate/remotegate/openvpn/internal/datachannel"
+	"github.com/remotegate/remotegate/openvpn/internal/keymethod"
+	"github.com/remotegate/remotegate/openvpn/internal/wire"
+	"github.com/remotegate/remotegate/tunnel"
+)
+
+// serverOptionsString is the OCC options string the server sends in key
+// method 2. Stock peers only compare it for warnings; this is what a stock
+// 2.6 server with default settings sends.
+const serverOptionsString = "V4,dev-type tun,link-mtu 1559,tun-mtu 1500,proto UDPv4,cipher AES-256-GCM,auth [null-digest],keysize 256,key-method 2,tls-server"
+
+// Server is an OpenVPN server. It serves any number of UDP sockets and TCP
+// listeners at once; sessions, peer ids and the Handler are shared.
+type Server struct {
+	cfg     ServerConfig
+	tlsCfg  *tls.Config
+	ciphers []datachannel.Cipher
+	prot    *wire.Protection
+	timers  Timers
+	log     *slog.Logger
+	now     func() time.Time
+	rand    io.Reader
+	cookie  [32]byte
+
+	mu       sync.Mutex
+	byAddr   map[netip.AddrPort]*ServerSession
+	peers    []*ServerSession // index = peer id
+	count    int
+	nextID   uint64
+	closed   bool
+	peerView atomic.Pointer[[]*ServerSession]
+
+	stats serverStats
+}
+
+type serverStats struct {
+	dropNoSession  atomic.Uint64
+	dropBadPacket  atomic.Uint64
+	statelessReset atomic.Uint64
+}
+
+// ServerStats are counters of a Server.
+type ServerStats struct {
+	// Sessions is the number of sessions that hold state.
+	Sessions int
+	// StatelessResets counts client resets answered without keeping state.
+	StatelessResets uint64
+	// DroppedNoSession counts packets that matched no session.
+	DroppedNoSession uint64
+	// DroppedBadPacket counts packets that failed authentication or parsing.
+	DroppedBadPacket uint64
+}
+
+// NewServer checks cfg and returns a server ready to Serve.
+func NewServer(cfg *ServerConfig) (*Server, error) {
+	if cfg == nil || cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil) {
+		return nil, fmt.Errorf("%w: TLS with a server certificate is required", ErrConfig)
+	}
+	if cfg.TLS.ClientCAs == nil && !cfg.AllowNoClientCert {
+		return nil, fmt.Errorf("%w: TLS.ClientCAs is required to verify client certificates", ErrConfig)
+	}
+	if cfg.AllowNoClientCert && cfg.VerifyUserPass == nil {
+		return nil, fmt.Errorf("%w: AllowNoClientCert needs VerifyUserPass", ErrConfig)
+	}
+	ciphers, err := parseCiphers(cfg.DataCiphers, cfg.AllowLegacy)
+	if err != nil {
+		return nil, err
+	}
+	prot := cfg.Protection.wire()
+	if err := prot.Validate(wire.RoleServer); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	srv := &Server{
+		cfg:     *cfg,
+		ciphers: ciphers,
+		prot:    prot,
+		timers:  cfg.Timers.withDefaults(true),
+		log:     discardLogger(cfg.Logger),
+		now:     cfg.Now,
+		rand:    cfg.Rand,
+		byAddr:  map[netip.AddrPort]*ServerSession{},
+	}
+	if srv.now == nil {
+		srv.now = time.Now
+	}
+	if srv.rand == nil {
+		srv.rand = rand.Reader
+	}
+	if srv.cfg.MaxSessions == 0 {
+		srv.cfg.MaxSessions = 1024
+	}
+	if srv.cfg.TunMTU == 0 {
+		srv.cfg.TunMTU = 1500
+	}
+	if _, err := io.ReadFull(srv.rand, srv.cookie[:]); err != nil {
+		return nil, fmt.Errorf("openvpn: cookie secret: %w", err)
+	}
+	t := cfg.TLS.Clone()
+	if t.MinVersion < tls.VersionTLS12 {
+		t.MinVersion = tls.VersionTLS12
+	}
+	if cfg.AllowNoClientCert {
+		t.ClientAuth = tls.VerifyClientCertIfGiven
+	} else {
+		t.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	t.SessionTicketsDisabled = true
+	t.DynamicRecordSizingDisabled = true
+	srv.tlsCfg = t
+	return srv, nil
+}
+
+// Stats returns the server's counters.
+func (srv *Server) Stats() ServerStats {
+	srv.mu.Lock()
+	n := srv.count
+	srv.mu.Unlock()
+	return ServerStats{
+		Sessions:         n,
+		StatelessResets:  srv.stats.statelessReset.Load(),
+		DroppedNoSession: srv.stats.dropNoSession.Load(),
+		DroppedBadPacket: srv.stats.dropBadPacket.Load(),
+	}
+}
+
+// ServerSession is one client's tunnel on a Server. It implements
+// tunnel.Session.
+type ServerSession struct {
+	srv      *Server
+	s        *session
+	h        tunnel.Handler
+	peerID   uint32
+	identity tunnel.Identity
+	remoteMu sync.Mutex
+	remoteAP netip.AddrPort
+	isUDP    bool
+	up       atomic.Bool
+	// guarded by s.mu until pushed
+	assignment tunnel.Assignment
+	pushMsgs   []string
+	pushed     bool
+	tc         atomic.Pointer[tls.Conn]
+}
+
+// ID is unique among the server's sessions.
+func (ss *ServerSession) ID() uint64 { return ss.s.id }
+
+// Identity is the client's verified identity.
+func (ss *ServerSession) Identity() tunnel.Identity { return ss.identity }
+
+// Remote is the client's current address.
+func (ss *ServerSession) Remote() netip.AddrPort {
+	ss.remoteMu.Lock()
+	defer ss.remoteMu.Unlock()
+	return ss.remoteAP
+}
+
+// PeerID is the peer id the server assigned to the client.
+func (ss *ServerSession) PeerID() uint32 { return ss.peerID }
+
+// Send encrypts and sends packets to the client; see tunnel.Session.
+func (ss *ServerSession) Send(bufs [][]byte, offset int) (int, error) {
+	return ss.s.send(bufs, offset)
+}
+
+// Close tears the session down. The client is told to reconnect (RESTART)
+// so that it does not wait for its ping timeout.
+func (ss *ServerSession) Close(cause error) error {
+	if tc := ss.tc.Load(); tc != nil && !ss.s.closedFlag.Load() {
+		_ = writeText(tc, "RESTART")
+		ss.s.waitAcked(time.Second)
+	}
+	if cause == nil {
+		cause = ErrClosed
+	}
+	ss.s.close(cause)
+	return nil
+}
+
+var _ tunnel.Session = (*ServerSession)(nil)
+
+// ServeUDP serves OpenVPN over a UDP socket until ctx is done or the socket
+// fails. It closes conn when it returns, and closes the sessions it started.
+func (srv *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, h tunnel.Handler) error {
+	if h == nil {
+		return fmt.Errorf("%w: nil Handler", ErrConfig)
+	}
+	uc := udpbatch.New(conn)
+	stop := context.AfterFunc(ctx, func() { _ = uc.Close() })
+	defer stop()
+	defer uc.Close()
+	defer srv.closeSessions(func(ss *ServerSession) bool { return ss.isUDP }, ErrClosed)
+
+	const batch = 64
+	const dataOffset = tunnel.Headroom - 24 // P_DATA_V2 AEAD plaintext lands at Headroom
+	bufs := make([][]byte, batch)
+	msgs := make([]udpbatch.Message, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, tunnel.BufferSize)
+		msgs[i].Buf = bufs[i][dataOffset : tunnel.BufferSize-tunnel.Tailroom]
+	}
+	d := deliverer{bufs: make([][]byte, 0, batch), sizes: make([]int, 0, batch)}
+	for {
+		n, err := uc.ReadBatch(msgs)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("openvpn: read UDP: %w", err)
+		}
+		for i := 0; i < n; i++ {
+			pkt := msgs[i].Buf[:msgs[i].N]
+			srv.handleUDP(uc, h, pkt, msgs[i].Addr, bufs[i], &d)
+		}
+		d.flush()
+	}
+}
+
+// deliverer gathers consecutive packets of one session into one Deliver call.
+type deliverer struct {
+	ss    *ServerSession
+	bufs  [][]byte
+	sizes []int
+}
+
+func (d *deliverer) add(ss *ServerSession, buf []byte, plain []byte) {
+	if d.ss != ss {
+		d.flush()
+		d.ss = ss
+	}
+	// Move the plaintext to the common offset when its header was not the
+	// P_DATA_V2 AEAD one (rare: P_DATA_V1, CBC).
+	start := cap(buf) - cap(plain)
+	if start != tunnel.Headroom {
+		copy(buf[tunnel.Headroom:], plain)
+	}
+	d.bufs = append(d.bufs, buf)
+	d.sizes = append(d.sizes, len(plain))
+	if len(d.bufs) == cap(d.bufs) {
+		d.flush()
+	}
+}
+
+func (d *deliverer) flush() {
+	if d.ss != nil && len(d.bufs) > 0 {
+		d.ss.h.Deliver(d.ss, d.bufs, d.sizes, tunnel.Headroom)
+	}
+	d.bufs = d.bufs[:0]
+	d.sizes = d.sizes[:0]
+	d.ss = nil
+}
+
+func (srv *Server) handleUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte, from netip.AddrPort, buf []byte, d *deliverer) {
+	if len(pkt) == 0 {
+		srv.stats.dropBadPacket.Add(1)
+		return
+	}
+	op, _ := wire.SplitOpcode(pkt[0])
+	if op.IsData() {
+		var ss *ServerSession
+		if op == wire.OpDataV2 && len(pkt) >= 4 {
+			ss = srv.peerByID(uint32(pkt[1])<<16 | uint32(pkt[2])<<8 | uint32(pkt[3]))
+		}
+		if ss == nil {
+			ss = srv.sessionByAddr(from)
+		}
+		if ss == nil {
+			srv.stats.dropNoSession.Add(1)
+			return
+		}
+		plain, ok := ss.s.openData(pkt)
+		if !ok {
+			return
+		}
+		if from != ss.Remote() {
+			srv.float(ss, from)
+		}
+		if ss.up.Load() {
+			d.add(ss, buf, plain)
+		}
+		return
+	}
+	if ss := srv.sessionByAddr(from); ss != nil {
+		ss.s.handleControl(pkt)
+		return
+	}
+	srv.handleNewUDP(uc, h, pkt, from)
+}
+
+func (srv *Server) peerByID(id uint32) *ServerSession {
+	v := srv.peerView.Load()
+	if v == nil || int(id) >= len(*v) {
+		return nil
+	}
+	return (*v)[id]
+}
+
+func (srv *Server) sessionByAddr(a netip.AddrPort) *ServerSession {
+	srv.mu.Lock()
+	ss := srv.byAddr[a]
+	srv.mu.Unlock()
+	return ss
+}
+
+// float moves a UDP session to a new client address after a packet from
+// there was authenticated (the client's NAT mapping changed).
+func (srv *Server) float(ss *ServerSession, to netip.AddrPort) {
+	if !ss.isUDP {
+		return
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if other := srv.byAddr[to]; other != nil && other != ss {
+		return
+	}
+	ss.remoteMu.Lock()
+	delete(srv.byAddr, ss.remoteAP)
+	ss.remoteAP = to
+	ss.remoteMu.Unlock()
+	srv.byAddr[to] = ss
+	if l, ok := ss.s.link.(*udpLink); ok {
+		l.setRemote(to)
+	}
+}
+
+// cookieSID is the server session id for a client, derived statelessly
+// from a per-process secret, a 30-second time slot, the client's address and
+// its session id (the 2.6 "HMAC cookie"), so that a reset allocates nothing.
+func (srv *Server) cookieSID(slot int64, from netip.AddrPort, client wire.SessionID) wire.SessionID {
+	m := hmac.New(sha256.New, srv.cookie[:])
+	var b [8 + 18 + 2 + 8]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(slot))
+	a16 := from.Addr().As16()
+	copy(b[8:24], a16[:])
+	binary.BigEndian.PutUint16(b[24:26], from.Port())
+	copy(b[26:], client[:])
+	m.Write(b[:])
+	var sid wire.SessionID
+	copy(sid[:], m.Sum(nil))
+	if sid.IsZero() {
+		sid[0] = 1
+	}
+	return sid
+}
+
+func (srv *Server) cookieSlot(t time.Time) int64 { return t.Unix() / 30 }
+
+func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte, from netip.AddrPort) {
+	op, keyID, sid, err := wire.PeekHeader(pkt)
+	if err != nil || keyID != 0 || sid.IsZero() {
+		srv.stats.dropBadPacket.Add(1)
+		return
+	}
+	now := srv.now()
+	switch op {
+	case wire.OpControlHardResetClientV2, wire.OpControlHardResetClientV3:
+	case wire.OpControlV1, wire.OpAckV1, wire.OpControlWKCV1:
+	default:
+		srv.stats.dropNoSession.Add(1)
+		return
+	}
+	codec, err := wire.NewCodec(srv.prot, wire.RoleServer, now)
+	if err != nil {
+		return
+	}
+	p, err := codec.Decode(pkt)
+	if err != nil {
+		srv.stats.dropBadPacket.Add(1)
+		return
+	}
+	if op == wire.OpControlHardResetClientV2 || op == wire.OpControlHardResetClientV3 {
+		if p.MessageID != 0 {
+			srv.stats.dropBadPacket.Add(1)
+			return
+		}
+		if srv.prot.Mode == wire.ModeTLSCryptV2 {
+			// The client key arrived with this reset only; later packets
+			// do not repeat it, so state must be kept from here.
+			srv.newSession(h, codec, wire.SessionID{}, p.SessionID, newUDPLink(uc, from), true, &p)
+			return
+		}
+		cookie := srv.cookieSID(srv.cookieSlot(now), from, p.SessionID)
+		reply, err := codec.Encode(nil, &wire.Packet{
+			Opcode:          wire.OpControlHardResetServerV2,
+			SessionID:       cookie,
+			Acks:            []uint32{0},
+			RemoteSessionID: p.SessionID,
+		})
+		if err != nil {
+			return
+		}
+		srv.stats.statelessReset.Add(1)
+		_, _ = uc.WriteBatch([]udpbatch.Message{{Buf: reply, N: len(reply), Addr: from}})
+		return
+	}
+	// The client's third packet: it must acknowledge our reset (message 0)
+	// with a valid cookie session id and, if it carries a message, be the
+	// client's first one (id 1). Later packets of a session that has gone
+	// must not bring it back.
+	if !slices.Contains(p.Acks, 0) || (p.Opcode != wire.OpAckV1 && p.MessageID != 1) {
+		srv.stats.dropBadPacket.Add(1)
+		return
+	}
+	slot := srv.cookieSlot(now)
+	valid := false
+	for d := int64(-2); d <= 1 && !valid; d++ {
+		c := srv.cookieSID(slot+d, from, p.SessionID)
+		valid = hmac.Equal(c[:], p.RemoteSessionID[:])
+	}
+	if !valid {
+		srv.stats.dropBadPacket.Add(1)
+		return
+	}
+	// Our reset (replay id 1) went out from a throw-away codec: advance this
+	// codec past that id so that the next packet carries replay id 2.
+	if _, err := codec.Encode(nil, &wire.Packet{Opcode: wire.OpAckV1, SessionID: p.RemoteSessionID}); err != nil {
+		return
+	}
+	srv.newSession(h, codec, p.RemoteSessionID, p.SessionID, newUDPLink(uc, from), true, &p)
+}
+
+// newSession creates the state for a client. local is our session id (zero:
+// make one); first is the client packet that created it, already decoded.
+func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote wire.SessionID, l link, isUDP bool, first *wire.Packet) *ServerSession {
+	srv.mu.Lock()
+	if srv.closed || srv.count >= srv.cfg.MaxSessions {
+		srv.mu.Unlock()
+		l.close()
+		return nil
+	}
+	if old := srv.byAddr[l.remote()]; old != nil {
+		srv.mu.Unlock()
+		old.s.close(errors.New("openvpn: replaced by a new session from the same address"))
+		srv.mu.Lock()
+	}
+	stateless := !local.IsZero()
+	if local.IsZero() {
+		var err error
+		if local, err = wire.NewSessionID(srv.rand); err != nil {
+			srv.mu.Unlock()
+			return nil
+		}
+	}
+	peerID := -1
+	for i, p := range srv.peers {
+		if p == nil {
+			peerID = i
+			break
+		}
+	}
+	if peerID < 0 {
+		peerID = len(srv.peers)
+		srv.peers = append(srv.peers, nil)
+	}
+	srv.nextID++
+	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), remoteAP: l.remote(), isUDP: isUDP}
+	s := newSession(wire.RoleServer, codec, local, l, srv.timers, srv.log, srv.now, srv.rand)
+	s.id = srv.nextID
+	s.hardReset = wire.OpControlHardResetServerV2
+	s.remoteSID = remote
+	s.runKeyFn = ss.runKey
+	s.onClose = ss.onClose
+	s.timers.PingRestart = 2 * srv.timers.PingRestart
+	ss.s = s
+	srv.peers[peerID] = ss
+	if isUDP {
+		srv.byAddr[l.remote()] = ss
+	}
+	srv.count++
+	view := append([]*ServerSession(nil), srv.peers...)
+	srv.peerView.Store(&view)
+	srv.mu.Unlock()
+
+	s.mu.Lock()
+	var ks *keyState
+	if stateless {
+		ks = s.newKeyState(0, 1, 1)
+	} else {
+		ks = s.newKeyState(0, 0, 0)
+		_ = ks.rel.Send(nil) // our hard reset, message 0
+	}
+	s.mu.Unlock()
+	srv.log.Debug("new session", "session", s.id, "remote", l.remote(), "peer_id", peerID)
+	s.start(ks)
+	s.process(first)
+	return ss
+}
+
+func (ss *ServerSession) onClose(cause error) {
+	srv := ss.srv
+	srv.mu.Lock()
+	if srv.peers[ss.peerID] == ss {
+		srv.peers[ss.peerID] = nil
+	}
+	if ss.isUDP && srv.byAddr[ss.Remote()] == ss {
+		delete(srv.byAddr, ss.Remote())
+	}
+	srv.count--
+	view := append([]*ServerSession(nil), srv.peers...)
+	srv.peerView.Store(&view)
+	srv.mu.Unlock()
+	ss.s.link.close()
+	if ss.up.Load() {
+		ss.h.Down(ss, cause)
+	}
+	srv.log.Info("session closed", "session", ss.s.id, "name", ss.identity.Name, "cause", cause)
+}
+
+func (srv *Server) closeSessions(match func(*ServerSession) bool, cause error) {
+	srv.mu.Lock()
+	var all []*ServerSession
+	for _, ss := range srv.peers {
+		if ss != nil && match(ss) {
+			all = append(all, ss)
+		}
+	}
+	srv.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, ss := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = ss.Close(cause)
+		}()
+	}
+	wg.Wait()
+}
+
+// runKey is the TLS work of one key state on the server side.
+func (ss *ServerSession) runKey(ks *keyState) error {
+	s := ss.s
+	srv := ss.srv
+	ctx, cancel := context.WithTimeout(s.ctx, srv.timers.HandshakeWindow)
+	defer cancel()
+	tc := tls.Server(ks.conn, srv.tlsCfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("openvpn: TLS handshake: %w", err)
+	}
+	buf := make([]byte, 17*1024)
+	n, err := tc.Read(buf)
+	if err != nil {
+		return fmt.Errorf("openvpn: reading key method 2: %w", err)
+	}
+	cm, err := keymethod.ParseClient(buf[:n])
+	if err != nil {
+		return fmt.Errorf("openvpn: key method 2 from client: %w", err)
+	}
+	sm := &keymethod.Message{Options: serverOptionsString}
+	if _, err := io.ReadFull(s.rand, sm.Random1[:]); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(s.rand, sm.Random2[:]); err != nil {
+		return err
+	}
+	smBytes, err := sm.MarshalServer()
+	if err != nil {
+		return err
+	}
+	if ks.id == 0 {
+		reason := ss.authorize(ctx, tc, cm)
+		if _, err := tc.Write(smBytes); err != nil {
+			return err
+		}
+		if reason != "" {
+			srv.log.Info("client refused", "session", s.id, "remote", ss.Remote(), "reason", reason)
+			_ = writeText(tc, "AUTH_FAILED,"+reason)
+			s.waitAcked(2 * time.Second)
+			return fmt.Errorf("%w: %s", ErrAuthFailed, reason)
+		}
+	} else if _, err := tc.Write(smBytes); err != nil {
+		return err
+	}
+	key, err := s.deriveKey(ks, tc, cm, sm)
+	if err != nil {
+		return err
+	}
+	s.installKey(ks, key, ks.id == 0)
+	ss.tc.Store(tc)
+	if ks.id == 0 {
+		pi := keymethod.ParsePeerInfo(cm.PeerInfo)
+		if pi.Proto&keymethod.ProtoRequestPush != 0 {
+			if err := ss.push(tc); err != nil {
+				return err
+			}
+		}
+		ss.up.Store(true)
+		ss.h.Up(ss)
+		srv.log.Info("session up", "session", s.id, "name", ss.identity.Name, "remote", ss.Remote(),
+			"cipher", s.cipher.String(), "peer_id", ss.peerID)
+	}
+	for {
+		n, err := tc.Read(buf)
+		if err != nil {
+			if ks.conn.closed() {
+				return nil
+			}
+			return fmt.Errorf("openvpn: control channel: %w", err)
+		}
+		for _, c := range keymethod.SplitCommands(buf[:n]) {
+			cmd := keymethod.ParseCommand(c)
+			switch cmd.Name {
+			case "PUSH_REQUEST":
+				if err := ss.push(tc); err != nil {
+					return err
+				}
+			case "EXIT":
+				s.close(ErrPeerExit)
+				return nil
+			default:
+				srv.log.Debug("ignored control message", "session", s.id, "message", cmd.Name)
+			}
+		}
+	}
+}
+
+// authorize checks the client's key-method-2 message, negotiates the data
+// channel and asks the Handler for an assignment. It returns the AUTH_FAILED
+// reason, or "" when the client is admitted.
+func (ss *ServerSession) authorize(ctx context.Context, tc *tls.Conn, cm *keymethod.Message) string {
+	s := ss.s
+	srv := ss.srv
+	pi := keymethod.ParsePeerInfo(cm.PeerInfo)
+	cipherName, err := keymethod.NegotiateCipher(cipherNames(srv.ciphers), pi, cm.Options)
+	if err != nil {
+		return "Data channel cipher negotiation failed (no shared cipher)"
+	}
+	c, err := datachannel.ParseCipher(cipherName)
+	if err != nil {
+		return "Data channel cipher negotiation failed (no shared cipher)"
+	}
+	ekm := pi.Proto&keymethod.ProtoTLSKeyExport != 0
+	if !ekm && !srv.cfg.AllowLegacy {
+		return "client does not support TLS key material export (OpenVPN 2.6 or later required)"
+	}
+	cs := tc.ConnectionState()
+	id := tunnel.Identity{Username: cm.Username}
+	if len(cs.PeerCertificates) > 0 {
+		id.Name = cs.PeerCertificates[0].Subject.CommonName
+		if len(cs.VerifiedChains) > 0 {
+			id.Chain = cs.VerifiedChains[0]
+		}
+	}
+	if srv.cfg.VerifyUserPass != nil {
+		if !cm.HasAuth {
+			return "username and password required"
+		}
+		if err := srv.cfg.VerifyUserPass(ctx, cm.Username, cm.Password); err != nil {
+			srv.log.Info("username/password refused", "session", s.id, "username", cm.Username, "error", err)
+			return "invalid username or password"
+		}
+	}
+	if id.Name == "" {
+		id.Name = cm.Username
+	}
+	ss.identity = id
+	asg, err := ss.h.Admit(ctx, id, ss.Remote())
+	if err != nil {
+		return errText(err)
+	}
+	pr, err := ss.pushReply(asg, pi, c, ekm)
+	if err != nil {
+		return err.Error()
+	}
+	s.mu.Lock()
+	s.cipher = c
+	s.useEKM = ekm
+	s.mu.Unlock()
+	ss.assignment = asg
+	ss.pushMsgs = pr.Marshal(1000)
+	if pi.Proto&keymethod.ProtoDataV2 != 0 {
+		s.sendPeerID.Store(ss.peerID)
+	}
+	return ""
+}
+
+func (ss *ServerSession) pushReply(asg tunnel.Assignment, pi keymethod.PeerInfo, c datachannel.Cipher, ekm bool) (*keymethod.PushReply, error) {
+	srv := ss.srv
+	pr := &keymethod.PushReply{PeerID: -1, Topology: "subnet"}
+	for _, a := range asg.Addresses {
+		if a.Addr().Is4() && !pr.Ifconfig.IsValid() {
+			pr.Ifconfig = a
+		}
+		if a.Addr().Is6() && !pr.IfconfigIPv6.IsValid() {
+			pr.IfconfigIPv6 = a
+		}
+	}
+	if !pr.Ifconfig.IsValid() {
+		return nil, errors.New("no IPv4 tunnel address assigned")
+	}
+	gw := asg.Gateway
+	if !gw.IsValid() || !gw.Is4() {
+		gw = pr.Ifconfig.Masked().Addr().Next()
+	}
+	pr.RouteGateway = gw
+	pr.Ping = int(srv.timers.Ping / time.Second)
+	pr.PingRestart = int(srv.timers.PingRestart / time.Second)
+	for _, r := range asg.Routes {
+		if r.Addr().Is4() {
+			pr.Routes = append(pr.Routes, keymethod.Route{Prefix: r.Masked()})
+		}
+	}
+	if pi.Proto&keymethod.ProtoDataV2 != 0 {
+		pr.PeerID = int(ss.peerID)
+	}
+	pr.Cipher = c.String()
+	if ekm {
+		if pi.Proto&keymethod.ProtoCCExitNotify != 0 {
+			pr.ProtocolFlags = []string{"cc-exit", "tls-ekm"}
+		} else {
+			pr.KeyDerivation = "tls-ekm"
+		}
+	}
+	if pi.MTU > 0 {
+		pr.TunMTU = srv.cfg.TunMTU
+	}
+	pr.Other = append(pr.Other, srv.cfg.Push...)
+	return pr, nil
+}
+
+// push sends the PUSH_REPLY once per session; later requests are answered
+// with nothing, as stock servers do within their 30 s hold-off.
+func (ss *ServerSession) push(tc *tls.Conn) error {
+	ss.s.mu.Lock()
+	if ss.pushed {
+		ss.s.mu.Unlock()
+		return nil
+	}
+	ss.pushed = true
+	msgs := ss.pushMsgs
+	ss.s.mu.Unlock()
+	for _, m := range msgs {
+		if err := writeText(tc, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deriveKey makes the data-channel key of key state ks from its TLS session
+// (EKM) or, for legacy peers, from the key-method-2 randoms (PRF).
+func (s *session) deriveKey(ks *keyState, tc *tls.Conn, cm, sm *keymethod.Message) (*datachannel.Key, error) {
+	s.mu.Lock()
+	c, ekm := s.cipher, s.useEKM
+	clientSID, serverSID := s.localSID, s.remoteSID
+	if s.role == wire.RoleServer {
+		clientSID, serverSID = s.remoteSID, s.localSID
+	}
+	s.mu.Unlock()
+	var kb *datachannel.KeyBlock
+	var err error
+	if ekm {
+		cs := tc.ConnectionState()
+		kb, err = datachannel.ExportKeyBlock(cs.ExportKeyingMaterial)
+	} else {
+		kb, err = datachannel.PRFKeyBlock(cm.PreMaster, cm.Random1[:], sm.Random1[:], cm.Random2[:], sm.Random2[:], clientSID, serverSID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("openvpn: deriving data keys: %w", err)
+	}
+	return datachannel.NewKey(datachannel.KeyConfig{Cipher: c, Block: kb, Server: s.role == wire.RoleServer, KeyID: ks.id})
+}
+
+// waitAcked waits until every control message sent so far was acknowledged,
+// or d passed.
+func (s *session) waitAcked(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		pending := 0
+		for _, ks := range s.keys {
+			if ks != nil {
+				pending += ks.rel.Unacked() + ks.rel.Queued()
+			}
+		}
+		s.mu.Unlock()
+		if pending == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// udpLink reaches a client through the server's shared UDP socket.
+type udpLink struct {
+	uc      *udpbatch.Conn
+	mu      sync.Mutex
+	addr    netip.AddrPort
+	scratch []udpbatch.Message
+}
+
+func newUDPLink(uc *udpbatch.Conn, to netip.AddrPort) *udpLink {
+	return &udpLink{uc: uc, addr: to}
+}
+
+func (l *udpLink) setRemote(a netip.AddrPort) {
+	l.mu.Lock()
+	l.addr = a
+	l.mu.Unlock()
+}
+
+func (l *udpLink) remote() netip.AddrPort {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.addr
+}
+
+func (l *udpLink) sendControl(pkt []byte) error {
+	_, err := l.uc.WriteBatch([]udpbatch.Message{{Buf: pkt, N: len(pkt), Addr: l.remote()}})
+	return err
+}
+
+// sendData is called with the session's send lock held, which also guards
+// the scratch messages.
+func (l *udpLink) sendData(pkts [][]byte) error {
+	to := l.remote()
+	msgs := l.scratch[:0]
+	for _, p := range pkts {
+		msgs = append(msgs, udpbatch.Message{Buf: p, N: len(p), Addr: to})
+	}
+	l.scratch = msgs[:0]
+	for len(msgs) > 0 {
+		n, err := l.uc.WriteBatch(msgs)
+		if err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+func (l *udpLink) close() {}
+
+// errText keeps AUTH_FAILED reasons on one line.
+func errText(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// ServeTCP serves OpenVPN over TCP connections accepted from ln until ctx is
+// done or ln fails. It closes ln when it returns, and closes the sessions it
+// started.
+func (srv *Server) ServeTCP(ctx context.Context, ln net.Listener, h tunnel.Handler) error {
+	if h == nil {
+		return fmt.Errorf("%w: nil Handler", ErrConfig)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer srv.closeSessions(func(ss *ServerSession) bool { return !ss.isUDP }, ErrClosed)
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	defer ln.Close()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("openvpn: accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv.serveTCPConn(conn, h)
+		}()
+	}
+}
+
+func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler) {
+	defer conn.Close()
+	br := bufio.NewReaderSize(conn, 64*1024)
+	buf := make([]byte, tunnel.BufferSize)
+	room := buf[tunnel.Headroom-24 : tunnel.BufferSize-tunnel.Tailroom]
+	_ = conn.SetReadDeadline(srv.now().Add(srv.timers.HandshakeWindow))
+	n, err := readFrame(br, room)
+	if err != nil {
+		return
+	}
+	codec, err := wire.NewCodec(srv.prot, wire.RoleServer, srv.now())
+	if err != nil {
+		return
+	}
+	p, err := codec.Decode(room[:n])
+	if err != nil || p.KeyID != 0 || p.MessageID != 0 ||
+		(p.Opcode != wire.OpControlHardResetClientV2 && p.Opcode != wire.OpControlHardResetClientV3) {
+		srv.stats.dropBadPacket.Add(1)
+		return
+	}
+	l := &streamLink{conn: conn, bw: bufio.NewWriterSize(conn, 64*1024)}
+	ss := srv.newSession(h, codec, wire.SessionID{}, p.SessionID, l, false, &p)
+	if ss == nil {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	d := deliverer{bufs: make([][]byte, 0, 1), sizes: make([]int, 0, 1)}
+	for {
+		n, err := readFrame(br, room)
+		if err != nil {
+			ss.s.close(fmt.Errorf("openvpn: TCP connection: %w", err))
+			return
+		}
+		pkt := room[:n]
+		op, _ := wire.SplitOpcode(pkt[0])
+		if !op.IsData() {
+			ss.s.handleControl(pkt)
+			continue
+		}
+		if plain, ok := ss.s.openData(pkt); ok && ss.up.Load() {
+			d.add(ss, buf, plain)
+			d.flush()
+		}
+	}
+}
