@@ -46,6 +46,12 @@ func (h *echoHandler) Admit(_ context.Context, id tunnel.Identity, _ netip.AddrP
 		Routes:    []netip.Prefix{netip.MustParsePrefix("192.168.50.0/24")},
 	}, nil
 }
+func (h *echoHandler) identity(i int) tunnel.Identity {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ids[i]
+}
+
 func (h *echoHandler) Up(tunnel.Session)          { h.up.Add(1) }
 func (h *echoHandler) Down(tunnel.Session, error) { h.down.Add(1) }
 func (h *echoHandler) Deliver(from tunnel.Session, bufs [][]byte, sizes []int, offset int) {
@@ -222,8 +228,8 @@ func TestClientServer(t *testing.T) {
 						t.Fatalf("pushed routes %v", p.Routes)
 					}
 					roundTrip(t, c, 20)
-					if h.ids[0].Name != "client1" {
-						t.Errorf("identity %+v, want client1", h.ids[0])
+					if h.identity(0).Name != "client1" {
+						t.Errorf("identity %+v, want client1", h.identity(0))
 					}
 				})
 			}
@@ -298,8 +304,8 @@ func TestAuthFailed(t *testing.T) {
 		}
 		defer c.Close()
 		roundTrip(t, c, 3)
-		if h.ids[0].Username != "alice" {
-			t.Fatalf("identity %+v", h.ids[0])
+		if h.identity(0).Username != "alice" {
+			t.Fatalf("identity %+v", h.identity(0))
 		}
 	})
 	t.Run("certificate refused", func(t *testing.T) {

@@ -186,6 +186,7 @@ func (s *session) wake() {
 
 // start launches the session's timer loop and the TLS work of key state ks.
 func (s *session) start(ks *keyState) {
+	s.wake() // the reset queued before the loop runs goes out at once
 	go s.loop()
 	go s.runKey(ks)
 }
