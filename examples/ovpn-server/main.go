@@ -1,0 +1,144 @@
+// Command ovpn-server is a pure-Go stand-in for `openvpn --server`: it reads
+// an OpenVPN server config file (the directives listed in package
+// openvpn/conffile), opens the TUN device with the server address, and serves
+// stock OpenVPN clients over UDP or TCP. With client-to-client it relays
+// between clients in userspace.
+//
+//	ovpn-server -config server.conf
+//	ovpn-server -demo DIR     # write a throw-away CA, server.conf and client.ovpn to DIR, then serve
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/remotegate/remotegate/openvpn"
+	"github.com/remotegate/remotegate/openvpn/conffile"
+	"github.com/remotegate/remotegate/tunnel"
+)
+
+func main() {
+	configPath := flag.String("config", "", "OpenVPN server config file")
+	demo := flag.String("demo", "", "write a demo CA, server.conf and client.ovpn into this directory and serve it")
+	noTUN := flag.Bool("no-tun", false, "do not open a TUN device (relay between clients only)")
+	verbose := flag.Bool("v", false, "log debug events")
+	flag.Parse()
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if *demo != "" {
+		p, err := writeDemo(*demo)
+		if err != nil {
+			log.Error("demo", "error", err)
+			os.Exit(1)
+		}
+		*configPath = p
+		log.Info("demo files written", "dir", *demo, "client_profile", *demo+"/client.ovpn")
+	}
+	if *configPath == "" {
+		fmt.Fprintln(os.Stderr, "usage: ovpn-server -config server.conf | -demo DIR")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *configPath, *noTUN, log); err != nil {
+		log.Error("ovpn-server", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, path string, noTUN bool, log *slog.Logger) error {
+	f, err := conffile.ParseFile(path)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.ServerConfig()
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	if !f.Server.IsValid() {
+		return errors.New("the config needs a `server NETWORK NETMASK` line")
+	}
+	srv, err := openvpn.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	network := f.Server.Masked()
+	gateway := network.Addr().Next()
+	var routes []netip.Prefix
+	var tun *tunnel.TUN
+	if !noTUN && f.Dev != "" && f.Dev != "null" {
+		name := ""
+		if f.Dev != "tun" {
+			name = f.Dev
+		}
+		mtu := f.TunMTU
+		tun, err = tunnel.OpenTUN(tunnel.TUNConfig{Name: name, MTU: mtu, Addresses: []netip.Prefix{netip.PrefixFrom(gateway, network.Bits())}})
+		if err != nil {
+			return err
+		}
+		defer tun.Close()
+		log.Info("TUN up", "name", tun.Name(), "address", netip.PrefixFrom(gateway, network.Bits()))
+	}
+	var dev tunnel.Device
+	if tun != nil {
+		dev = tun
+	}
+	h := newHub(network, routes, f.ClientToClient, dev)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	if tun != nil {
+		go func() { errc <- h.fromTUN(ctx) }()
+	}
+	port := f.Port
+	if port == 0 {
+		port = 1194
+	}
+	addr := net.JoinHostPort(f.Local, strconv.Itoa(port))
+	switch f.Proto {
+	case "", "udp":
+		ua, err := net.ResolveUDPAddr("udp"+f.Family, addr)
+		if err != nil {
+			return err
+		}
+		conn, err := net.ListenUDP("udp"+f.Family, ua)
+		if err != nil {
+			return err
+		}
+		log.Info("listening", "proto", "udp", "addr", conn.LocalAddr())
+		go func() { errc <- srv.ServeUDP(ctx, conn, h) }()
+	case "tcp":
+		ln, err := net.Listen("tcp"+f.Family, addr)
+		if err != nil {
+			return err
+		}
+		log.Info("listening", "proto", "tcp", "addr", ln.Addr())
+		go func() { errc <- srv.ServeTCP(ctx, ln, h) }()
+	default:
+		return fmt.Errorf("proto %q not supported", f.Proto)
+	}
+	select {
+	case err := <-errc:
+		cancel()
+		return err
+	case <-ctx.Done():
+		log.Info("shutting down")
+		cancel()
+		<-errc
+		return nil
+	}
+}
+

@@ -1,0 +1,193 @@
+package conffile
+
+import (
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/remotegate/remotegate/openvpn"
+)
+
+// ErrIncomplete reports a config that lacks what a role needs (ca, cert, key).
+var ErrIncomplete = errors.New("conffile: incomplete configuration")
+
+// ServerConfig maps the file onto an openvpn.ServerConfig: certificates,
+// control-channel protection, data ciphers, timers, pushed options. The
+// address pool (`server`), `dev` and `proto` are for the caller, which owns
+// the TUN device, the sockets and the tunnel.Handler.
+func (f *File) ServerConfig() (*openvpn.ServerConfig, error) {
+	if len(f.CA) == 0 || len(f.Cert) == 0 || len(f.Key) == 0 {
+		return nil, fmt.Errorf("%w: a server needs ca, cert and key", ErrIncomplete)
+	}
+	cert, err := tls.X509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return nil, fmt.Errorf("conffile: cert/key: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(f.CA) {
+		return nil, fmt.Errorf("%w: ca holds no certificate", ErrIncomplete)
+	}
+	cfg := &openvpn.ServerConfig{
+		TLS:         &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, MinVersion: tlsMin(f.TLSVersionMin)},
+		DataCiphers: f.DataCiphers,
+		TunMTU:      f.TunMTU,
+		MaxSessions: f.MaxClients,
+	}
+	if cfg.Protection, err = f.protection(true); err != nil {
+		return nil, err
+	}
+	cfg.Timers = f.timers()
+	if f.Keepalive[0] > 0 {
+		cfg.Timers.Ping = seconds(f.Keepalive[0])
+		cfg.Timers.PingRestart = seconds(f.Keepalive[1])
+	}
+	for _, p := range f.Push {
+		cfg.Push = append(cfg.Push, strings.TrimSpace(p))
+	}
+	return cfg, nil
+}
+
+// ClientConfig maps the file onto an openvpn.ClientConfig. Credentials come
+// from an inline <auth-user-pass> block or the file named by auth-user-pass.
+func (f *File) ClientConfig() (*openvpn.ClientConfig, error) {
+	if len(f.CA) == 0 {
+		return nil, fmt.Errorf("%w: a client needs ca", ErrIncomplete)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(f.CA) {
+		return nil, fmt.Errorf("%w: ca holds no certificate", ErrIncomplete)
+	}
+	cfg := &openvpn.ClientConfig{
+		TLS:         &tls.Config{RootCAs: pool, MinVersion: tlsMin(f.TLSVersionMin)},
+		DataCiphers: f.DataCiphers,
+	}
+	if len(f.Cert) > 0 || len(f.Key) > 0 {
+		cert, err := tls.X509KeyPair(f.Cert, f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("conffile: cert/key: %w", err)
+		}
+		cfg.TLS.Certificates = []tls.Certificate{cert}
+	} else if !f.AuthUserPass {
+		return nil, fmt.Errorf("%w: a client needs cert and key, or auth-user-pass", ErrIncomplete)
+	}
+	var err error
+	if cfg.Protection, err = f.protection(false); err != nil {
+		return nil, err
+	}
+	cfg.Timers = f.timers()
+	if f.AuthUserPass {
+		cfg.Username, cfg.Password = f.Username, f.Password
+		if f.AuthUserPassFile != "" {
+			b, err := os.ReadFile(f.AuthUserPassFile)
+			if err != nil {
+				return nil, fmt.Errorf("conffile: auth-user-pass: %w", err)
+			}
+			lines := strings.SplitN(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n", 3)
+			if len(lines) < 2 {
+				return nil, fmt.Errorf("conffile: auth-user-pass file %s: want username and password lines", f.AuthUserPassFile)
+			}
+			cfg.Username, cfg.Password = lines[0], lines[1]
+		}
+		if cfg.Username == "" {
+			return nil, fmt.Errorf("%w: auth-user-pass without a file or inline block (interactive prompts are not supported)", ErrIncomplete)
+		}
+	}
+	return cfg, nil
+}
+
+func (f *File) protection(server bool) (openvpn.Protection, error) {
+	var p openvpn.Protection
+	if f.Compress != "" || f.CompLZO != "" {
+		return p, fmt.Errorf("%w: compression framing (compress/comp-lzo) is parsed but not yet wired into the data channel; remove it from the config", ErrUnsupported)
+	}
+	switch {
+	case len(f.TLSCryptV2) > 0:
+		p.Mode = openvpn.ProtectionTLSCryptV2
+		var err error
+		if server {
+			p.ServerKey, err = openvpn.ParseTLSCryptV2ServerKey(f.TLSCryptV2)
+		} else {
+			p.ClientKey, err = openvpn.ParseTLSCryptV2ClientKey(f.TLSCryptV2)
+		}
+		if err != nil {
+			return p, fmt.Errorf("conffile: tls-crypt-v2: %w", err)
+		}
+	case len(f.TLSCrypt) > 0:
+		k, err := openvpn.ParseStaticKey(f.TLSCrypt)
+		if err != nil {
+			return p, fmt.Errorf("conffile: tls-crypt: %w", err)
+		}
+		p.Mode, p.Key = openvpn.ProtectionTLSCrypt, k
+	case len(f.TLSAuth) > 0:
+		k, err := openvpn.ParseStaticKey(f.TLSAuth)
+		if err != nil {
+			return p, fmt.Errorf("conffile: tls-auth: %w", err)
+		}
+		p.Mode, p.Key, p.KeyDirection = openvpn.ProtectionTLSAuth, k, f.KeyDirection
+		d, err := digest(f.Auth)
+		if err != nil {
+			return p, err
+		}
+		p.Digest = d
+	}
+	return p, nil
+}
+
+func (f *File) timers() openvpn.Timers {
+	var t openvpn.Timers
+	if f.Ping > 0 {
+		t.Ping = seconds(f.Ping)
+	}
+	if f.PingRestart > 0 {
+		t.PingRestart = seconds(f.PingRestart)
+	}
+	if f.RenegSec > 0 {
+		t.RenegotiateAfter = seconds(f.RenegSec)
+	} else if f.RenegSec == 0 {
+		t.RenegotiateAfter = -1
+	}
+	if f.RenegPkts > 0 {
+		t.RenegotiatePackets = int64(f.RenegPkts)
+	}
+	if f.RenegBytes > 0 {
+		t.RenegotiateBytes = int64(f.RenegBytes)
+	}
+	if f.HandWindow > 0 {
+		t.HandshakeWindow = seconds(f.HandWindow)
+	}
+	if f.TLSTimeout > 0 {
+		t.TLSTimeout = seconds(f.TLSTimeout)
+	}
+	if f.TransitionWindow > 0 {
+		t.TransitionWindow = seconds(f.TransitionWindow)
+	}
+	return t
+}
+
+func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
+
+func tlsMin(v string) uint16 {
+	if v == "1.3" {
+		return tls.VersionTLS13
+	}
+	return tls.VersionTLS12
+}
+
+func digest(name string) (crypto.Hash, error) {
+	switch strings.ToUpper(name) {
+	case "", "SHA1", "SHA-1":
+		return crypto.SHA1, nil
+	case "SHA256", "SHA-256":
+		return crypto.SHA256, nil
+	case "SHA384", "SHA-384":
+		return crypto.SHA384, nil
+	case "SHA512", "SHA-512":
+		return crypto.SHA512, nil
+	}
+	return 0, fmt.Errorf("%w: auth %s", ErrUnsupported, name)
+}
