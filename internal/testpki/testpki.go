@@ -1,7 +1,3 @@
-// Package testpki makes throw-away certificate authorities and leaf
-// certificates for tests. Certificates satisfy stock openvpn 2.6 with
-// remote-cert-tls: servers carry serverAuth, clients clientAuth, both with a
-// keyUsage extension.
 package testpki
 
 import (
