@@ -30,6 +30,7 @@ func main() {
 	configPath := flag.String("config", "", "OpenVPN server config file")
 	demo := flag.String("demo", "", "write a demo CA, server.conf and client.ovpn into this directory and serve it")
 	noTUN := flag.Bool("no-tun", false, "do not open a TUN device (relay between clients only)")
+	usersFile := flag.String("users", "", "require username/password: file of name:bcrypt-hash lines")
 	verbose := flag.Bool("v", false, "log debug events")
 	flag.Parse()
 	level := slog.LevelInfo
@@ -52,13 +53,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *configPath, *noTUN, log); err != nil {
+	if err := run(ctx, *configPath, *noTUN, *usersFile, log); err != nil {
 		log.Error("ovpn-server", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, path string, noTUN bool, log *slog.Logger) error {
+func run(ctx context.Context, path string, noTUN bool, usersFile string, log *slog.Logger) error {
 	f, err := conffile.ParseFile(path)
 	if err != nil {
 		return err
@@ -68,6 +69,11 @@ func run(ctx context.Context, path string, noTUN bool, log *slog.Logger) error {
 		return err
 	}
 	cfg.Logger = log
+	if usersFile != "" {
+		if cfg.VerifyUserPass, err = loadUsers(usersFile); err != nil {
+			return err
+		}
+	}
 	if !f.Server.IsValid() {
 		return errors.New("the config needs a `server NETWORK NETMASK` line")
 	}

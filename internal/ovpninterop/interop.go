@@ -93,10 +93,13 @@ func ServerConfig(o Options, f Files) string {
 		proto = "tcp-server"
 	}
 	lines := []string{
-		"dev tun", "proto " + proto, "local " + o.ServerAddr, fmt.Sprintf("port %d", o.Port),
+		"dev tun", "proto " + proto, fmt.Sprintf("port %d", o.Port),
 		"topology subnet", "server 10.8.0.0 255.255.255.0",
 		"ca " + f["ca.crt"], "cert " + f["server.crt"], "key " + f["server.key"], "dh none",
 		o.protectionLine(f, true), "data-ciphers " + o.Cipher, "keepalive 10 120", "verb 3",
+	}
+	if o.ServerAddr != "" {
+		lines = append(lines, "local "+o.ServerAddr)
 	}
 	if o.RenegSec > 0 {
 		lines = append(lines, fmt.Sprintf("reneg-sec %d", o.RenegSec))

@@ -79,6 +79,8 @@ type File struct {
 	CA, Cert, Key []byte // PEM
 	ExtraCerts    []byte
 	DH            string
+	// CRL is the certificate revocation list of crl-verify (PEM or DER).
+	CRL []byte
 
 	TLSAuth      []byte
 	KeyDirection int // -1 when absent
@@ -163,7 +165,6 @@ var unsupported = map[string]string{
 	"dynamic-tls-crypt":       "dynamic tls-crypt is not implemented",
 	"http-proxy":              "proxies are not implemented",
 	"socks-proxy":             "proxies are not implemented",
-	"crl-verify":              "CRL files are not read here; check revocation in tls.Config.VerifyConnection",
 	"askpass":                 "encrypted private keys are not supported; decrypt the key first",
 	"auth-user-pass-optional": "not implemented",
 }
@@ -556,6 +557,14 @@ func (p *parser) apply(d Directive) error {
 		f.Cert, err = p.content(d)
 	case "key":
 		f.Key, err = p.content(d)
+	case "crl-verify":
+		if err := p.need(d, 1, 2); err != nil {
+			return err
+		}
+		if len(d.Args) == 2 {
+			return fmt.Errorf("%w: crl-verify dir (a directory of serials) is not implemented; use a CRL file", ErrUnsupported)
+		}
+		f.CRL, err = p.content(d)
 	case "extra-certs":
 		f.ExtraCerts, err = p.content(d)
 	case "dh":

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -40,6 +41,13 @@ func (f *File) ServerConfig() (*openvpn.ServerConfig, error) {
 	}
 	if cfg.Protection, err = f.protection(true); err != nil {
 		return nil, err
+	}
+	if len(f.CRL) > 0 {
+		verify, err := crlCheck(f.CRL)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS.VerifyConnection = verify
 	}
 	cfg.Timers = f.timers()
 	if f.Keepalive[0] > 0 {
@@ -190,4 +198,40 @@ func digest(name string) (crypto.Hash, error) {
 		return crypto.SHA512, nil
 	}
 	return 0, fmt.Errorf("%w: auth %s", ErrUnsupported, name)
+}
+
+// ErrRevoked is returned (and sent as a TLS alert) for a client whose
+// certificate is on the CRL.
+var ErrRevoked = errors.New("conffile: certificate revoked")
+
+// crlCheck returns a VerifyConnection callback that refuses certificates on
+// the CRL. The CRL's signature must verify against one of the CA
+// certificates, so that a forged list cannot be slipped in.
+func crlCheck(data []byte) (func(tls.ConnectionState) error, error) {
+	der := data
+	if b, _ := pem.Decode(data); b != nil {
+		der = b.Bytes
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("conffile: crl-verify: %w", err)
+	}
+	revoked := map[string]bool{}
+	for _, e := range crl.RevokedCertificateEntries {
+		revoked[e.SerialNumber.String()] = true
+	}
+	return func(cs tls.ConnectionState) error {
+		if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) < 2 {
+			return nil
+		}
+		chain := cs.VerifiedChains[0]
+		issuer := chain[1]
+		if err := crl.CheckSignatureFrom(issuer); err != nil {
+			return fmt.Errorf("conffile: CRL not signed by the client's CA: %w", err)
+		}
+		if revoked[chain[0].SerialNumber.String()] {
+			return fmt.Errorf("%w: serial %s", ErrRevoked, chain[0].SerialNumber)
+		}
+		return nil
+	}, nil
 }
