@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"hash"
 )
@@ -11,6 +12,14 @@ import (
 // KeyBlock is the 256-byte data-channel key material:
 // c2s cipher | c2s hmac | s2c cipher | s2c hmac, 64 bytes each.
 type KeyBlock [256]byte
+
+// Wipe zeroes the block. Call it once every Key built from it exists: NewKey
+// keeps its own copies.
+func (kb *KeyBlock) Wipe() { clear(kb[:]) }
+
+// ErrKeyMaterial is returned by ExportKeyBlock and PRFKeyBlock when their
+// inputs are unusable.
+var ErrKeyMaterial = errors.New("datachannel: bad key material")
 
 // exporterLabel is the RFC 5705 label OpenVPN 2.6 uses for data keys.
 const exporterLabel = "EXPORTER-OpenVPN-datakeys"
@@ -25,10 +34,11 @@ func ExportKeyBlock(export func(label string, context []byte, length int) ([]byt
 		return nil, fmt.Errorf("datachannel: TLS key export: %w", err)
 	}
 	if len(b) != len(KeyBlock{}) {
-		return nil, fmt.Errorf("datachannel: TLS key export returned %d bytes", len(b))
+		return nil, fmt.Errorf("%w: TLS key export returned %d bytes", ErrKeyMaterial, len(b))
 	}
 	kb := new(KeyBlock)
 	copy(kb[:], b)
+	clear(b)
 	return kb, nil
 }
 
@@ -39,7 +49,7 @@ func ExportKeyBlock(export func(label string, context []byte, length int) ([]byt
 //	block  = PRF(master, "OpenVPN key expansion", client.random2 ‖ server.random2 ‖ client_sid ‖ server_sid)
 func PRFKeyBlock(clientPreMaster, clientRandom1, serverRandom1, clientRandom2, serverRandom2 []byte, clientSID, serverSID [8]byte) (*KeyBlock, error) {
 	if len(clientPreMaster) != 48 || len(clientRandom1) != 32 || len(serverRandom1) != 32 || len(clientRandom2) != 32 || len(serverRandom2) != 32 {
-		return nil, fmt.Errorf("datachannel: PRF inputs have wrong sizes")
+		return nil, fmt.Errorf("%w: PRF inputs must be a 48-byte pre-master secret and 32-byte randoms", ErrKeyMaterial)
 	}
 	master := make([]byte, 48)
 	tls10PRF(master, clientPreMaster, "OpenVPN master secret", concat(clientRandom1, serverRandom1))
@@ -70,6 +80,7 @@ func tls10PRF(out, secret []byte, label string, seed []byte) {
 	for i := range out {
 		out[i] ^= tmp[i]
 	}
+	clear(tmp)
 }
 
 func pHash(out []byte, h func() hash.Hash, secret, seed []byte) {

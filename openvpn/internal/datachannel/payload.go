@@ -56,12 +56,31 @@ const (
 	v2NoCompressByte = 0x00
 )
 
+// FrameHeadroom and FrameTailroom are the bytes Frame may need in front of
+// and after the payload. A payload framed and then sealed needs
+// FrameHeadroom+SealHeadroom in front and FrameTailroom+SealTailroom behind.
+const (
+	FrameHeadroom = 2
+	FrameTailroom = 1
+)
+
 // Frame adds the framing to buf[off:off+n] in place and returns the new
-// offset and length. It may use one byte of headroom (LZO, stub-v2 escape
-// uses two) or one byte of tailroom (stub).
-func (c Compression) Frame(buf []byte, off, n int) (int, int) {
+// offset and length; it works up to cap(buf). CompressionLZO uses one byte of
+// headroom, the CompressionStubV2 escape two, CompressionStub one byte of
+// tailroom (the first byte moves to the end). If buf lacks that room, or off
+// and n do not describe a range of buf, Frame changes nothing and returns
+// newN = -1, which Seal rejects with ErrBuffer. Unknown values frame like
+// CompressionNone.
+func (c Compression) Frame(buf []byte, off, n int) (newOff, newN int) {
+	if off < 0 || n < 0 || off > cap(buf) || n > cap(buf)-off {
+		return off, -1
+	}
+	buf = buf[:cap(buf)]
 	switch c {
 	case CompressionStub:
+		if off+n >= len(buf) {
+			return off, -1
+		}
 		if n == 0 {
 			buf[off] = stubSwap
 			return off, 1
@@ -70,10 +89,16 @@ func (c Compression) Frame(buf []byte, off, n int) (int, int) {
 		buf[off] = stubSwap
 		return off, n + 1
 	case CompressionLZO:
+		if off < 1 {
+			return off, -1
+		}
 		buf[off-1] = lzoNoCompress
 		return off - 1, n + 1
 	case CompressionStubV2:
 		if n > 0 && buf[off] == v2Escape {
+			if off < 2 {
+				return off, -1
+			}
 			buf[off-2], buf[off-1] = v2Escape, v2NoCompressByte
 			return off - 2, n + 2
 		}
@@ -81,7 +106,12 @@ func (c Compression) Frame(buf []byte, off, n int) (int, int) {
 	return off, n
 }
 
-// Unframe removes the framing from a decrypted payload.
+// Unframe removes the framing from a decrypted payload and returns the
+// packet, which aliases p (the stub swap is undone in place). It returns
+// ErrCompressed for a packet the peer compressed, which this package cannot
+// decompress, and ErrFraming for a header byte the framing does not define.
+// In stub mode it also accepts the 0xFA "not compressed" byte of comp-lzo, as
+// OpenVPN's stub does.
 func (c Compression) Unframe(p []byte) ([]byte, error) {
 	switch c {
 	case CompressionStub:
