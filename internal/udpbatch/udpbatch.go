@@ -1,9 +1,8 @@
-// Package udpbatch reads and writes batches of UDP datagrams with one system
-// call each (recvmmsg/sendmmsg on Linux, through golang.org/x/net), with
-// addresses as netip.AddrPort.
 package udpbatch
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -12,38 +11,59 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
-// Message is one datagram: Buf is read into (or written from Buf[:N]).
+// ErrMessage is returned by WriteBatch for a message whose N does not fit its
+// Buf or whose Addr is not a valid address; nothing of the batch is sent.
+var ErrMessage = errors.New("udpbatch: invalid message")
+
+// Message is one datagram. For ReadBatch, Buf is the buffer to read into and
+// N and Addr are filled in; for WriteBatch, Buf[:N] is sent to Addr.
 type Message struct {
 	Buf  []byte
 	N    int
 	Addr netip.AddrPort
 }
 
+// batchConn is what ipv4.PacketConn and ipv6.PacketConn have in common
+// (ipv6.Message is an alias of ipv4.Message).
 type batchConn interface {
 	ReadBatch([]ipv4.Message, int) (int, error)
 	WriteBatch([]ipv4.Message, int) (int, error)
 }
 
 // Conn wraps a UDP socket. ReadBatch may be called by one goroutine at a
-// time; WriteBatch is safe for concurrent use.
+// time; WriteBatch is safe for concurrent use (calls are serialised), also
+// concurrently with ReadBatch.
+//
+// Allocations: WriteBatch allocates nothing once it has seen a batch of a
+// given size (the x/net messages, their one-element Buffers slices and the
+// destination UDPAddr values are kept in the Conn and reused). ReadBatch
+// reuses its x/net messages too, but x/net parses each received source
+// address into a new *net.UDPAddr and net.IP: two small allocations per
+// datagram received, which only a hand-written recvmmsg could avoid.
 type Conn struct {
 	uc    *net.UDPConn
 	bc    batchConn
 	local netip.AddrPort
 
 	rmsgs []ipv4.Message
+
 	wmu   sync.Mutex
 	wmsgs []ipv4.Message
 	waddr []net.UDPAddr
 }
 
-// New wraps c; IPv4 or IPv6 is taken from its local address.
+// New wraps c. IPv4 or IPv6 handling is chosen from its local address: an
+// IPv6 address, including the unspecified "::" of a dual-stack socket from
+// net.ListenUDP("udp", ":port"), selects IPv6. On a dual-stack socket,
+// IPv4 peers appear as plain IPv4 addresses (not v4-mapped) in ReadBatch and
+// may be given the same way to WriteBatch.
 func New(c *net.UDPConn) *Conn {
 	conn := &Conn{uc: c}
 	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
-		conn.local = a.AddrPort()
+		ap := a.AddrPort()
+		conn.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	if conn.local.Addr().Is4() || conn.local.Addr().Is4In6() {
+	if conn.local.Addr().Is4() {
 		conn.bc = ipv4.NewPacketConn(c)
 	} else {
 		conn.bc = ipv6.NewPacketConn(c)
@@ -51,9 +71,17 @@ func New(c *net.UDPConn) *Conn {
 	return conn
 }
 
-// ReadBatch blocks until at least one datagram arrives and fills msgs[i].N
-// and msgs[i].Addr for the returned count.
+// ReadBatch blocks until at least one datagram arrives (or the socket's read
+// deadline passes) and reads up to len(msgs) datagrams with one system call
+// where the platform has one (recvmmsg on Linux). It fills msgs[i].N and
+// msgs[i].Addr for i < n. A datagram longer than its Buf is truncated to
+// len(Buf) without notice; size the buffers for the largest datagram
+// expected. Errors from the socket are wrapped and keep their net.Error
+// behaviour (Timeout) for errors.As.
 func (c *Conn) ReadBatch(msgs []Message) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
 	if cap(c.rmsgs) < len(msgs) {
 		c.rmsgs = make([]ipv4.Message, len(msgs))
 		for i := range c.rmsgs {
@@ -64,24 +92,40 @@ func (c *Conn) ReadBatch(msgs []Message) (int, error) {
 	for i := range msgs {
 		rm[i].Buffers[0] = msgs[i].Buf
 		rm[i].N = 0
+		rm[i].Addr = nil
 	}
 	n, err := c.bc.ReadBatch(rm, 0)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("udpbatch: read: %w", err)
 	}
 	for i := 0; i < n; i++ {
 		msgs[i].N = rm[i].N
+		msgs[i].Addr = netip.AddrPort{}
 		if ua, ok := rm[i].Addr.(*net.UDPAddr); ok {
 			ap := ua.AddrPort()
 			msgs[i].Addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		}
+		// Drop the references to the caller's buffer and x/net's address
+		// so that neither is kept alive by the Conn.
+		rm[i].Buffers[0] = nil
+		rm[i].Addr = nil
 	}
 	return n, nil
 }
 
-// WriteBatch sends msgs[i].Buf[:msgs[i].N] to msgs[i].Addr and returns how
-// many were sent.
+// WriteBatch sends msgs[i].Buf[:msgs[i].N] to msgs[i].Addr, with as few
+// system calls as the platform allows (sendmmsg on Linux), and returns how
+// many were sent. On an error, the first n messages were sent and the rest
+// were not; the caller may retry from msgs[n:] or drop them.
 func (c *Conn) WriteBatch(msgs []Message) (int, error) {
+	for i, m := range msgs {
+		if m.N < 0 || m.N > len(m.Buf) || !m.Addr.IsValid() {
+			return 0, fmt.Errorf("%w: message %d (N %d, %d-byte buffer, address %v)", ErrMessage, i, m.N, len(m.Buf), m.Addr)
+		}
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if cap(c.wmsgs) < len(msgs) {
@@ -89,6 +133,7 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 		c.waddr = make([]net.UDPAddr, len(msgs))
 		for i := range c.wmsgs {
 			c.wmsgs[i].Buffers = make([][]byte, 1)
+			c.waddr[i].IP = make(net.IP, net.IPv6len)
 			c.wmsgs[i].Addr = &c.waddr[i]
 		}
 	}
@@ -97,27 +142,39 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 		wm[i].Buffers[0] = m.Buf[:m.N]
 		a := &c.waddr[i]
 		ip := m.Addr.Addr()
-		if a.IP == nil || len(a.IP) != 16 {
-			a.IP = make(net.IP, 16)
-		}
+		// A v4-mapped 16-byte form serves both families: x/net writes an
+		// AF_INET sockaddr for it, which Linux also accepts on a
+		// dual-stack IPv6 socket.
 		b := ip.As16()
 		copy(a.IP, b[:])
 		a.Port = int(m.Addr.Port())
 		a.Zone = ip.Zone()
 	}
 	sent := 0
+	var err error
 	for sent < len(wm) {
-		n, err := c.bc.WriteBatch(wm[sent:], 0)
-		if err != nil {
-			return sent, err
+		var n int
+		n, err = c.bc.WriteBatch(wm[sent:], 0)
+		if n > 0 {
+			sent += n
 		}
-		sent += n
+		if err != nil {
+			err = fmt.Errorf("udpbatch: write: %w", err)
+			break
+		}
+		if n == 0 {
+			err = fmt.Errorf("udpbatch: write: %d of %d datagrams sent", sent, len(wm))
+			break
+		}
 	}
-	return sent, nil
+	for i := range wm {
+		wm[i].Buffers[0] = nil
+	}
+	return sent, err
 }
 
-// LocalAddr is the socket's address.
+// LocalAddr is the socket's local address (IPv4 addresses unmapped).
 func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
 
-// Close closes the socket.
+// Close closes the socket; a blocked ReadBatch returns an error.
 func (c *Conn) Close() error { return c.uc.Close() }
