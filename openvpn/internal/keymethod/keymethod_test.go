@@ -211,24 +211,42 @@ func FuzzParseServer(f *testing.F) {
 func FuzzParsePushReply(f *testing.F) {
 	f.Add(stockPushReply)
 	f.Add("PUSH_REPLY,route 10.0.0.0 255.0.0.0 vpn_gateway,dhcp-option DNS 10.0.0.1,push-continuation 2")
+	f.Add("PUSH_REPLY,redirect-gateway,route-ipv6 fd01::/64 fd00::1 3,ifconfig-ipv6 fd00::2/64 fd00::1,key-derivation tls-ekm")
+	f.Add("PUSH_REPLY")
 	f.Fuzz(func(t *testing.T, s string) {
 		p, _, err := ParsePushReply(s)
 		if err != nil {
 			return
 		}
+		// Marshal, re-parse and merge: the same reply.
+		var merged *PushReply
 		for _, m := range p.Marshal(1000) {
-			if _, _, err := ParsePushReply(m); err != nil {
+			part, _, err := ParsePushReply(m)
+			if err != nil {
 				t.Fatalf("re-marshalled %q does not parse: %v", m, err)
 			}
+			if merged == nil {
+				merged = part
+			} else {
+				merged.Merge(part)
+			}
+		}
+		if !reflect.DeepEqual(merged, p) {
+			t.Fatalf("round trip\n got %+v\nwant %+v", merged, p)
 		}
 	})
 }
 
 func FuzzParsePeerInfo(f *testing.F) {
 	f.Add(stockPeerInfo)
+	f.Add("IV_VER=2.5.0\nIV_PROTO=2\nUV_USER=x=y\njunk\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		p := ParsePeerInfo(s)
-		_ = p.Marshal()
+		q := ParsePeerInfo(p.Marshal())
+		if q.Version != p.Version || q.Platform != p.Platform || q.Proto != p.Proto || q.MTU != p.MTU || q.TCPNL != p.TCPNL ||
+			strings.Join(q.Ciphers, ":") != strings.Join(p.Ciphers, ":") {
+			t.Fatalf("round trip\n got %+v\nwant %+v", q, p)
+		}
 	})
 }
 

@@ -40,7 +40,8 @@ func ParsePeerInfo(s string) PeerInfo {
 	for _, line := range strings.Split(s, "\n") {
 		line = strings.TrimRight(line, "\r\x00")
 		k, v, ok := strings.Cut(line, "=")
-		if !ok || k == "" {
+		// Lines with control characters are garbage, not values to keep.
+		if !ok || k == "" || !printable(line) {
 			continue
 		}
 		p.Raw[k] = v
@@ -87,8 +88,13 @@ func (p PeerInfo) Marshal() string {
 	if p.MTU > 0 {
 		add("IV_MTU", strconv.Itoa(p.MTU))
 	}
-	if p.NCP > 0 {
+	// A peer that lists IV_CIPHERS negotiates; 2.4 servers look only at
+	// IV_NCP, so announce 2 unless a different value was given.
+	switch {
+	case p.NCP > 0:
 		add("IV_NCP", strconv.Itoa(p.NCP))
+	case len(p.Ciphers) > 0:
+		add("IV_NCP", "2")
 	}
 	add("IV_CIPHERS", strings.Join(p.Ciphers, ":"))
 	if p.Proto != 0 {

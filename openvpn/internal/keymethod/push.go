@@ -14,20 +14,23 @@ var ErrNotPushReply = errors.New("keymethod: not a PUSH_REPLY")
 
 // PushReply is the set of options a server pushes.
 type PushReply struct {
-	RouteGateway    netip.Addr
-	Topology        string
-	Ping            int
-	PingRestart     int
-	Ifconfig        netip.Prefix // address with the netmask as prefix length (topology subnet)
-	IfconfigIPv6    netip.Prefix
-	Routes          []Route
-	PeerID          int // -1: absent
-	Cipher          string
-	ProtocolFlags   []string
-	KeyDerivation   string
-	TunMTU          int
-	RedirectGateway []string
-	Other           []string // options not understood, verbatim
+	RouteGateway netip.Addr
+	Topology     string
+	Ping         int
+	PingRestart  int
+	Ifconfig     netip.Prefix // address with the netmask as prefix length (topology subnet)
+	IfconfigIPv6 netip.Prefix // "ifconfig-ipv6 fd00::2/64 fd00::1": fd00::2/64
+	// IfconfigIPv6Gateway is the optional second argument of ifconfig-ipv6
+	// (the server's tunnel address); invalid when absent.
+	IfconfigIPv6Gateway netip.Addr
+	Routes              []Route
+	PeerID              int // -1: absent
+	Cipher              string
+	ProtocolFlags       []string
+	KeyDerivation       string
+	TunMTU              int
+	RedirectGateway     []string
+	Other               []string // options not understood, verbatim
 }
 
 // Route is a pushed route.
@@ -59,7 +62,13 @@ func (p *PushReply) Marshal(maxLen int) []string {
 		opts = append(opts, "ping-restart "+strconv.Itoa(p.PingRestart))
 	}
 	for _, r := range p.Routes {
+		if !r.Prefix.IsValid() {
+			continue
+		}
 		s := "route " + r.Prefix.Masked().Addr().String() + " " + netmask(r.Prefix.Bits())
+		if r.Prefix.Addr().Is6() {
+			s = "route-ipv6 " + r.Prefix.Masked().String()
+		}
 		if r.Gateway.IsValid() {
 			s += " " + r.Gateway.String()
 			if r.Metric > 0 {
@@ -68,14 +77,19 @@ func (p *PushReply) Marshal(maxLen int) []string {
 		}
 		opts = append(opts, s)
 	}
-	if len(p.RedirectGateway) > 0 {
+	// A nil slice is absent; an empty one is a bare "redirect-gateway".
+	if p.RedirectGateway != nil {
 		opts = append(opts, "redirect-gateway "+strings.Join(p.RedirectGateway, " "))
 	}
 	if p.Ifconfig.IsValid() {
 		opts = append(opts, "ifconfig "+p.Ifconfig.Addr().String()+" "+netmask(p.Ifconfig.Bits()))
 	}
 	if p.IfconfigIPv6.IsValid() {
-		opts = append(opts, "ifconfig-ipv6 "+p.IfconfigIPv6.String())
+		s := "ifconfig-ipv6 " + p.IfconfigIPv6.String()
+		if p.IfconfigIPv6Gateway.IsValid() {
+			s += " " + p.IfconfigIPv6Gateway.String()
+		}
+		opts = append(opts, s)
 	}
 	if p.PeerID >= 0 {
 		opts = append(opts, "peer-id "+strconv.Itoa(p.PeerID))
@@ -200,31 +214,22 @@ func ParsePushReply(msg string) (reply *PushReply, more bool, err error) {
 			if len(f) < 2 {
 				return nil, false, bad()
 			}
-			if p.IfconfigIPv6, err = netip.ParsePrefix(f[1]); err != nil {
+			if p.IfconfigIPv6, err = netip.ParsePrefix(f[1]); err != nil || !p.IfconfigIPv6.Addr().Is6() {
 				return nil, false, bad()
 			}
-		case "route":
-			if len(f) < 2 {
-				return nil, false, bad()
-			}
-			a, err := netip.ParseAddr(f[1])
-			if err != nil || !a.Is4() {
-				// Symbolic routes (vpn_gateway, net_gateway) stay verbatim.
-				p.Other = append(p.Other, opt)
-				continue
-			}
-			bits := 32
 			if len(f) > 2 {
-				if bits, err = maskBits(f[2]); err != nil {
+				if p.IfconfigIPv6Gateway, err = netip.ParseAddr(f[2]); err != nil || !p.IfconfigIPv6Gateway.Is6() {
 					return nil, false, bad()
 				}
 			}
-			r := Route{Prefix: netip.PrefixFrom(a, bits).Masked()}
-			if len(f) > 3 {
-				r.Gateway, _ = netip.ParseAddr(f[3])
-			}
-			if len(f) > 4 {
-				r.Metric, _ = strconv.Atoi(f[4])
+		case "route", "route-ipv6":
+			r, ok := parseRoute(f)
+			if !ok {
+				// Symbolic gateways (vpn_gateway, net_gateway) and other
+				// forms stay verbatim: dropping net_gateway would turn a
+				// bypass route into a tunnel route.
+				p.Other = append(p.Other, opt)
+				continue
 			}
 			p.Routes = append(p.Routes, r)
 		case "cipher":
@@ -267,6 +272,7 @@ func (p *PushReply) Merge(o *PushReply) {
 	}
 	if o.IfconfigIPv6.IsValid() {
 		p.IfconfigIPv6 = o.IfconfigIPv6
+		p.IfconfigIPv6Gateway = o.IfconfigIPv6Gateway
 	}
 	p.Routes = append(p.Routes, o.Routes...)
 	if o.PeerID >= 0 {
@@ -282,7 +288,7 @@ func (p *PushReply) Merge(o *PushReply) {
 	if o.TunMTU > 0 {
 		p.TunMTU = o.TunMTU
 	}
-	if len(o.RedirectGateway) > 0 {
+	if o.RedirectGateway != nil {
 		p.RedirectGateway = o.RedirectGateway
 	}
 	p.Other = append(p.Other, o.Other...)
@@ -321,4 +327,50 @@ type Command struct {
 func ParseCommand(s string) Command {
 	name, arg, _ := strings.Cut(s, ",")
 	return Command{Name: name, Arg: arg}
+}
+
+// parseRoute understands "route network [netmask [gateway [metric]]]" and
+// "route-ipv6 prefix/bits [gateway [metric]]" with numeric arguments only.
+func parseRoute(f []string) (Route, bool) {
+	if len(f) < 2 {
+		return Route{}, false
+	}
+	var r Route
+	rest := f[2:]
+	if f[0] == "route" {
+		a, err := netip.ParseAddr(f[1])
+		if err != nil || !a.Is4() {
+			return Route{}, false
+		}
+		bits := 32
+		if len(rest) > 0 {
+			if bits, err = maskBits(rest[0]); err != nil {
+				return Route{}, false
+			}
+			rest = rest[1:]
+		}
+		r.Prefix = netip.PrefixFrom(a, bits).Masked()
+	} else {
+		pfx, err := netip.ParsePrefix(f[1])
+		if err != nil || !pfx.Addr().Is6() {
+			return Route{}, false
+		}
+		r.Prefix = pfx.Masked()
+	}
+	if len(rest) > 0 {
+		gw, err := netip.ParseAddr(rest[0])
+		if err != nil || gw.Is4() != r.Prefix.Addr().Is4() {
+			return Route{}, false
+		}
+		r.Gateway = gw
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		m, err := strconv.Atoi(rest[0])
+		if err != nil || m <= 0 || len(rest) > 1 {
+			return Route{}, false
+		}
+		r.Metric = m
+	}
+	return r, true
 }
