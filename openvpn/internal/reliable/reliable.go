@@ -7,7 +7,8 @@ import (
 
 // Window sizes and ACK limits of OpenVPN 2.6.
 const (
-	// SendWindow is the most unacknowledged messages in flight.
+	// SendWindow is the most messages in flight, counted from the lowest
+	// unacknowledged id (TLS_RELIABLE_N_SEND_BUFFERS).
 	SendWindow = 6
 	// ReceiveWindow is how far ahead of the next expected id a message may
 	// be and still be buffered.
@@ -18,16 +19,33 @@ const (
 	MaxAcksAck = 8
 	// MaxQueued is the most messages waiting for the send window.
 	MaxQueued = 64
+)
+
+const (
 	// mruSize is how many recently acknowledged ids are repeated to heal
 	// lost ACKs, as OpenVPN 2.6 does.
 	mruSize = 8
 	// fastRetransmitAcks is how many ACKs for later ids trigger an early
 	// retransmission.
 	fastRetransmitAcks = 3
+	// sendRing holds every message the layer can own at once: at most
+	// SendWindow positions from the lowest unacked id may have been sent,
+	// plus MaxQueued unsent ones. A power of two keeps the index cheap.
+	sendRing = 128
+	// pendingCap bounds the ACKs owed. Only ids inside the receive window
+	// or duplicates are ever owed; when the set is full a new id is
+	// dropped, which heals because the peer retransmits and the duplicate
+	// is acknowledged then. The bound keeps a peer that sends many
+	// distinct old ids from growing memory.
+	pendingCap = 2 * ReceiveWindow
 )
 
 // ErrQueueFull is returned by Send when MaxQueued messages already wait.
 var ErrQueueFull = errors.New("reliable: send queue full")
+
+// immediate is what NextDeadline returns when Due has work at once: a
+// time in the past that is not the zero time (which means "nothing").
+var immediate = time.Unix(0, 0)
 
 // Config sets a Layer's timing and first message ids. The zero value is the
 // OpenVPN default.
@@ -35,7 +53,8 @@ type Config struct {
 	// InitialTimeout is the first retransmit timeout; 0 means 2 s
 	// (--tls-timeout).
 	InitialTimeout time.Duration
-	// MaxTimeout caps the backoff; 0 means 60 s.
+	// MaxTimeout caps the backoff; 0 means 60 s (--hand-window, after
+	// which the handshake fails anyway).
 	MaxTimeout time.Duration
 	// FirstSendID and FirstRecvID are the first message ids; they are 1
 	// when the hard resets (message 0) were exchanged statelessly.
@@ -45,14 +64,17 @@ type Config struct {
 
 // Outgoing is a message to transmit now.
 type Outgoing struct {
-	ID         uint32
-	Payload    []byte
+	ID uint32
+	// Payload is owned by the Layer and stays valid until the message is
+	// acknowledged.
+	Payload []byte
+	// Retransmit is true when the message was transmitted before.
 	Retransmit bool
 }
 
 type sendMsg struct {
 	id       uint32
-	payload  []byte
+	buf      []byte // reused across messages to keep Send allocation-free
 	sent     bool
 	acked    bool
 	deadline time.Time
@@ -60,24 +82,40 @@ type sendMsg struct {
 	laterAck int // ACKs for higher ids seen since the last transmission
 }
 
-type recvMsg struct {
-	payload []byte
+type recvSlot struct {
+	buf     []byte
 	present bool
 }
 
-// Layer is the reliability state of one key state.
+// Layer is the reliability state of one key state, both directions. It is
+// not safe for concurrent use; the session loop serializes calls.
 type Layer struct {
 	cfg Config
-	// send side: messages from lowest unacked id, in id order; the first
-	// len(inflight) may have been sent.
-	send   []*sendMsg
-	nextID uint32
-	// receive side
-	expect  uint32
-	recv    [ReceiveWindow]recvMsg // recv[k] holds message expect+k
-	ready   [][]byte
-	pending []uint32 // ids owed an ACK, oldest first
-	mru     []uint32 // recently acknowledged ids, newest first
+
+	// Send side. snd[(sndHead+i)%sendRing] is message lowest+i, where
+	// lowest is the lowest id not yet acknowledged; the acknowledged
+	// prefix is always dropped so that position 0 is unacknowledged.
+	snd     [sendRing]sendMsg
+	sndHead int
+	sndLen  int
+	nextID  uint32
+	unacked int
+	queued  int
+	out     []Outgoing
+
+	// Receive side. rcv[(rcvHead+d)%ReceiveWindow] holds message readID+d.
+	// The window is counted from the oldest unread message, as in
+	// OpenVPN: a caller that drains Read after every Receive sees it
+	// counted from the next expected id.
+	rcv     [ReceiveWindow]recvSlot
+	rcvHead int
+	readID  uint32
+
+	pending  [pendingCap]uint32 // ids owed an ACK, oldest first
+	nPending int
+	mru      [mruSize]uint32 // recently acknowledged ids, newest first
+	nMRU     int
+	acks     [MaxAcksAck]uint32
 }
 
 // New returns a Layer.
@@ -88,218 +126,232 @@ func New(cfg Config) *Layer {
 	if cfg.MaxTimeout <= 0 {
 		cfg.MaxTimeout = 60 * time.Second
 	}
-	return &Layer{cfg: cfg, nextID: cfg.FirstSendID, expect: cfg.FirstRecvID}
+	if cfg.MaxTimeout < cfg.InitialTimeout {
+		cfg.MaxTimeout = cfg.InitialTimeout
+	}
+	return &Layer{
+		cfg:    cfg,
+		nextID: cfg.FirstSendID,
+		readID: cfg.FirstRecvID,
+		out:    make([]Outgoing, 0, SendWindow),
+	}
 }
 
-// Send queues a copy of payload as the next message.
+func (l *Layer) at(i int) *sendMsg { return &l.snd[(l.sndHead+i)%sendRing] }
+
+// Send queues a copy of payload as the next message. It goes out, via Due,
+// as soon as the send window allows. It returns ErrQueueFull when MaxQueued
+// messages are already waiting for the window.
 func (l *Layer) Send(payload []byte) error {
-	if l.Queued() >= MaxQueued {
+	if l.queued >= MaxQueued {
 		return ErrQueueFull
 	}
-	p := append([]byte(nil), payload...)
-	l.send = append(l.send, &sendMsg{id: l.nextID, payload: p})
+	m := l.at(l.sndLen)
+	*m = sendMsg{id: l.nextID, buf: append(m.buf[:0], payload...)}
+	l.sndLen++
+	l.queued++
 	l.nextID++
 	return nil
 }
 
-// inWindow reports whether send[i] may be transmitted: its id is within
-// SendWindow of the lowest unacknowledged id.
-func (l *Layer) inWindow(i int) bool {
-	if len(l.send) == 0 {
-		return false
-	}
-	return l.send[i].id-l.send[0].id < SendWindow
-}
-
 // Due returns the messages to transmit at now and records their
-// transmission.
+// transmission: new messages that fit in the send window, unacknowledged
+// ones whose retransmit timer expired (the timeout doubles with every
+// retransmission up to MaxTimeout), and, once, an unacknowledged message
+// for which fastRetransmitAcks ACKs of later ids arrived since its last
+// transmission. The returned slice is reused by the next call to Due.
 func (l *Layer) Due(now time.Time) []Outgoing {
-	var out []Outgoing
-	for i, m := range l.send {
-		if !l.inWindow(i) {
-			break
-		}
-		if m.acked {
-			continue
-		}
+	l.out = l.out[:0]
+	for i := 0; i < l.sndLen && i < SendWindow; i++ {
+		m := l.at(i)
 		switch {
+		case m.acked:
 		case !m.sent:
 			m.sent = true
 			m.timeout = l.cfg.InitialTimeout
 			m.deadline = now.Add(m.timeout)
-			out = append(out, Outgoing{ID: m.id, Payload: m.payload})
-		case !now.Before(m.deadline) || m.laterAck >= fastRetransmitAcks:
-			if m.laterAck < fastRetransmitAcks {
-				m.timeout = min(2*m.timeout, l.cfg.MaxTimeout)
-			}
+			l.queued--
+			l.unacked++
+			l.out = append(l.out, Outgoing{ID: m.id, Payload: m.buf})
+		case m.laterAck >= fastRetransmitAcks:
+			// The peer has moved past this message: it was most
+			// likely lost, not delayed, so resend without waiting
+			// and without growing the timeout.
 			m.laterAck = 0
 			m.deadline = now.Add(m.timeout)
-			out = append(out, Outgoing{ID: m.id, Payload: m.payload, Retransmit: true})
+			l.out = append(l.out, Outgoing{ID: m.id, Payload: m.buf, Retransmit: true})
+		case !now.Before(m.deadline):
+			m.timeout = min(2*m.timeout, l.cfg.MaxTimeout)
+			m.laterAck = 0
+			m.deadline = now.Add(m.timeout)
+			l.out = append(l.out, Outgoing{ID: m.id, Payload: m.buf, Retransmit: true})
 		}
 	}
-	return out
+	return l.out
 }
 
-// OnAcks removes acknowledged messages; unknown ids are ignored.
+// OnAcks removes acknowledged messages; ids we no longer hold, never sent,
+// or already saw acknowledged are ignored (2.6 repeats old ACKs on purpose).
 func (l *Layer) OnAcks(ids []uint32) {
 	for _, id := range ids {
-		for i, m := range l.send {
-			if m.id == id && m.sent && !m.acked {
-				m.acked = true
-				for _, earlier := range l.send[:i] {
-					if earlier.sent && !earlier.acked {
-						earlier.laterAck++
-					}
-				}
-				break
+		if l.sndLen == 0 {
+			return
+		}
+		d := id - l.at(0).id
+		if d >= uint32(min(l.sndLen, SendWindow)) {
+			continue
+		}
+		m := l.at(int(d))
+		if !m.sent || m.acked {
+			continue
+		}
+		m.acked = true
+		l.unacked--
+		for j := 0; j < int(d); j++ {
+			if e := l.at(j); e.sent && !e.acked {
+				e.laterAck++
 			}
 		}
+		// Slide the window past the acknowledged prefix.
+		for l.sndLen > 0 && l.at(0).acked {
+			l.sndHead = (l.sndHead + 1) % sendRing
+			l.sndLen--
+		}
 	}
-	// Drop the acknowledged prefix so that the window slides.
-	n := 0
-	for n < len(l.send) && l.send[n].acked {
-		l.send[n] = nil
-		n++
-	}
-	l.send = l.send[n:]
 }
 
-// Receive takes message id with payload. It returns false when id lies
-// beyond the receive window: such a message is dropped and not
-// acknowledged. Duplicates are not stored but are acknowledged again.
+// Receive takes message id with payload (copied). It returns false when id
+// lies at or beyond the oldest unread id + ReceiveWindow: such a message is
+// dropped and not acknowledged. Duplicates (ids below the window or already
+// buffered) are not stored but are acknowledged again, which is how lost
+// ACKs heal. Accepted messages are acknowledged.
 func (l *Layer) Receive(id uint32, payload []byte) bool {
-	d := id - l.expect
-	if d >= 1<<31 { // below the window: an old duplicate
+	d := id - l.readID
+	if d >= 1<<31 { // below the window: already delivered
 		l.owe(id)
 		return true
 	}
 	if d >= ReceiveWindow {
 		return false
 	}
-	slot := &l.recv[d]
-	if !slot.present {
-		slot.present = true
-		slot.payload = append([]byte(nil), payload...)
+	s := &l.rcv[(l.rcvHead+int(d))%ReceiveWindow]
+	if !s.present {
+		s.present = true
+		s.buf = append(s.buf[:0], payload...)
 	}
 	l.owe(id)
-	// Release the contiguous run starting at expect.
-	for l.recv[0].present {
-		l.ready = append(l.ready, l.recv[0].payload)
-		copy(l.recv[:], l.recv[1:])
-		l.recv[ReceiveWindow-1] = recvMsg{}
-		l.expect++
-	}
 	return true
 }
 
 func (l *Layer) owe(id uint32) {
-	for _, p := range l.pending {
+	for _, p := range l.pending[:l.nPending] {
 		if p == id {
 			return
 		}
 	}
-	l.pending = append(l.pending, id)
+	if l.nPending < pendingCap {
+		l.pending[l.nPending] = id
+		l.nPending++
+	}
 }
 
-// Read returns the next in-order payload, if any.
+// Read returns the next in-order payload, if any. The slice is owned by
+// the Layer and stays valid until the next call to Receive.
 func (l *Layer) Read() ([]byte, bool) {
-	if len(l.ready) == 0 {
+	s := &l.rcv[l.rcvHead]
+	if !s.present {
 		return nil, false
 	}
-	p := l.ready[0]
-	l.ready[0] = nil
-	l.ready = l.ready[1:]
-	if len(l.ready) == 0 {
-		l.ready = nil
-	}
-	return p, true
+	s.present = false
+	l.rcvHead = (l.rcvHead + 1) % ReceiveWindow
+	l.readID++
+	return s.buf, true
 }
 
-// TakeAcks returns up to max ids to acknowledge now: the pending ones,
-// oldest first, then recently acknowledged ids to fill up (so that a lost
-// ACK heals without waiting for a retransmission). Returned pending ids are
-// no longer pending.
+// TakeAcks returns up to max (at most MaxAcksAck) ids to acknowledge now:
+// first the pending ones, oldest first (they have waited longest), then, to
+// fill up, the most recently acknowledged ids (an MRU of 8, like OpenVPN
+// 2.6) so that a lost ACK heals without a retransmission. The returned
+// pending ids are no longer pending. It fills from the MRU even when
+// nothing is pending, which suits piggybacking; use HasPendingAcks to
+// decide whether a dedicated P_ACK_V1 is owed. The returned slice is
+// reused by the next call to TakeAcks.
 func (l *Layer) TakeAcks(max int) []uint32 {
-	if len(l.pending) == 0 {
+	max = min(max, MaxAcksAck)
+	if max <= 0 {
 		return nil
 	}
-	n := min(max, len(l.pending))
-	out := make([]uint32, 0, max)
+	n := min(max, l.nPending)
+	out := l.acks[:0]
 	out = append(out, l.pending[:n]...)
-	l.pending = append(l.pending[:0], l.pending[n:]...)
-	for _, id := range l.mru {
+	copy(l.pending[:], l.pending[n:l.nPending])
+	l.nPending -= n
+	for _, id := range l.mru[:l.nMRU] {
 		if len(out) >= max {
 			break
 		}
-		dup := false
-		for _, o := range out {
-			if o == id {
-				dup = true
-				break
-			}
-		}
-		if !dup {
+		if !contains(out[:n], id) {
 			out = append(out, id)
 		}
 	}
-	// Remember what was acknowledged, newest first.
-	for i := n - 1; i >= 0; i-- {
-		id := out[i]
-		mru := []uint32{id}
-		for _, m := range l.mru {
-			if m != id && len(mru) < mruSize {
-				mru = append(mru, m)
-			}
-		}
-		l.mru = mru
+	// Move the ids just acknowledged to the front of the MRU, the newest
+	// (last taken) first.
+	for _, id := range out[:n] {
+		l.touchMRU(id)
 	}
 	return out
 }
 
-// HasPendingAcks reports whether an ACK is owed.
-func (l *Layer) HasPendingAcks() bool { return len(l.pending) > 0 }
+func (l *Layer) touchMRU(id uint32) {
+	i := 0
+	for i < l.nMRU && l.mru[i] != id {
+		i++
+	}
+	if i == l.nMRU { // absent: grow, or let the oldest fall off
+		if l.nMRU < mruSize {
+			l.nMRU++
+		} else {
+			i = mruSize - 1
+		}
+	}
+	copy(l.mru[1:i+1], l.mru[:i])
+	l.mru[0] = id
+}
 
-// NextDeadline is the earliest time Due has work: now-ish when unsent
-// messages fit the window, the earliest retransmit otherwise, or the zero
-// time when nothing is in flight.
+func contains(s []uint32, v uint32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// HasPendingAcks reports whether a fresh ACK is owed.
+func (l *Layer) HasPendingAcks() bool { return l.nPending > 0 }
+
+// NextDeadline is the earliest time Due has something to do: a past time
+// (the Unix epoch) when a message can be sent at once, the earliest
+// retransmit deadline otherwise, or the zero time when nothing is in
+// flight or queued.
 func (l *Layer) NextDeadline() time.Time {
 	var next time.Time
-	for i, m := range l.send {
-		if !l.inWindow(i) {
-			break
-		}
-		if m.acked {
-			continue
-		}
-		d := m.deadline
-		if !m.sent {
-			return time.Unix(0, 1) // due at once
-		}
-		if next.IsZero() || d.Before(next) {
-			next = d
+	for i := 0; i < l.sndLen && i < SendWindow; i++ {
+		m := l.at(i)
+		switch {
+		case m.acked:
+		case !m.sent || m.laterAck >= fastRetransmitAcks:
+			return immediate
+		case next.IsZero() || m.deadline.Before(next):
+			next = m.deadline
 		}
 	}
 	return next
 }
 
 // Unacked is the number of sent, unacknowledged messages.
-func (l *Layer) Unacked() int {
-	n := 0
-	for _, m := range l.send {
-		if m.sent && !m.acked {
-			n++
-		}
-	}
-	return n
-}
+func (l *Layer) Unacked() int { return l.unacked }
 
-// Queued is the number of messages not yet sent.
-func (l *Layer) Queued() int {
-	n := 0
-	for _, m := range l.send {
-		if !m.sent {
-			n++
-		}
-	}
-	return n
-}
+// Queued is the number of messages not yet sent (waiting for the window or
+// for the next Due).
+func (l *Layer) Queued() int { return l.queued }
