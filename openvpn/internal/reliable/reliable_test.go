@@ -297,7 +297,7 @@ func TestPendingAcksBounded(t *testing.T) {
 	}
 	n := 0
 	for l.HasPendingAcks() {
-		n += len(l.TakeAcks(MaxAcksAck)) - 0
+		n += len(l.TakeAcks(MaxAcksAck))
 		if n > 10000 {
 			t.Fatal("pending acks do not drain")
 		}
