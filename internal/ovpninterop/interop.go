@@ -151,16 +151,17 @@ func ping(t testing.TB, ns *netns.NS, addr netip.Addr, count int) int {
 // iperfResult is what one iperf3 client run measured.
 type iperfResult struct {
 	BitsPerSecond float64
-	Intervals     []float64 // bits/s per 0.5 s interval
+	Intervals     []float64 // bits/s per interval
+	Seconds       []float64 // length of each interval
 }
 
 // iperf3 runs an iperf3 server in server (bound to addr) and a client in
-// client for d: TCP, one stream, 0.5 s intervals.
+// client for d: TCP, one stream, 0.1 s intervals.
 func iperf3(t testing.TB, client, server *netns.NS, addr netip.Addr, d time.Duration, extra ...string) iperfResult {
 	t.Helper()
 	srv := server.Start(t, "iperf3", "-s", "-1", "--forceflush", "-B", addr.String())
 	srv.WaitLog(t, "Server listening", 5*time.Second)
-	args := append([]string{"-c", addr.String(), "-t", fmt.Sprint(int(d / time.Second)), "-i", "0.5", "-J"}, extra...)
+	args := append([]string{"-c", addr.String(), "-t", fmt.Sprint(int(d / time.Second)), "-i", "0.1", "-J"}, extra...)
 	out, err := client.RunErr(d+20*time.Second, "iperf3", args...)
 	if err != nil {
 		t.Fatalf("iperf3 client: %v\n%s", err, out)
@@ -169,6 +170,7 @@ func iperf3(t testing.TB, client, server *netns.NS, addr netip.Addr, d time.Dura
 		Intervals []struct {
 			Sum struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
+				Seconds       float64 `json:"seconds"`
 			} `json:"sum"`
 		} `json:"intervals"`
 		End struct {
@@ -183,6 +185,30 @@ func iperf3(t testing.TB, client, server *netns.NS, addr netip.Addr, d time.Dura
 	res := iperfResult{BitsPerSecond: r.End.SumReceived.BitsPerSecond}
 	for _, iv := range r.Intervals {
 		res.Intervals = append(res.Intervals, iv.Sum.BitsPerSecond)
+		res.Seconds = append(res.Seconds, iv.Sum.Seconds)
 	}
 	return res
+}
+
+// longestGap is the longest run of intervals without traffic.
+func (r iperfResult) longestGap() time.Duration {
+	var longest, run float64
+	for i, bps := range r.Intervals {
+		if bps == 0 {
+			run += r.Seconds[i]
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return time.Duration(longest * float64(time.Second))
+}
+
+// duration is the total time the intervals cover.
+func (r iperfResult) duration() time.Duration {
+	var d float64
+	for _, s := range r.Seconds {
+		d += s
+	}
+	return time.Duration(d * float64(time.Second))
 }
