@@ -42,8 +42,11 @@ func (n *NS) Start(t testing.TB, name string, args ...string) *Process {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group so that stopping it also reaches any helpers it
-	// forked, and a terminal ^C aimed at `go test` doesn't hit it first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// forked. Pdeathsig kills it if the test binary dies without running
+	// cleanups (a -timeout panic, ^C), which would otherwise leave e.g. an
+	// openvpn holding the namespace alive; `ip netns exec` execs the program
+	// directly, so the setting reaches it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("netns: start %s in %s: %v", name, n.Name, err)
