@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -100,8 +102,11 @@ func (n *NS) destroy() error {
 		if len(pids) == 0 {
 			break
 		}
-		args := append([]string{"-KILL"}, pids...)
-		_ = exec.Command("kill", args...).Run() // processes may exit on their own meanwhile
+		for _, pid := range pids {
+			if n, err := strconv.Atoi(pid); err == nil && n > 1 {
+				_ = syscall.Kill(n, syscall.SIGKILL) // it may have exited meanwhile
+			}
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if pids := n.pids(); len(pids) > 0 {
