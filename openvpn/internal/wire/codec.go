@@ -115,6 +115,8 @@ type Codec struct {
 	pid    uint32
 	ts     uint32
 	window replay.Window
+
+	lastPID, lastTS uint32 // replay id of the last packet Decode accepted
 }
 
 // NewCodec makes a codec; now sets the replay timestamp it sends.
@@ -171,6 +173,10 @@ func (c *Codec) setCryptKey(k *StaticKey) error {
 	return nil
 }
 
+// LastReplayID is the replay packet id and timestamp of the last packet
+// Decode accepted (zeros in ModeNone or before the first).
+func (c *Codec) LastReplayID() (pid, ts uint32) { return c.lastPID, c.lastTS }
+
 // ClientMetadata is the metadata of an unwrapped tls-crypt-v2 client key.
 func (c *Codec) ClientMetadata() []byte { return c.metadata }
 
@@ -185,8 +191,16 @@ func (c *Codec) Overhead() int {
 	return 0
 }
 
-// SetTime fixes the replay packet id and timestamp of the next Encode (for
-// tests reproducing captured packets): the next packet carries id pid.
+// EarlyNegotiationPacketID is the first replay packet id of a 2.6
+// tls-crypt-v2 client that supports early negotiation (notes 4.6): the top
+// byte 0x0f tells the server it may ask for the WKc again with a TLV in its
+// reset. A client that wants this calls SetTime(EarlyNegotiationPacketID, ts)
+// before its first Encode; a server sees it in LastReplayID.
+const EarlyNegotiationPacketID = 0x0f000001
+
+// SetTime fixes the replay packet id and timestamp of the next Encode: the
+// next packet carries id pid and timestamp ts, later ones pid+1, ... Tests use
+// it to reproduce captured packets, clients to signal early negotiation.
 func (c *Codec) SetTime(pid, ts uint32) {
 	c.pid = pid - 1
 	c.ts = ts
@@ -247,6 +261,17 @@ func (c *Codec) Encode(dst []byte, p *Packet) ([]byte, error) {
 // Decode removes the protection, checks the replay id and parses the packet.
 // Payload and WKc alias b; b may be modified (decrypted in place).
 func (c *Codec) Decode(b []byte) (Packet, error) {
+	had := c.haveKeys
+	p, err := c.decode(b)
+	if err != nil && !had && c.haveKeys {
+		// A valid WKc in front of a packet that fails must not leave the
+		// client key adopted: anyone who saw a WKc could replay it.
+		c.haveKeys, c.metadata = false, nil
+	}
+	return p, err
+}
+
+func (c *Codec) decode(b []byte) (Packet, error) {
 	var p Packet
 	if len(b) < 9 {
 		return p, ErrShort
@@ -257,7 +282,7 @@ func (c *Codec) Decode(b []byte) (Packet, error) {
 	}
 	copy(p.SessionID[:], b[1:9])
 	var body []byte
-	var pid uint32
+	var pid, ts uint32
 	switch c.mode {
 	case ModeNone:
 		body = b[9:]
@@ -275,6 +300,7 @@ func (c *Codec) Decode(b []byte) (Packet, error) {
 			return p, ErrAuth
 		}
 		pid = binary.BigEndian.Uint32(b[9+h:])
+		ts = binary.BigEndian.Uint32(b[9+h+4:])
 		body = b[9+h+8:]
 	default:
 		if c.mode == ModeTLSCryptV2 && c.role == RoleServer &&
@@ -307,21 +333,29 @@ func (c *Codec) Decode(b []byte) (Packet, error) {
 		}
 		tag := b[17:49]
 		body = b[49:]
-		cipher.NewCTR(c.recvKe, tag[:16]).XORKeyStream(body, body)
+		ctr := cipher.NewCTR(c.recvKe, tag[:16])
+		ctr.XORKeyStream(body, body)
 		c.recvKa.Reset()
 		c.recvKa.Write(b[:17])
 		c.recvKa.Write(body)
 		var sum [32]byte
 		if !hmac.Equal(c.recvKa.Sum(sum[:0]), tag) {
+			// Encrypt back, so that a caller trying another codec (a
+			// server probing an unknown peer) still has the wire bytes.
+			cipher.NewCTR(c.recvKe, tag[:16]).XORKeyStream(body, body)
 			return p, ErrAuth
 		}
 		pid = binary.BigEndian.Uint32(b[9:])
+		ts = binary.BigEndian.Uint32(b[13:])
 	}
 	if err := parseReliable(body, &p); err != nil {
 		return p, err
 	}
-	if c.mode != ModeNone && !c.window.Check(uint64(pid)) {
-		return p, ErrReplay
+	if c.mode != ModeNone {
+		if !c.window.Check(uint64(pid)) {
+			return p, ErrReplay
+		}
+		c.lastPID, c.lastTS = pid, ts
 	}
 	return p, nil
 }
