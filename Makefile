@@ -4,14 +4,16 @@
 #             then runs vet, the unit and interop tests, and the race tests.
 # make bench  runs the benchmarks.
 # make fuzz   runs every Fuzz target for FUZZTIME each.
+# make perf   compares examples/ovpn-server with stock openvpn --server (throughput, side by side).
+# make demo   runs the example OpenVPN server with throw-away keys (writes a client profile).
 
 GO        ?= go
 FUZZTIME  ?= 10s
-DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping
+DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping tcpdump
 # The interop tests build the example programs and run stock peers in network
 # namespaces; they need root. Without root they skip, saying so (in CI they fail).
 
-.PHONY: all build test deps vet unit race bench fuzz broker
+.PHONY: all build test deps vet unit race bench fuzz perf demo
 
 all: build
 
@@ -41,6 +43,12 @@ race:
 	$(GO) test -count=1 -race -short -timeout 15m ./...
 
 test: deps vet unit race
+
+perf: deps
+	RG_PERF=1 $(GO) test -count=1 -run TestThroughputVsStock -v -timeout 30m ./internal/ovpninterop/
+
+demo:
+	$(GO) run ./examples/ovpn-server -demo /tmp/remotegate-demo
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

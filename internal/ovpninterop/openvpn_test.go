@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 }
 
 func binaries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIPPING interop test in -short mode (the race pass); it runs in the main pass of make test")
+	}
 	buildOnce.Do(func() {
 		var err error
 		if buildDir, err = os.MkdirTemp("", "remotegate-interop-"); err != nil {

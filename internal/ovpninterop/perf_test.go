@@ -1,0 +1,87 @@
+package ovpninterop
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/remotegate/remotegate/internal/netns"
+)
+
+// TestThroughputVsStock measures, side by side in one run, the TCP
+// throughput a stock client gets through examples/ovpn-server and through
+// stock `openvpn --server`, on the same namespaces, keys and cipher,
+// alternating the servers so that drift on a noisy machine affects both.
+// It reports; it does not assert a ratio, because absolute timings on shared
+// machines are noise (run it with `make perf`; the results are recorded in
+// docs/PERFORMANCE.md).
+func TestThroughputVsStock(t *testing.T) {
+	if os.Getenv("RG_PERF") == "" {
+		t.Skip("SKIPPING throughput comparison: set RG_PERF=1 (make perf)")
+	}
+	netns.Require(t, "openvpn", "iperf3")
+	binaries(t)
+	files := lab(t)
+	const rounds = 3
+	const d = 10 * time.Second
+	var report strings.Builder
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, cipher := range []string{"AES-256-GCM", "CHACHA20-POLY1305"} {
+			o := Options{Proto: proto, Protection: "tls-crypt", Cipher: cipher, ServerAddr: serverAddr.String(), Port: 1194}
+			var ours, stock []float64
+			for r := 0; r < rounds; r++ {
+				for _, impl := range []string{"remotegate", "stock"} {
+					srv, cli := topology(t)
+					sconf := WriteFile(t, t.TempDir(), "server.conf", ServerConfig(o, files))
+					var s *netns.Process
+					if impl == "stock" {
+						s = srv.Start(t, "openvpn", "--config", sconf)
+						s.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
+					} else {
+						s = srv.Start(t, serverBin, "-config", sconf)
+						s.WaitLog(t, "listening", 10*time.Second)
+					}
+					c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(o, files, "client1")))
+					c.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
+					res := iperf3(t, cli, srv, tunnelGateway, d)
+					if impl == "stock" {
+						stock = append(stock, res.BitsPerSecond/1e6)
+					} else {
+						ours = append(ours, res.BitsPerSecond/1e6)
+					}
+					_ = c.Stop()
+					_ = s.Stop()
+				}
+			}
+			line := fmt.Sprintf("| %s | %s | %s | %s | %.2f |\n", proto, cipher, mbits(ours), mbits(stock), median(ours)/median(stock))
+			report.WriteString(line)
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+	t.Logf("\n| transport | cipher | remotegate Mbit/s (runs) | stock Mbit/s (runs) | ratio of medians |\n|---|---|---|---|---|\n%s", report.String())
+}
+
+func mbits(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func median(v []float64) float64 {
+	c := append([]float64(nil), v...)
+	for i := range c {
+		for j := i + 1; j < len(c); j++ {
+			if c[j] < c[i] {
+				c[i], c[j] = c[j], c[i]
+			}
+		}
+	}
+	if len(c) == 0 {
+		return 0
+	}
+	return c[len(c)/2]
+}
