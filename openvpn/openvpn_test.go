@@ -370,3 +370,78 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestRenegotiateBytes(t *testing.T) {
+	e := newTestEnv(t)
+	sp, cp := e.protections(ProtectionTLSCrypt)
+	scfg := &ServerConfig{TLS: e.serverTLS, Protection: sp}
+	scfg.Timers.RenegotiateBytes = 20000
+	_, addr := startServer(t, "udp", scfg, &echoHandler{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, "udp", addr, &ClientConfig{TLS: e.cliTLS, Protection: cp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 40 && c.s.data.Load().send.KeyID() == 0; i++ {
+		roundTrip(t, c, 10) // ~10 KB of traffic through the server each time
+		time.Sleep(100 * time.Millisecond)
+	}
+	if id := c.s.data.Load().send.KeyID(); id == 0 {
+		t.Fatalf("no renegotiation after far more than 20000 bytes")
+	}
+}
+
+// TestExitNotification: a closing client tells the server (EXIT), and a
+// server shutting down tells its clients (RESTART), so neither waits for the
+// ping timeout.
+func TestExitNotification(t *testing.T) {
+	e := newTestEnv(t)
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			h := &echoHandler{}
+			srv, addr := startServer(t, network, &ServerConfig{TLS: e.serverTLS}, h)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := Dial(ctx, network, addr, &ClientConfig{TLS: e.cliTLS})
+			if err != nil {
+				t.Fatal(err)
+			}
+			roundTrip(t, c, 1)
+			c.Close()
+			waitFor(t, func() bool { return h.down.Load() == 1 && srv.Stats().Sessions == 0 })
+		})
+	}
+	t.Run("server shutdown", func(t *testing.T) {
+		h := &echoHandler{}
+		srv, err := NewServer(&ServerConfig{TLS: e.serverTLS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.ServeUDP(sctx, conn, h) }()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := Dial(ctx, "udp", conn.LocalAddr().String(), &ClientConfig{TLS: e.cliTLS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		stop()
+		<-done
+		select {
+		case <-c.Done():
+			if !errors.Is(c.Err(), ErrPeerExit) {
+				t.Fatalf("client ended with %v, want ErrPeerExit (RESTART)", c.Err())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("client still up 5 s after the server shut down")
+		}
+	})
+}

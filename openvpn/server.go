@@ -209,7 +209,9 @@ func (srv *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, h tunnel.Han
 		return fmt.Errorf("%w: nil Handler", ErrConfig)
 	}
 	uc := udpbatch.New(conn)
-	stop := context.AfterFunc(ctx, func() { _ = uc.Close() })
+	// Cancelling only unblocks the read: the socket stays open until the
+	// sessions have told their clients (RESTART).
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	defer uc.Close()
 	defer srv.closeSessions(func(ss *ServerSession) bool { return ss.isUDP }, ErrClosed)

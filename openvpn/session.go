@@ -83,6 +83,7 @@ type session struct {
 	data        atomic.Pointer[dataKeys]
 	lastRecv    atomic.Int64 // unix nanoseconds of the last authenticated packet
 	lastSent    atomic.Int64
+	keyBytes    atomic.Int64 // data bytes both ways since the newest key was installed (--reneg-bytes)
 	closedFlag  atomic.Bool
 	sendMu      sync.Mutex
 	sendScratch [][]byte
@@ -409,6 +410,9 @@ func (s *session) checkTimers(now time.Time) error {
 			if sent >= 0xF0000000 {
 				reneg = true
 			}
+			if t.RenegotiateBytes > 0 && s.keyBytes.Load() >= t.RenegotiateBytes {
+				reneg = true
+			}
 		}
 	}
 	if reneg {
@@ -446,6 +450,7 @@ func (s *session) installKey(ks *keyState, k *datachannel.Key, switchNow bool) {
 	s.mu.Lock()
 	ks.active = true
 	s.keyTime = now
+	s.keyBytes.Store(0)
 	// The key states older than this one are finished: close their TLS
 	// sessions, keep their data keys for the transition window.
 	for i, o := range s.keys {
@@ -539,10 +544,12 @@ func (s *session) openData(pkt []byte) ([]byte, bool) {
 	if k == nil {
 		return nil, false
 	}
+	n := len(pkt)
 	plain, err := k.Open(pkt)
 	if err != nil {
 		return nil, false
 	}
+	s.keyBytes.Add(int64(n))
 	s.lastRecv.Store(s.now().UnixNano())
 	if dk.next == k {
 		s.promoteKeys(s.now(), keyID)
@@ -569,13 +576,16 @@ func (s *session) send(bufs [][]byte, offset int) (int, error) {
 	peerID := s.sendPeerID.Load()
 	s.sendMu.Lock()
 	pkts := s.sendScratch[:0]
+	bytes := 0
 	for _, b := range bufs {
 		pkt, err := dk.send.Seal(b[:cap(b)], offset, len(b)-offset, peerID)
 		if err != nil {
 			continue
 		}
 		pkts = append(pkts, pkt)
+		bytes += len(pkt)
 	}
+	s.keyBytes.Add(int64(bytes))
 	s.sendScratch = pkts[:0]
 	err := s.link.sendData(pkts)
 	s.sendMu.Unlock()
