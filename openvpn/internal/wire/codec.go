@@ -180,7 +180,13 @@ func (c *Codec) LastReplayID() (pid, ts uint32) { return c.lastPID, c.lastTS }
 // ClientMetadata is the metadata of an unwrapped tls-crypt-v2 client key.
 func (c *Codec) ClientMetadata() []byte { return c.metadata }
 
-// Overhead is what the protection adds to a packet.
+// Overhead is the number of bytes the protection adds to an unprotected
+// control packet: 0 for none, H+8 for tls-auth (HMAC and replay id), 40 for
+// tls-crypt and tls-crypt-v2 (replay id and tag; CTR adds no padding). It
+// does not count the 9-byte opcode and session id, which every mode has, nor
+// the WKc a tls-crypt-v2 client appends to opcodes 10 and 11 (len(WKc)).
+// Unprotected size = 9 + 1 + 4*len(Acks) (+8 with acks) + 4 (not for
+// P_ACK_V1) + len(Payload).
 func (c *Codec) Overhead() int {
 	switch c.mode {
 	case ModeTLSAuth:
@@ -208,48 +214,65 @@ func (c *Codec) SetTime(pid, ts uint32) {
 
 // Encode appends the protected wire packet to dst.
 func (c *Codec) Encode(dst []byte, p *Packet) ([]byte, error) {
+	orig := dst
 	if !p.Opcode.IsControl() || p.KeyID > 7 {
-		return nil, fmt.Errorf("%w: cannot encode opcode %v key id %d", ErrMalformed, p.Opcode, p.KeyID)
+		return orig, fmt.Errorf("%w: cannot encode opcode %v key id %d", ErrMalformed, p.Opcode, p.KeyID)
 	}
-	body, err := appendReliable(nil, p)
-	if err != nil {
-		return nil, err
+	if len(p.Acks) > MaxAcks {
+		return orig, fmt.Errorf("%w: %d ACKs, at most %d", ErrMalformed, len(p.Acks), MaxAcks)
+	}
+	if p.Opcode == OpAckV1 && (len(p.Payload) > 0 || p.MessageID != 0) {
+		return orig, fmt.Errorf("%w: P_ACK_V1 carries no message id or payload", ErrMalformed)
+	}
+	if c.mode == ModeTLSCrypt || c.mode == ModeTLSCryptV2 {
+		if !c.haveKeys {
+			return orig, fmt.Errorf("%w: no tls-crypt-v2 client key yet", ErrKey)
+		}
 	}
 	start := len(dst)
 	dst = append(dst, JoinOpcode(p.Opcode, p.KeyID))
 	dst = append(dst, p.SessionID[:]...)
 	if c.mode == ModeNone {
-		return append(dst, body...), nil
+		return appendReliable(dst, p), nil
+	}
+	if c.pid == ^uint32(0) {
+		// OpenVPN never wraps the control replay id; a session that
+		// gets here must renegotiate.
+		return orig, errors.New("wire: replay packet ids exhausted")
 	}
 	c.pid++
-	if c.pid == 0 {
-		return nil, errors.New("wire: replay packet ids exhausted")
-	}
 	var replayID [8]byte
 	binary.BigEndian.PutUint32(replayID[:4], c.pid)
 	binary.BigEndian.PutUint32(replayID[4:], c.ts)
+	var sum [64]byte
 	switch c.mode {
 	case ModeTLSAuth:
+		// op|sid ‖ HMAC ‖ replay id ‖ body; the HMAC covers
+		// replay id ‖ op|sid ‖ body, so reserve its room first.
+		h := c.sendMAC.Size()
+		macAt := len(dst)
+		dst = append(dst, sum[:h]...)
+		dst = append(dst, replayID[:]...)
+		bodyAt := len(dst)
+		dst = appendReliable(dst, p)
 		c.sendMAC.Reset()
 		c.sendMAC.Write(replayID[:])
 		c.sendMAC.Write(dst[start : start+9])
-		c.sendMAC.Write(body)
-		dst = c.sendMAC.Sum(dst)
+		c.sendMAC.Write(dst[bodyAt:])
+		copy(dst[macAt:], c.sendMAC.Sum(sum[:0]))
+		return dst, nil
+	default: // tls-crypt, tls-crypt-v2: header17 ‖ tag ‖ AES-CTR(body)
 		dst = append(dst, replayID[:]...)
-		return append(dst, body...), nil
-	default: // tls-crypt, tls-crypt-v2
-		if !c.haveKeys {
-			return nil, fmt.Errorf("%w: no tls-crypt-v2 client key yet", ErrKey)
-		}
-		dst = append(dst, replayID[:]...)
+		tagAt := len(dst)
+		dst = append(dst, sum[:32]...)
+		bodyAt := len(dst)
+		dst = appendReliable(dst, p)
 		c.sendKa.Reset()
 		c.sendKa.Write(dst[start : start+17])
-		c.sendKa.Write(body)
-		dst = c.sendKa.Sum(dst)
-		tag := dst[len(dst)-32:]
-		ctStart := len(dst)
-		dst = append(dst, body...)
-		cipher.NewCTR(c.sendKe, tag[:16]).XORKeyStream(dst[ctStart:], dst[ctStart:])
+		c.sendKa.Write(dst[bodyAt:])
+		tag := dst[tagAt:bodyAt]
+		copy(tag, c.sendKa.Sum(sum[:0]))
+		cipher.NewCTR(c.sendKe, tag[:16]).XORKeyStream(dst[bodyAt:], dst[bodyAt:])
 		if c.role == RoleClient && c.mode == ModeTLSCryptV2 &&
 			(p.Opcode == OpControlHardResetClientV3 || p.Opcode == OpControlWKCV1) {
 			dst = append(dst, c.wkc...)
@@ -259,7 +282,9 @@ func (c *Codec) Encode(dst []byte, p *Packet) ([]byte, error) {
 }
 
 // Decode removes the protection, checks the replay id and parses the packet.
-// Payload and WKc alias b; b may be modified (decrypted in place).
+// Payload and WKc alias b. tls-crypt decrypts b in place; when Decode fails
+// with ErrAuth (or any error before decryption) b is left as it was, so a
+// server may try the same bytes with another codec.
 func (c *Codec) Decode(b []byte) (Packet, error) {
 	had := c.haveKeys
 	p, err := c.decode(b)

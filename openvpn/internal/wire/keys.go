@@ -33,13 +33,13 @@ func (k *StaticKey) hmacKey(i int) []byte   { return k[i*128+64 : i*128+128] }
 // between the BEGIN and END lines; comments and line lengths do not matter.
 func ParseStaticKey(text []byte) (*StaticKey, error) {
 	s := string(text)
-	i := strings.Index(s, staticBegin)
-	j := strings.Index(s, staticEnd)
-	if i < 0 || j < i {
+	_, rest, ok := strings.Cut(s, staticBegin)
+	body, _, ok2 := strings.Cut(rest, staticEnd)
+	if !ok || !ok2 {
 		return nil, fmt.Errorf("%w: no %q block", ErrKey, staticBegin)
 	}
 	var digits []byte
-	for _, c := range []byte(s[i+len(staticBegin) : j]) {
+	for _, c := range []byte(body) {
 		switch {
 		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
 			digits = append(digits, c)

@@ -111,11 +111,9 @@ func PeekHeader(b []byte) (op Opcode, keyID uint8, sid SessionID, err error) {
 	return op, keyID, sid, nil
 }
 
-// appendReliable appends the reliable header and payload.
-func appendReliable(b []byte, p *Packet) ([]byte, error) {
-	if len(p.Acks) > MaxAcks {
-		return nil, fmt.Errorf("%w: %d ACKs, at most %d", ErrMalformed, len(p.Acks), MaxAcks)
-	}
+// appendReliable appends the reliable header and payload; the caller has
+// checked len(p.Acks) <= MaxAcks.
+func appendReliable(b []byte, p *Packet) []byte {
 	b = append(b, byte(len(p.Acks)))
 	for _, a := range p.Acks {
 		b = binary.BigEndian.AppendUint32(b, a)
@@ -126,7 +124,7 @@ func appendReliable(b []byte, p *Packet) ([]byte, error) {
 	if p.Opcode != OpAckV1 {
 		b = binary.BigEndian.AppendUint32(b, p.MessageID)
 	}
-	return append(b, p.Payload...), nil
+	return append(b, p.Payload...)
 }
 
 // parseReliable parses the reliable header and payload into p.

@@ -216,37 +216,6 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
-func FuzzDecode(f *testing.F) {
-	f.Add(byte(ModeTLSCrypt), unhex(f, labClientReset))
-	f.Add(byte(ModeTLSCrypt), unhex(f, labServerReset))
-	f.Add(byte(ModeNone), unhex(f, "38e11defd0770ab6ba0000000000"))
-	f.Add(byte(ModeTLSAuth), unhex(f, "38e11defd0770ab6ba0826cb692ffc4ef587d785cd82e96b1382c993df000000016b0387040000000000"))
-	f.Fuzz(func(t *testing.T, mode byte, data []byte) {
-		key := tlsCryptLabKey(t)
-		sk := new(V2ServerKey)
-		copy(sk[:], key[:128])
-		m := Mode(mode % 4)
-		for _, role := range []Role{RoleServer, RoleClient} {
-			ck := &V2ClientKey{Key: *key, WKc: make([]byte, wkcMin)}
-			c, err := NewCodec(&Protection{Mode: m, Key: key, ServerKey: sk, ClientKey: ck}, role, time.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := c.Decode(append([]byte(nil), data...))
-			if err != nil {
-				continue
-			}
-			if m == ModeNone {
-				enc, _ := NewCodec(&Protection{}, role, time.Now())
-				b, err := enc.Encode(nil, &p)
-				if err != nil || !bytes.Equal(b, data) {
-					t.Fatalf("decoded packet does not re-encode to the input: %v", err)
-				}
-			}
-		}
-	})
-}
-
 func FuzzParseStaticKey(f *testing.F) {
 	k, _ := GenerateStaticKey(rand.Reader)
 	f.Add(k.Marshal())
