@@ -197,6 +197,7 @@ func newClient(conn net.Conn, isTCP bool, cfg *ClientConfig, ciphers []datachann
 	if prot.Mode == wire.ModeTLSCryptV2 {
 		s.hardReset = wire.OpControlHardResetClientV3
 	}
+	s.auth = cfg.Auth
 	s.runKeyFn = c.runKey
 	s.onClose = c.onClose
 	c.s = s

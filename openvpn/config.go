@@ -202,6 +202,9 @@ type ServerConfig struct {
 	// AllowLegacy permits AES-256-CBC with HMAC in DataCiphers, and clients
 	// that cannot do TLS key export (the legacy PRF). Off by default.
 	AllowLegacy bool
+	// Auth is the HMAC digest of the legacy CBC data channel (--auth); zero
+	// means SHA-1, the stock default. It must match the clients' setting.
+	Auth crypto.Hash
 	// VerifyUserPass checks a client's username and password. Nil: clients
 	// that send credentials are accepted on their certificate alone. Errors
 	// are sent to the client as AUTH_FAILED; the password is never logged.
@@ -235,8 +238,12 @@ type ClientConfig struct {
 	TLS *tls.Config
 	// Protection of the control channel.
 	Protection Protection
-	// DataCiphers the client accepts; nil means DefaultDataCiphers.
+	// DataCiphers the client accepts; nil means DefaultDataCiphers. Legacy
+	// AES-256-CBC is accepted when listed.
 	DataCiphers []string
+	// Auth is the HMAC digest of the legacy CBC data channel (--auth); zero
+	// means SHA-1.
+	Auth crypto.Hash
 	// Username and Password are sent when Username is not empty
 	// (--auth-user-pass).
 	Username, Password string

@@ -3,6 +3,7 @@ package openvpn
 import (
 	"bytes"
 	"context"
+	"crypto"
 	crand "crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -444,4 +445,29 @@ func TestExitNotification(t *testing.T) {
 			t.Fatal("client still up 5 s after the server shut down")
 		}
 	})
+}
+
+func TestLegacyCBCOnlyWhenEnabled(t *testing.T) {
+	e := newTestEnv(t)
+	if _, err := NewServer(&ServerConfig{TLS: e.serverTLS, DataCiphers: []string{"AES-256-CBC"}}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("CBC without AllowLegacy: %v, want ErrConfig", err)
+	}
+	_, addr := startServer(t, "udp", &ServerConfig{TLS: e.serverTLS, AllowLegacy: true, Auth: crypto.SHA256, DataCiphers: []string{"AES-256-CBC"}}, &echoHandler{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, "udp", addr, &ClientConfig{TLS: e.cliTLS, Auth: crypto.SHA256, DataCiphers: []string{"AES-256-CBC"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Pushed().Cipher != "AES-256-CBC" {
+		t.Fatalf("cipher %q", c.Pushed().Cipher)
+	}
+	roundTrip(t, c, 5)
+	// A modern client does not get CBC pushed.
+	c2, err := Dial(ctx, "udp", addr, &ClientConfig{TLS: e.cliTLS})
+	if !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("AEAD-only client against a CBC-only server: %v, want AUTH_FAILED (no shared cipher)", err)
+	}
+	_ = c2
 }

@@ -489,6 +489,7 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 	s.remoteSID = remote
 	s.runKeyFn = ss.runKey
 	s.onClose = ss.onClose
+	s.auth = srv.cfg.Auth
 	s.timers.PingRestart = 2 * srv.timers.PingRestart
 	ss.s = s
 	srv.peers[peerID] = ss
@@ -786,7 +787,9 @@ func (s *session) deriveKey(ks *keyState, tc *tls.Conn, cm, sm *keymethod.Messag
 	if err != nil {
 		return nil, fmt.Errorf("openvpn: deriving data keys: %w", err)
 	}
-	return datachannel.NewKey(datachannel.KeyConfig{Cipher: c, Block: kb, Server: s.role == wire.RoleServer, KeyID: ks.id})
+	k, err := datachannel.NewKey(datachannel.KeyConfig{Cipher: c, Auth: s.auth, Block: kb, Server: s.role == wire.RoleServer, KeyID: ks.id})
+	kb.Wipe()
+	return k, err
 }
 
 // waitAcked waits until every control message sent so far was acknowledged,

@@ -2,6 +2,7 @@ package openvpn
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -108,7 +109,8 @@ type session struct {
 	// negotiated parameters reused by renegotiations
 	cipher  datachannel.Cipher
 	useEKM  bool
-	keyTime time.Time // when the newest data key was installed
+	auth    crypto.Hash // legacy CBC HMAC digest
+	keyTime time.Time   // when the newest data key was installed
 }
 
 func newSession(role wire.Role, codec *wire.Codec, local wire.SessionID, l link, t Timers, log *slog.Logger, now func() time.Time, rnd io.Reader) *session {

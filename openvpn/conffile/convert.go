@@ -50,6 +50,16 @@ func (f *File) ServerConfig() (*openvpn.ServerConfig, error) {
 		cfg.TLS.VerifyConnection = verify
 	}
 	cfg.Timers = f.timers()
+	// Listing AES-256-CBC in data-ciphers is the explicit opt-in to the
+	// legacy data channel; --auth then names its HMAC.
+	for _, c := range f.DataCiphers {
+		if strings.EqualFold(c, "AES-256-CBC") {
+			cfg.AllowLegacy = true
+		}
+	}
+	if cfg.Auth, err = digest(f.Auth); err != nil {
+		return nil, err
+	}
 	if f.Keepalive[0] > 0 {
 		cfg.Timers.Ping = seconds(f.Keepalive[0])
 		cfg.Timers.PingRestart = seconds(f.Keepalive[1])
@@ -88,6 +98,9 @@ func (f *File) ClientConfig() (*openvpn.ClientConfig, error) {
 		return nil, err
 	}
 	cfg.Timers = f.timers()
+	if cfg.Auth, err = digest(f.Auth); err != nil {
+		return nil, err
+	}
 	if f.AuthUserPass {
 		cfg.Username, cfg.Password = f.Username, f.Password
 		if f.AuthUserPassFile != "" {
