@@ -471,3 +471,82 @@ func TestLegacyCBCOnlyWhenEnabled(t *testing.T) {
 	}
 	_ = c2
 }
+
+func TestIPv6Outer(t *testing.T) {
+	e := newTestEnv(t)
+	sp, cp := e.protections(ProtectionTLSCrypt)
+	for _, network := range []string{"udp6", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
+			srv, err := NewServer(&ServerConfig{TLS: e.serverTLS, Protection: sp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			var addr string
+			if network == "udp6" {
+				conn, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+				if err != nil {
+					t.Skipf("SKIPPING: no IPv6 loopback: %v", err)
+				}
+				addr = conn.LocalAddr().String()
+				go srv.ServeUDP(ctx, conn, &echoHandler{})
+			} else {
+				ln, err := net.Listen("tcp6", "[::1]:0")
+				if err != nil {
+					t.Skipf("SKIPPING: no IPv6 loopback: %v", err)
+				}
+				addr = ln.Addr().String()
+				go srv.ServeTCP(ctx, ln, &echoHandler{})
+			}
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			c, err := Dial(dctx, network, addr, &ClientConfig{TLS: e.cliTLS, Protection: cp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			roundTrip(t, c, 5)
+		})
+	}
+}
+
+// TestGarbageDoesNotDisturb sends random datagrams, truncated packets and
+// forged data packets for the live session's peer id at the server while a
+// tunnel is up; the tunnel keeps working and no state is created.
+func TestGarbageDoesNotDisturb(t *testing.T) {
+	e := newTestEnv(t)
+	sp, cp := e.protections(ProtectionTLSCrypt)
+	srv, addr := startServer(t, "udp", &ServerConfig{TLS: e.serverTLS, Protection: sp}, &echoHandler{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, "udp", addr, &ClientConfig{TLS: e.cliTLS, Protection: cp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	g, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	buf := make([]byte, 1500)
+	for i := 0; i < 3000; i++ {
+		n := 1 + i%200
+		_, _ = crand.Read(buf[:n])
+		switch i % 4 {
+		case 0: // forged P_DATA_V2 for peer id 0
+			buf[0], buf[1], buf[2], buf[3] = 0x48, 0, 0, 0
+		case 1: // control opcodes with junk
+			buf[0] = byte(4+i%8) << 3
+		}
+		_, _ = g.Write(buf[:n])
+		if i%500 == 0 {
+			roundTrip(t, c, 2)
+		}
+	}
+	roundTrip(t, c, 10)
+	if st := srv.Stats(); st.Sessions != 1 {
+		t.Fatalf("%d sessions after garbage, want 1", st.Sessions)
+	}
+}
