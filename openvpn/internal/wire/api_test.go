@@ -93,6 +93,8 @@ func TestValidate(t *testing.T) {
 		{Protection{Mode: ModeTLSCryptV2, ServerKey: new(V2ServerKey)}, RoleClient, false},
 		{Protection{Mode: ModeTLSCryptV2, ServerKey: new(V2ServerKey)}, RoleServer, true},
 		{Protection{Mode: ModeTLSCryptV2, ClientKey: new(V2ClientKey)}, RoleServer, false},
+		{Protection{Mode: ModeTLSCryptV2, ClientKey: new(V2ClientKey)}, RoleClient, false}, // no WKc
+		{Protection{Mode: ModeTLSCryptV2, ClientKey: &V2ClientKey{WKc: make([]byte, 299)}}, RoleClient, true},
 		{Protection{Mode: 9}, RoleServer, false},
 	} {
 		if err := c.p.Validate(c.role); (err == nil) != c.ok {
@@ -236,5 +238,28 @@ func TestEarlyNegotiationID(t *testing.T) {
 	}
 	if pid, _ := srv.LastReplayID(); pid != 0x0f000002 {
 		t.Fatalf("second id %#x", pid)
+	}
+}
+
+func TestReplayTimestamp(t *testing.T) {
+	cli, srv := codecs(t, ModeTLSAuth)
+	send := func(pid, ts uint32) error {
+		cli.SetTime(pid, ts)
+		b, err := cli.Encode(nil, &Packet{Opcode: OpControlV1, SessionID: SessionID{1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = srv.Decode(b)
+		return err
+	}
+	for i, c := range []struct {
+		pid, ts uint32
+		ok      bool
+	}{
+		{5, 100, true}, {5, 100, false}, {3, 100, true}, {6, 99, false}, {1, 101, true}, {5, 100, false}, {2, 101, true},
+	} {
+		if err := send(c.pid, c.ts); (err == nil) != c.ok || err != nil && !errors.Is(err, ErrReplay) {
+			t.Fatalf("step %d (pid %d ts %d): %v", i, c.pid, c.ts, err)
+		}
 	}
 }

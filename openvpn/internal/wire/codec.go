@@ -76,6 +76,9 @@ func (p *Protection) Validate(role Role) error {
 		if role == RoleClient && p.ClientKey == nil {
 			return errors.New("wire: tls-crypt-v2 client needs a client key")
 		}
+		if role == RoleClient && (len(p.ClientKey.WKc) < wkcMin || len(p.ClientKey.WKc) > wkcMax) {
+			return fmt.Errorf("wire: tls-crypt-v2 client key has a WKc of %d bytes", len(p.ClientKey.WKc))
+		}
 	default:
 		return fmt.Errorf("wire: unknown protection mode %d", p.Mode)
 	}
@@ -377,6 +380,15 @@ func (c *Codec) decode(b []byte) (Packet, error) {
 		return p, err
 	}
 	if c.mode != ModeNone {
+		// The timestamp is the sender's start time and stays fixed while
+		// its ids last. As in OpenVPN, an older one is a replay and a newer
+		// one starts a new id sequence.
+		if c.lastPID != 0 && ts != c.lastTS {
+			if ts < c.lastTS {
+				return p, fmt.Errorf("%w: timestamp went back", ErrReplay)
+			}
+			c.window.Reset()
+		}
 		if !c.window.Check(uint64(pid)) {
 			return p, ErrReplay
 		}
