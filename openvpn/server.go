@@ -426,7 +426,7 @@ func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte,
 	// with a valid cookie session id and, if it carries a message, be the
 	// client's first one (id 1). Later packets of a session that has gone
 	// must not bring it back.
-	if !slices.Contains(p.Acks, 0) || (p.Opcode != wire.OpAckV1 && p.MessageID != 1) {
+	if !slices.Contains(p.Acks, 0) || (p.Opcode == wire.OpAckV1 && len(p.Acks) != 1) || (p.Opcode != wire.OpAckV1 && p.MessageID != 1) {
 		srv.stats.dropBadPacket.Add(1)
 		return
 	}
@@ -607,14 +607,16 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 	s.installKey(ks, key, ks.id == 0)
 	ss.tc.Store(tc)
 	if ks.id == 0 {
+		// Up before the push: the client sends data as soon as it has the
+		// PUSH_REPLY, and that data must find the session ready.
+		ss.up.Store(true)
+		ss.h.Up(ss)
 		pi := keymethod.ParsePeerInfo(cm.PeerInfo)
 		if pi.Proto&keymethod.ProtoRequestPush != 0 {
 			if err := ss.push(tc); err != nil {
 				return err
 			}
 		}
-		ss.up.Store(true)
-		ss.h.Up(ss)
 		srv.log.Info("session up", "session", s.id, "name", ss.identity.Name, "remote", ss.Remote(),
 			"cipher", s.cipher.String(), "peer_id", ss.peerID)
 	}

@@ -420,8 +420,17 @@ func (s *session) checkTimers(now time.Time) error {
 	if reneg {
 		s.startRenegotiation()
 	}
+	// The pending key may become the sending key on a timer only once the
+	// peer has acknowledged everything of its key state, our key-method-2
+	// message included: before that the peer may not have the key yet, and
+	// packets sealed with it would be lost.
+	delivered := ks != nil && ks.active && ks.rel.Unacked() == 0 && ks.rel.Queued() == 0
 	s.mu.Unlock()
-	s.promoteKeys(now, 0xff)
+	if delivered {
+		s.promoteKeys(now, 0xff)
+	} else {
+		s.expireKeys(now)
+	}
 	if now.Sub(time.Unix(0, s.lastSent.Load())) >= t.Ping && s.hasDataKey() {
 		s.sendPing()
 	}
@@ -496,15 +505,22 @@ func (s *session) installKey(ks *keyState, k *datachannel.Key, switchNow bool) {
 }
 
 // promoteKeys makes the pending key the sending key once the peer used it
-// (keyID) or after keySwitchDelay, and drops keys past their transition
-// window.
+// (keyID) or, with keyID 0xff, after keySwitchDelay; and drops keys past
+// their transition window.
 func (s *session) promoteKeys(now time.Time, keyID uint8) {
+	s.updateKeys(now, keyID, true)
+}
+
+// expireKeys only drops keys past their transition window.
+func (s *session) expireKeys(now time.Time) { s.updateKeys(now, 0xfe, false) }
+
+func (s *session) updateKeys(now time.Time, keyID uint8, timerOK bool) {
 	for {
 		old := s.data.Load()
 		if old == nil {
 			return
 		}
-		promote := old.next != nil && (old.next.KeyID() == keyID || now.Sub(old.nextSince) >= keySwitchDelay)
+		promote := old.next != nil && (old.next.KeyID() == keyID || timerOK && keyID == 0xff && now.Sub(old.nextSince) >= keySwitchDelay)
 		expire := false
 		if now.After(old.retire) {
 			for _, k := range old.byID {
