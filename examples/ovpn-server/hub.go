@@ -26,7 +26,9 @@ type hub struct {
 	byAddr  map[netip.Addr]tunnel.Session
 	addrOf  map[uint64]netip.Addr
 
-	tunMu sync.Mutex
+	tunMu    sync.Mutex
+	tunBatch [][]byte
+	one      [1][]byte
 }
 
 var errPoolExhausted = errors.New("address pool exhausted")
@@ -98,8 +100,10 @@ func (h *hub) Down(s tunnel.Session, _ error) {
 func (h *hub) Deliver(from tunnel.Session, bufs [][]byte, sizes []int, offset int) {
 	h.mu.RLock()
 	src := h.addrOf[from.ID()]
-	var tunBatch [64][]byte
-	nt := 0
+	// tunMu also guards the scratch batches, so that the per-packet path
+	// does not allocate.
+	h.tunMu.Lock()
+	batch := h.tunBatch[:0]
 	for i, b := range bufs {
 		pkt := b[offset : offset+sizes[i]]
 		ps, pd, ok := ipv4Addrs(pkt)
@@ -108,27 +112,28 @@ func (h *hub) Deliver(from tunnel.Session, bufs [][]byte, sizes []int, offset in
 		}
 		if h.c2c {
 			if to := h.byAddr[pd]; to != nil {
-				_, _ = to.Send([][]byte{b[:offset+sizes[i]]}, offset)
+				h.one[0] = b[:offset+sizes[i]]
+				_, _ = to.Send(h.one[:], offset)
 				continue
 			}
 		}
-		if h.tun != nil && nt < len(tunBatch) {
-			tunBatch[nt] = b[:offset+sizes[i]]
-			nt++
+		if h.tun != nil {
+			batch = append(batch, b[:offset+sizes[i]])
 		}
 	}
 	h.mu.RUnlock()
-	if nt > 0 {
-		h.tunMu.Lock()
-		_, _ = h.tun.Write(tunBatch[:nt], offset)
-		h.tunMu.Unlock()
+	if len(batch) > 0 {
+		_, _ = h.tun.Write(batch, offset)
 	}
+	h.tunBatch = batch[:0]
+	h.tunMu.Unlock()
 }
 
 // fromTUN sends packets read from the TUN device to their clients.
 func (h *hub) fromTUN(ctx context.Context) error {
 	buf := make([]byte, tunnel.BufferSize)
 	bufs := [][]byte{buf}
+	out := [][]byte{nil}
 	sizes := []int{0}
 	for ctx.Err() == nil {
 		n, err := h.tun.Read(bufs, sizes, tunnel.Headroom)
@@ -147,7 +152,8 @@ func (h *hub) fromTUN(ctx context.Context) error {
 		to := h.byAddr[dst]
 		h.mu.RUnlock()
 		if to != nil {
-			_, _ = to.Send([][]byte{buf[:tunnel.Headroom+sizes[0]]}, tunnel.Headroom)
+			out[0] = buf[:tunnel.Headroom+sizes[0]]
+			_, _ = to.Send(out, tunnel.Headroom)
 		}
 	}
 	return ctx.Err()
