@@ -287,23 +287,14 @@ func (c *Client) runKey(ks *keyState) error {
 	c.tc = tc
 	c.tcMu.Unlock()
 	c.setReady(nil)
-	for {
-		n, err := tc.Read(buf)
-		if err != nil {
-			if ks.conn.closed() {
-				return nil
-			}
-			return fmt.Errorf("openvpn: control channel: %w", err)
+	return readCommands(tc, ks, buf, func(text string, cmd keymethod.Command) (bool, error) {
+		switch cmd.Name {
+		case "AUTH_FAILED", "RESTART", "HALT":
+			s.close(fmt.Errorf("%w: %s", ErrPeerExit, text))
+			return true, nil
 		}
-		for _, text := range keymethod.SplitCommands(buf[:n]) {
-			cmd := keymethod.ParseCommand(text)
-			switch cmd.Name {
-			case "AUTH_FAILED", "RESTART", "HALT":
-				s.close(fmt.Errorf("%w: %s", ErrPeerExit, text))
-				return nil
-			}
-		}
-	}
+		return false, nil
+	})
 }
 
 // pull waits for the server's PUSH_REPLY (asking for it when it does not

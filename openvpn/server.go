@@ -620,29 +620,17 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 		srv.log.Info("session up", "session", s.id, "name", ss.identity.Name, "remote", ss.Remote(),
 			"cipher", s.cipher.String(), "peer_id", ss.peerID)
 	}
-	for {
-		n, err := tc.Read(buf)
-		if err != nil {
-			if ks.conn.closed() {
-				return nil
-			}
-			return fmt.Errorf("openvpn: control channel: %w", err)
+	return readCommands(tc, ks, buf, func(_ string, cmd keymethod.Command) (bool, error) {
+		switch cmd.Name {
+		case "PUSH_REQUEST":
+			return false, ss.push(tc)
+		case "EXIT":
+			s.close(ErrPeerExit)
+			return true, nil
 		}
-		for _, c := range keymethod.SplitCommands(buf[:n]) {
-			cmd := keymethod.ParseCommand(c)
-			switch cmd.Name {
-			case "PUSH_REQUEST":
-				if err := ss.push(tc); err != nil {
-					return err
-				}
-			case "EXIT":
-				s.close(ErrPeerExit)
-				return nil
-			default:
-				srv.log.Debug("ignored control message", "session", s.id, "message", cmd.Name)
-			}
-		}
-	}
+		srv.log.Debug("ignored control message", "session", s.id, "message", cmd.Name)
+		return false, nil
+	})
 }
 
 // authorize checks the client's key-method-2 message, negotiates the data

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/remotegate/remotegate/openvpn/internal/datachannel"
+	"github.com/remotegate/remotegate/openvpn/internal/keymethod"
 	"github.com/remotegate/remotegate/openvpn/internal/reliable"
 	"github.com/remotegate/remotegate/openvpn/internal/wire"
 	"github.com/remotegate/remotegate/tunnel"
@@ -653,5 +654,26 @@ func (s *session) close(cause error) {
 	}
 	if s.onClose != nil {
 		s.onClose(cause)
+	}
+}
+
+// readCommands reads the control messages that follow key method 2 on the
+// TLS session of ks and passes each to handle until handle says done, the
+// key state is retired (nil error) or the session fails.
+func readCommands(tc *tls.Conn, ks *keyState, buf []byte, handle func(text string, cmd keymethod.Command) (done bool, err error)) error {
+	for {
+		n, err := tc.Read(buf)
+		if err != nil {
+			if ks.conn.closed() {
+				return nil
+			}
+			return fmt.Errorf("openvpn: control channel: %w", err)
+		}
+		for _, text := range keymethod.SplitCommands(buf[:n]) {
+			done, err := handle(text, keymethod.ParseCommand(text))
+			if done || err != nil {
+				return err
+			}
+		}
 	}
 }
