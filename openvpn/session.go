@@ -25,16 +25,12 @@ import (
 type link interface {
 	// sendControl transmits one complete OpenVPN packet.
 	sendControl(pkt []byte) error
-	// sendData transmits sealed data packets. Each pkts[i] has at least
-	// linkHeadroom spare bytes in front of it in its backing array, which a
-	// stream link uses for the length prefix.
+	// sendData transmits sealed data packets; it is called with the
+	// session's send lock held and must not keep pkts.
 	sendData(pkts [][]byte) error
 	remote() netip.AddrPort
 	close()
 }
-
-// linkHeadroom is what links may write in front of a data packet.
-const linkHeadroom = 2
 
 // keyState is one key id of a session: its reliability layer, TLS session and,
 // once negotiated, its data-channel key.
@@ -80,8 +76,7 @@ type session struct {
 	// callbacks by role
 	runKeyFn    func(ks *keyState) error
 	onClose     func(cause error)
-	onData      func(plain []byte) // client: queue the packet for Read
-	sendPeerID  atomic.Uint32      // peer id put in our data packets; NoPeerID for P_DATA_V1
+	sendPeerID  atomic.Uint32 // peer id put in our data packets; NoPeerID for P_DATA_V1
 	data        atomic.Pointer[dataKeys]
 	lastRecv    atomic.Int64 // unix nanoseconds of the last authenticated packet
 	lastSent    atomic.Int64
@@ -106,7 +101,6 @@ type session struct {
 	peerKnown     chan struct{}
 	peerKnownOnce sync.Once
 	cause         error
-	scratch       []byte
 	// negotiated parameters reused by renegotiations
 	cipher  datachannel.Cipher
 	useEKM  bool
