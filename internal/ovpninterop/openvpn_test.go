@@ -97,12 +97,21 @@ func checkTunnel(t *testing.T, srv, cli *netns.NS, cipher string) {
 	t.Logf("iperf3 %.0f Mbit/s", res.BitsPerSecond/1e6)
 }
 
-// TestStockClientsToOurServer: stock openvpn 2.6 clients connect to
-// examples/ovpn-server over the whole matrix of transports, control-channel
-// protections and data ciphers.
-func TestStockClientsToOurServer(t *testing.T) {
-	netns.Require(t, "openvpn", "iperf3", "ping")
-	binaries(t)
+// peer is how one side of a matrix run is started: the program and
+// arguments before the config path, and the log line that says it is up.
+type peer struct {
+	args  []string
+	ready string
+}
+
+var (
+	stockServer = peer{[]string{"openvpn", "--config"}, "Initialization Sequence Completed"}
+	stockClient = peer{[]string{"openvpn", "--config"}, "Initialization Sequence Completed"}
+)
+
+// matrix runs a server and a client over every transport, control-channel
+// protection and data cipher, and checks the tunnel each time.
+func matrix(t *testing.T, server, client peer) {
 	files := lab(t)
 	for _, proto := range protos {
 		for _, prot := range protections {
@@ -112,10 +121,10 @@ func TestStockClientsToOurServer(t *testing.T) {
 					srv, cli := topology(t)
 					sconf := WriteFile(t, t.TempDir(), "server.conf", ServerConfig(o, files))
 					cconf := WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(o, files, "client1"))
-					s := srv.Start(t, serverBin, "-config", sconf)
-					s.WaitLog(t, "listening", 10*time.Second)
-					c := cli.Start(t, "openvpn", "--config", cconf)
-					c.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
+					s := srv.Start(t, server.args[0], append(server.args[1:], sconf)...)
+					s.WaitLog(t, server.ready, openvpnTimeout)
+					c := cli.Start(t, client.args[0], append(client.args[1:], cconf)...)
+					c.WaitLog(t, client.ready, openvpnTimeout)
 					checkTunnel(t, srv, cli, cipher)
 				})
 			}
@@ -123,27 +132,19 @@ func TestStockClientsToOurServer(t *testing.T) {
 	}
 }
 
+// TestStockClientsToOurServer: stock openvpn 2.6 clients connect to
+// examples/ovpn-server over the whole matrix of transports, control-channel
+// protections and data ciphers.
+func TestStockClientsToOurServer(t *testing.T) {
+	netns.Require(t, "openvpn", "iperf3", "ping")
+	binaries(t)
+	matrix(t, peer{[]string{serverBin, "-config"}, "listening"}, stockClient)
+}
+
 // TestOurClientToStockServer: examples/ovpn-client connects to a stock
 // openvpn 2.6 server over the same matrix.
 func TestOurClientToStockServer(t *testing.T) {
 	netns.Require(t, "openvpn", "iperf3", "ping")
 	binaries(t)
-	files := lab(t)
-	for _, proto := range protos {
-		for _, prot := range protections {
-			for _, cipher := range ciphers {
-				t.Run(proto+"/"+prot+"/"+cipher, func(t *testing.T) {
-					o := Options{Proto: proto, Protection: prot, Cipher: cipher, ServerAddr: serverAddr.String(), Port: 1194}
-					srv, cli := topology(t)
-					sconf := WriteFile(t, t.TempDir(), "server.conf", ServerConfig(o, files))
-					cconf := WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(o, files, "client1"))
-					s := srv.Start(t, "openvpn", "--config", sconf)
-					s.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
-					c := cli.Start(t, clientBin, "-config", cconf)
-					c.WaitLog(t, "tunnel up", openvpnTimeout)
-					checkTunnel(t, srv, cli, cipher)
-				})
-			}
-		}
-	}
+	matrix(t, stockServer, peer{[]string{clientBin, "-config"}, "tunnel up"})
 }
