@@ -154,8 +154,6 @@ type ServerSession struct {
 	h        tunnel.Handler
 	peerID   uint32
 	identity tunnel.Identity
-	remoteMu sync.Mutex
-	remoteAP netip.AddrPort
 	isUDP    bool
 	up       atomic.Bool
 	// guarded by s.mu until pushed
@@ -172,11 +170,7 @@ func (ss *ServerSession) ID() uint64 { return ss.s.id }
 func (ss *ServerSession) Identity() tunnel.Identity { return ss.identity }
 
 // Remote is the client's current address.
-func (ss *ServerSession) Remote() netip.AddrPort {
-	ss.remoteMu.Lock()
-	defer ss.remoteMu.Unlock()
-	return ss.remoteAP
-}
+func (ss *ServerSession) Remote() netip.AddrPort { return ss.s.link.remote() }
 
 // PeerID is the peer id the server assigned to the client.
 func (ss *ServerSession) PeerID() uint32 { return ss.peerID }
@@ -342,14 +336,13 @@ func (srv *Server) float(ss *ServerSession, to netip.AddrPort) {
 	if other := srv.byAddr[to]; other != nil && other != ss {
 		return
 	}
-	ss.remoteMu.Lock()
-	delete(srv.byAddr, ss.remoteAP)
-	ss.remoteAP = to
-	ss.remoteMu.Unlock()
-	srv.byAddr[to] = ss
-	if l, ok := ss.s.link.(*udpLink); ok {
-		l.setRemote(to)
+	l, ok := ss.s.link.(*udpLink)
+	if !ok {
+		return
 	}
+	delete(srv.byAddr, l.remote())
+	l.setRemote(to)
+	srv.byAddr[to] = ss
 }
 
 // cookieSID is the server session id for a client, derived statelessly
@@ -482,7 +475,7 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 		srv.peers = append(srv.peers, nil)
 	}
 	srv.nextID++
-	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), remoteAP: l.remote(), isUDP: isUDP}
+	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), isUDP: isUDP}
 	s := newSession(wire.RoleServer, codec, local, l, srv.timers, srv.log, srv.now, srv.rand)
 	s.id = srv.nextID
 	s.hardReset = wire.OpControlHardResetServerV2
@@ -802,29 +795,24 @@ func (s *session) waitAcked(d time.Duration) {
 	}
 }
 
-// udpLink reaches a client through the server's shared UDP socket.
+// udpLink reaches a client through the server's shared UDP socket. The
+// address is read for every data packet and changes only when the client
+// floats, so it is swapped whole rather than locked.
 type udpLink struct {
 	uc      *udpbatch.Conn
-	mu      sync.Mutex
-	addr    netip.AddrPort
+	addr    atomic.Pointer[netip.AddrPort]
 	scratch []udpbatch.Message
 }
 
 func newUDPLink(uc *udpbatch.Conn, to netip.AddrPort) *udpLink {
-	return &udpLink{uc: uc, addr: to}
+	l := &udpLink{uc: uc}
+	l.addr.Store(&to)
+	return l
 }
 
-func (l *udpLink) setRemote(a netip.AddrPort) {
-	l.mu.Lock()
-	l.addr = a
-	l.mu.Unlock()
-}
+func (l *udpLink) setRemote(a netip.AddrPort) { l.addr.Store(&a) }
 
-func (l *udpLink) remote() netip.AddrPort {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.addr
-}
+func (l *udpLink) remote() netip.AddrPort { return *l.addr.Load() }
 
 func (l *udpLink) sendControl(pkt []byte) error {
 	_, err := l.uc.WriteBatch([]udpbatch.Message{{Buf: pkt, N: len(pkt), Addr: l.remote()}})

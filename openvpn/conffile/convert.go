@@ -159,33 +159,23 @@ func (f *File) protection(server bool) (openvpn.Protection, error) {
 	return p, nil
 }
 
+// timers maps the timing directives; absent ones are 0, which Timers reads
+// as the stock default. reneg-sec 0 disables time-based renegotiation.
 func (f *File) timers() openvpn.Timers {
-	var t openvpn.Timers
-	if f.Ping > 0 {
-		t.Ping = seconds(f.Ping)
+	t := openvpn.Timers{
+		Ping:               seconds(f.Ping),
+		PingRestart:        seconds(f.PingRestart),
+		RenegotiatePackets: f.RenegPkts,
+		RenegotiateBytes:   f.RenegBytes,
+		HandshakeWindow:    seconds(f.HandWindow),
+		TLSTimeout:         seconds(f.TLSTimeout),
+		TransitionWindow:   seconds(f.TransitionWindow),
 	}
-	if f.PingRestart > 0 {
-		t.PingRestart = seconds(f.PingRestart)
-	}
-	if f.RenegSec > 0 {
+	switch {
+	case f.RenegSec > 0:
 		t.RenegotiateAfter = seconds(f.RenegSec)
-	} else if f.RenegSec == 0 {
+	case f.RenegSec == 0:
 		t.RenegotiateAfter = -1
-	}
-	if f.RenegPkts > 0 {
-		t.RenegotiatePackets = int64(f.RenegPkts)
-	}
-	if f.RenegBytes > 0 {
-		t.RenegotiateBytes = int64(f.RenegBytes)
-	}
-	if f.HandWindow > 0 {
-		t.HandshakeWindow = seconds(f.HandWindow)
-	}
-	if f.TLSTimeout > 0 {
-		t.TLSTimeout = seconds(f.TLSTimeout)
-	}
-	if f.TransitionWindow > 0 {
-		t.TransitionWindow = seconds(f.TransitionWindow)
 	}
 	return t
 }
