@@ -904,22 +904,49 @@ func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	d := deliverer{bufs: make([][]byte, 0, 1), sizes: make([]int, 0, 1)}
-	for {
-		n, err := readFrame(br, room)
-		if err != nil {
-			ss.s.close(fmt.Errorf("openvpn: TCP connection: %w", err))
-			return
-		}
-		pkt := room[:n]
-		op, _ := wire.SplitOpcode(pkt[0])
-		if !op.IsData() {
-			ss.s.handleControl(pkt)
-			continue
-		}
-		if plain, ok := ss.s.openData(pkt); ok && ss.up.Load() {
-			d.add(ss, buf, plain)
-			d.flush()
-		}
+	// Packets that have already arrived in the read buffer are opened into
+	// their own buffers and delivered together, so that the handler gets a
+	// batch (and a TUN device can merge TCP segments) as with UDP.
+	const batch = 32
+	bufs := make([][]byte, batch)
+	bufs[0] = buf
+	for i := 1; i < batch; i++ {
+		bufs[i] = make([]byte, tunnel.BufferSize)
 	}
+	d := deliverer{bufs: make([][]byte, 0, batch), sizes: make([]int, 0, batch)}
+	for {
+		for i := 0; i < batch && (i == 0 || frameBuffered(br)); i++ {
+			room := bufs[i][tunnel.Headroom-24 : tunnel.BufferSize-tunnel.Tailroom]
+			n, err := readFrame(br, room)
+			if err != nil {
+				d.flush()
+				ss.s.close(fmt.Errorf("openvpn: TCP connection: %w", err))
+				return
+			}
+			pkt := room[:n]
+			op, _ := wire.SplitOpcode(pkt[0])
+			if !op.IsData() {
+				d.flush()
+				ss.s.handleControl(pkt)
+				continue
+			}
+			if plain, ok := ss.s.openData(pkt); ok && ss.up.Load() {
+				d.add(ss, bufs[i], plain)
+			}
+		}
+		d.flush()
+	}
+}
+
+// frameBuffered reports whether a whole length-prefixed packet is already
+// in br, so that reading it does not block.
+func frameBuffered(br *bufio.Reader) bool {
+	if br.Buffered() < 2 {
+		return false
+	}
+	hdr, err := br.Peek(2)
+	if err != nil {
+		return false
+	}
+	return br.Buffered() >= 2+int(binary.BigEndian.Uint16(hdr))
 }
