@@ -219,6 +219,10 @@ type ServerConfig struct {
 	// MaxSessions limits concurrent sessions; zero means 1024. New clients
 	// beyond it get no answer.
 	MaxSessions int
+	// TCPNoDelay turns Nagle's algorithm off on TCP connections (the
+	// tcp-nodelay directive). The zero value leaves it on, as stock openvpn
+	// does: small packets then share outer segments while data is in flight.
+	TCPNoDelay bool
 	// Logger receives connection events; nil discards them. Secrets and
 	// per-packet events are never logged.
 	Logger *slog.Logger

@@ -880,6 +880,14 @@ func (srv *Server) ServeTCP(ctx context.Context, ln net.Listener, h tunnel.Handl
 
 func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler) {
 	defer conn.Close()
+	// Go turns Nagle's algorithm off for every TCP connection; stock
+	// openvpn leaves it on unless told "tcp-nodelay". With it on, the small
+	// packets a tunnel carries back (TCP ACKs of the inner flows) share outer
+	// segments while data is in flight, which halves the segments the client
+	// has to receive.
+	if tc, ok := conn.(*net.TCPConn); ok && !srv.cfg.TCPNoDelay {
+		_ = tc.SetNoDelay(false)
+	}
 	br := bufio.NewReaderSize(conn, 64*1024)
 	buf := make([]byte, tunnel.BufferSize)
 	room := buf[tunnel.Headroom-24 : tunnel.BufferSize-tunnel.Tailroom]

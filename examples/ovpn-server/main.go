@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 
@@ -24,6 +25,7 @@ func main() {
 	noTUN := flag.Bool("no-tun", false, "do not open a TUN device (relay between clients only)")
 	usersFile := flag.String("users", "", "require username/password: file of name:bcrypt-hash lines")
 	verbose := flag.Bool("v", false, "log debug events")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (go tool pprof) to this file until exit")
 	flag.Parse()
 	level := slog.LevelInfo
 	if *verbose {
@@ -43,10 +45,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: ovpn-server -config server.conf | -demo DIR")
 		os.Exit(2)
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			log.Error("cpu profile", "error", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *configPath, *noTUN, *usersFile, log); err != nil {
 		log.Error("ovpn-server", "error", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

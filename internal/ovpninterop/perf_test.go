@@ -18,7 +18,9 @@ import (
 // machines are noise (run it with `make perf`; the results are recorded in
 // docs/PERFORMANCE.md).
 //
-// RG_PERF=quick measures AES-256-GCM only, two rounds.
+// RG_PERF=quick measures AES-256-GCM only, two rounds. RG_PERF_PROTO=udp or
+// tcp restricts the run to one transport; RG_PERF_CPUPROFILE=DIR makes our
+// server write a CPU profile per run into DIR.
 func TestThroughputVsStock(t *testing.T) {
 	if os.Getenv("RG_PERF") == "" {
 		t.Skip("SKIPPING throughput comparison: set RG_PERF=1 (make perf)")
@@ -33,7 +35,11 @@ func TestThroughputVsStock(t *testing.T) {
 		rounds, ciphers = 2, ciphers[:1]
 	}
 	var report strings.Builder
-	for _, proto := range []string{"udp", "tcp"} {
+	protos := []string{"udp", "tcp"}
+	if p := os.Getenv("RG_PERF_PROTO"); p != "" {
+		protos = []string{p}
+	}
+	for _, proto := range protos {
 		for _, cipher := range ciphers {
 			o := Options{Proto: proto, Protection: "tls-crypt", Cipher: cipher, ServerAddr: serverAddr.String(), Port: 1194}
 			var ours, stock []float64
@@ -46,7 +52,11 @@ func TestThroughputVsStock(t *testing.T) {
 						s = srv.Start(t, "openvpn", "--config", sconf)
 						s.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
 					} else {
-						s = srv.Start(t, serverBin, "-config", sconf)
+						args := []string{"-config", sconf}
+						if dir := os.Getenv("RG_PERF_CPUPROFILE"); dir != "" {
+							args = append(args, "-cpuprofile", fmt.Sprintf("%s/%s-%s-%d.pprof", dir, proto, cipher, r))
+						}
+						s = srv.Start(t, serverBin, args...)
 						s.WaitLog(t, "listening", 10*time.Second)
 					}
 					c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(o, files, "client1")))
