@@ -3,6 +3,7 @@ package tunnel
 import (
 	"bytes"
 	"encoding/binary"
+	"sync/atomic"
 
 	"github.com/remotegate/remotegate/internal/packet"
 )
@@ -169,7 +170,7 @@ func tcpChecksumOK(pkt []byte, s tcpSegment) bool {
 type coalescer struct {
 	buf []byte // vnetHdrLen + maxCoalesced
 
-	packets, writes uint64 // counters for tests and benchmarks
+	packets, writes atomic.Uint64 // read by TUN.Stats from other goroutines
 }
 
 func newCoalescer() *coalescer {
@@ -189,8 +190,8 @@ func (c *coalescer) next(bufs [][]byte, offset int) ([]byte, int) {
 	if ok && len(bufs) > 1 {
 		n, total = c.merge(bufs, offset, first, seg)
 	}
-	c.writes++
-	c.packets += uint64(n)
+	c.writes.Add(1)
+	c.packets.Add(uint64(n))
 	if n > 1 {
 		c.finish(seg, total)
 		return c.buf[:vnetHdrLen+total], n

@@ -172,8 +172,8 @@ func TestCoalesceMergesARun(t *testing.T) {
 				t.Fatalf("packet %d was modified", i)
 			}
 		}
-		if c.packets != 11 || c.writes != 1 {
-			t.Fatalf("counters: %d packets, %d writes", c.packets, c.writes)
+		if c.packets.Load() != 11 || c.writes.Load() != 1 {
+			t.Fatalf("counters: %d packets, %d writes", c.packets.Load(), c.writes.Load())
 		}
 	}
 }

@@ -224,6 +224,24 @@ func (t *TUN) writeErr(err error) error {
 	return fmt.Errorf("tunnel: write %s: %w", t.name, err)
 }
 
+// TUNStats counts what a TUN device wrote.
+type TUNStats struct {
+	// PacketsWritten is the number of packets passed to Write and written.
+	PacketsWritten uint64
+	// Writes is the number of system calls that wrote them; with offload,
+	// PacketsWritten/Writes is how many TCP segments were merged on average.
+	Writes uint64
+}
+
+// Stats returns the counters; it is safe to call at any time. Without
+// offload it reports zeros.
+func (t *TUN) Stats() TUNStats {
+	if t.gro == nil {
+		return TUNStats{}
+	}
+	return TUNStats{PacketsWritten: t.gro.packets.Load(), Writes: t.gro.writes.Load()}
+}
+
 // BatchSize is 1: one packet per read.
 func (t *TUN) BatchSize() int { return 1 }
 

@@ -93,7 +93,8 @@ func tunChild(t *testing.T) {
 				t.Fatalf("mirror loop ended with %v, want ErrClosed", err)
 			}
 			if c.offload {
-				w, p := tun.gro.writes, tun.gro.packets
+				st := tun.Stats()
+				w, p := st.Writes, st.PacketsWritten
 				t.Logf("%d packets in %d writes", p, w)
 				if p < 2*w {
 					t.Fatalf("%d packets went out in %d writes: offload merged too little", p, w)

@@ -102,7 +102,11 @@ func run(ctx context.Context, path string, noTUN bool, usersFile string, log *sl
 			return err
 		}
 		defer tun.Close()
-		log.Info("TUN up", "name", tun.Name(), "address", netip.PrefixFrom(gateway, network.Bits()))
+		defer func() {
+			st := tun.Stats()
+			log.Info("TUN closed", "packets_written", st.PacketsWritten, "writes", st.Writes)
+		}()
+		log.Info("TUN up", "name", tun.Name(), "address", netip.PrefixFrom(gateway, network.Bits()), "offload", tun.Offload())
 	}
 	var dev tunnel.Device
 	if tun != nil {

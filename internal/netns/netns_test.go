@@ -232,3 +232,18 @@ func TestIperf3(t *testing.T) {
 	}
 	t.Logf("veth: %.2f Gbit/s, %d retransmits, intervals %v", res.BitsPerSecond/1e9, res.Retransmits, res.Intervals)
 }
+
+func TestParseCPUTime(t *testing.T) {
+	// A real line, with a command name containing a space and a parenthesis.
+	line := "4242 (ovpn (x) srv) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 125 0 0 20 0 5 0 100 0 0"
+	got, err := parseCPUTime(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3750 * time.Millisecond; got != want {
+		t.Fatalf("parseCPUTime = %v, want %v (250+125 ticks)", got, want)
+	}
+	if _, err := parseCPUTime("4242 (x) S 1 2"); err == nil {
+		t.Fatal("short line accepted")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,6 +124,46 @@ func (p *Process) WaitLog(t testing.TB, re string, timeout time.Duration) {
 		case <-tick.C:
 		}
 	}
+}
+
+// userHZ is the unit of the times in /proc/PID/stat (USER_HZ), 100 on every
+// Linux architecture the tests run on.
+const userHZ = 100
+
+// CPUTime is the processor time, user and system, that the process has used
+// so far, all its threads included (/proc/PID/stat).
+func (p *Process) CPUTime() (time.Duration, error) {
+	if p.Cmd.Process == nil {
+		return 0, fmt.Errorf("netns: %s: not started", p.name())
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("netns: CPU time of %s: %w", p.name(), err)
+	}
+	return parseCPUTime(string(b))
+}
+
+// parseCPUTime reads utime and stime (fields 14 and 15) from a
+// /proc/PID/stat line. The command name (field 2) is in parentheses and may
+// contain spaces, so fields are counted from the last ')'.
+func parseCPUTime(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("netns: malformed /proc stat line %q", stat)
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("netns: short /proc stat line %q", stat)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("netns: /proc stat field %q: %w", s, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
 // Stop sends SIGTERM to the process group, waits up to 3 s, then sends

@@ -69,6 +69,7 @@ type File struct {
 	Topology       string
 	ClientToClient bool
 	DuplicateCN    bool
+	TCPNoDelay     bool     // tcp-nodelay
 	Push           []string // contents of push "..." lines
 	Routes         [][]string
 
@@ -484,6 +485,8 @@ func (p *parser) apply(d Directive) error {
 		f.ClientToClient = true
 	case "duplicate-cn":
 		f.DuplicateCN = true
+	case "tcp-nodelay":
+		f.TCPNoDelay = true
 	case "push":
 		if err := p.need(d, 1, 1); err != nil {
 			return err

@@ -38,6 +38,7 @@ func (f *File) ServerConfig() (*openvpn.ServerConfig, error) {
 		DataCiphers: f.DataCiphers,
 		TunMTU:      f.TunMTU,
 		MaxSessions: f.MaxClients,
+		TCPNoDelay:  f.TCPNoDelay,
 	}
 	if cfg.Protection, err = f.protection(true); err != nil {
 		return nil, err
