@@ -21,7 +21,9 @@ import (
 //
 // RG_PERF=quick measures AES-256-GCM only, two rounds. RG_PERF_PROTO=udp or
 // tcp restricts the run to one transport; RG_PERF_CPUPROFILE=DIR makes our
-// server write a CPU profile per run into DIR.
+// server write a CPU profile per run into DIR; RG_PERF_STRACE=DIR runs both
+// servers under strace -c (slower, but the system call counts per packet
+// compare).
 func TestThroughputVsStock(t *testing.T) {
 	if os.Getenv("RG_PERF") == "" {
 		t.Skip("SKIPPING throughput comparison: set RG_PERF=1 (make perf)")
@@ -49,7 +51,20 @@ func TestThroughputVsStock(t *testing.T) {
 					srv, cli := topology(t)
 					sconf := WriteFile(t, t.TempDir(), "server.conf", ServerConfig(o, files))
 					var s *netns.Process
-					if impl == "stock" {
+					if wrap := os.Getenv("RG_PERF_STRACE"); wrap != "" {
+						// Count the servers' system calls (strace -c) into DIR.
+						out := fmt.Sprintf("%s/%s-%s-%s-%d.strace", wrap, impl, proto, cipher, r)
+						bin, args := serverBin, []string{"-config", sconf}
+						if impl == "stock" {
+							bin, args = "openvpn", []string{"--config", sconf}
+						}
+						s = srv.Start(t, "strace", append([]string{"-c", "-f", "-o", out, bin}, args...)...)
+						if impl == "stock" {
+							s.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
+						} else {
+							s.WaitLog(t, "listening", 10*time.Second)
+						}
+					} else if impl == "stock" {
 						s = srv.Start(t, "openvpn", "--config", sconf)
 						s.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
 					} else {
@@ -62,8 +77,9 @@ func TestThroughputVsStock(t *testing.T) {
 					}
 					c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(o, files, "client1")))
 					c.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
-					cpu0 := cpuTime(t, s)
+					cpu0, ccpu0 := cpuTime(t, s), cpuTime(t, c)
 					res := iperf3(t, cli, srv, tunnelGateway, d)
+					t.Logf("%s %s %s round %d: client CPU %.0f%%", impl, proto, cipher, r, 100*(cpuTime(t, c)-ccpu0).Seconds()/d.Seconds())
 					// Server CPU seconds per gigabyte carried: how much of
 					// the machine the server needs for the traffic, which
 					// the throughput alone does not show when the single-
