@@ -98,6 +98,9 @@ func Dial(ctx context.Context, network, address string, cfg *ClientConfig) (*Cli
 	if err := prot.Validate(wire.RoleClient); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	if _, err := cfg.Compression.framing(); err != nil {
+		return nil, err
+	}
 	isTCP := strings.HasPrefix(network, "tcp")
 	if !isTCP && !strings.HasPrefix(network, "udp") {
 		return nil, fmt.Errorf("%w: network %q: want udp or tcp", ErrConfig, network)
@@ -198,6 +201,8 @@ func newClient(conn net.Conn, isTCP bool, cfg *ClientConfig, ciphers []datachann
 		s.hardReset = wire.OpControlHardResetClientV3
 	}
 	s.auth = cfg.Auth
+	framing, _ := cfg.Compression.framing() // validated by Dial
+	s.framing.Store(uint32(framing))
 	s.runKeyFn = c.runKey
 	s.onClose = c.onClose
 	c.s = s
@@ -370,6 +375,16 @@ func (c *Client) apply(pr *keymethod.PushReply) error {
 		p.Routes = append(p.Routes, r.Prefix)
 	}
 	p.Options = append(p.Options, pr.Other...)
+	for _, o := range pr.Other {
+		if strings.HasPrefix(o, "compress") || strings.HasPrefix(o, "comp-lzo") {
+			comp, err := ParseCompression(o)
+			if err != nil {
+				return fmt.Errorf("openvpn: server pushed %q: %w", o, err)
+			}
+			framing, _ := comp.framing()
+			s.framing.Store(uint32(framing))
+		}
+	}
 	c.ccExit = slices.Contains(pr.ProtocolFlags, "cc-exit")
 	s.mu.Lock()
 	s.cipher = ci

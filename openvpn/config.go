@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/remotegate/remotegate/openvpn/internal/datachannel"
@@ -219,6 +220,11 @@ type ServerConfig struct {
 	// MaxSessions limits concurrent sessions; zero means 1024. New clients
 	// beyond it get no answer.
 	MaxSessions int
+	// Compression is the compression framing every client's packets carry;
+	// it must match the clients' own configuration (push it with Push, e.g.
+	// "compress stub-v2", for clients that take it from the server). The zero
+	// value, no framing, is the OpenVPN 2.6 default.
+	Compression Compression
 	// TCPNoDelay turns Nagle's algorithm off on TCP connections (the
 	// tcp-nodelay directive). The zero value leaves it on, as stock openvpn
 	// does: small packets then share outer segments while data is in flight.
@@ -251,6 +257,9 @@ type ClientConfig struct {
 	// Username and Password are sent when Username is not empty
 	// (--auth-user-pass).
 	Username, Password string
+	// Compression framing, as in ServerConfig. A server that pushes
+	// "compress ..." or "comp-lzo ..." overrides it.
+	Compression Compression
 	// Timers; Ping and PingRestart are replaced by the server's pushed values.
 	Timers Timers
 	// ExitNotify sends the server an EXIT notice when the client closes
@@ -296,4 +305,83 @@ func discardLogger(l *slog.Logger) *slog.Logger {
 		return l
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// Compression is the compression framing of data-channel packets, for peers
+// whose configuration has a compress or comp-lzo directive. Nothing is ever
+// compressed: the framing only marks each packet as not compressed, and a
+// packet the peer did compress is dropped (stock OpenVPN 2.6 never
+// compresses either unless allow-compression yes is set).
+type Compression uint8
+
+const (
+	// CompressionNone: no framing byte (no compress or comp-lzo directive).
+	CompressionNone Compression = iota
+	// CompressionStub: "compress", "compress stub", "compress lz4",
+	// "compress lzo": 0xFB in front, the packet's first byte moved to its end.
+	CompressionStub
+	// CompressionStubV2: "compress stub-v2", "compress lz4-v2": no byte,
+	// except an escape for packets that start with 0x50 (never IP).
+	CompressionStubV2
+	// CompressionLZO: "comp-lzo" in any mode: 0xFA in front.
+	CompressionLZO
+)
+
+// String is the directive that selects the framing.
+func (c Compression) String() string {
+	switch c {
+	case CompressionNone:
+		return "none"
+	case CompressionStub:
+		return "compress stub"
+	case CompressionStubV2:
+		return "compress stub-v2"
+	case CompressionLZO:
+		return "comp-lzo no"
+	}
+	return fmt.Sprintf("Compression(%d)", uint8(c))
+}
+
+// framing is the datachannel value for c.
+func (c Compression) framing() (datachannel.Compression, error) {
+	switch c {
+	case CompressionNone:
+		return datachannel.CompressionNone, nil
+	case CompressionStub:
+		return datachannel.CompressionStub, nil
+	case CompressionStubV2:
+		return datachannel.CompressionStubV2, nil
+	case CompressionLZO:
+		return datachannel.CompressionLZO, nil
+	}
+	return 0, fmt.Errorf("%w: unknown %v", ErrConfig, c)
+}
+
+// ParseCompression maps a compress or comp-lzo directive, as written in a
+// config file or pushed by a server ("compress stub-v2", "comp-lzo no"), to
+// its framing.
+func ParseCompression(directive string) (Compression, error) {
+	f := strings.Fields(directive)
+	if len(f) == 0 || len(f) > 2 {
+		return 0, fmt.Errorf("%w: compression directive %q", ErrConfig, directive)
+	}
+	arg := ""
+	if len(f) == 2 {
+		arg = f[1]
+	}
+	switch f[0] {
+	case "compress":
+		switch arg {
+		case "", "stub", "lz4", "lzo":
+			return CompressionStub, nil
+		case "stub-v2", "lz4-v2":
+			return CompressionStubV2, nil
+		}
+	case "comp-lzo":
+		switch arg {
+		case "", "yes", "no", "adaptive":
+			return CompressionLZO, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: compression directive %q", ErrConfig, directive)
 }

@@ -15,8 +15,11 @@
 // A Client (Dial) is a tunnel.Device: Read returns packets from the server,
 // Write sends packets to it.
 //
+// Peers configured with compress or comp-lzo get the matching framing
+// (ServerConfig.Compression, ClientConfig.Compression, or a pushed option),
+// but nothing is ever compressed, and compressed packets are dropped.
+//
 // Not implemented, and therefore never announced or pushed: dynamic tls-crypt,
-// compression (only the framing of the "stub" methods is understood), the
-// static-key (non-TLS) mode, TAP devices, and the OpenVPN 2.7 epoch data
-// format.
+// compression itself, the static-key (non-TLS) mode, TAP devices, and the
+// OpenVPN 2.7 epoch data format.
 package openvpn

@@ -556,3 +556,71 @@ func TestGarbageDoesNotDisturb(t *testing.T) {
 		t.Fatalf("%d sessions after garbage, want 1", st.Sessions)
 	}
 }
+
+func TestCompressionFraming(t *testing.T) {
+	e := newTestEnv(t)
+	for _, tc := range []struct {
+		name           string
+		server, client Compression
+		push           []string
+		works          bool
+	}{
+		{"stub", CompressionStub, CompressionStub, nil, true},
+		{"stub-v2", CompressionStubV2, CompressionStubV2, nil, true},
+		{"comp-lzo", CompressionLZO, CompressionLZO, nil, true},
+		{"pushed comp-lzo", CompressionLZO, CompressionNone, []string{"comp-lzo no"}, true},
+		{"pushed compress", CompressionStub, CompressionNone, []string{"compress"}, true},
+		// Framing on one side only: the server takes the client's first
+		// byte for a framing byte and drops every packet.
+		{"mismatch", CompressionLZO, CompressionNone, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &echoHandler{}
+			_, addr := startServer(t, "udp", &ServerConfig{TLS: e.serverTLS, Compression: tc.server, Push: tc.push}, h)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := Dial(ctx, "udp", addr, &ClientConfig{TLS: e.cliTLS, Compression: tc.client})
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			defer c.Close()
+			if tc.works {
+				roundTrip(t, c, 10)
+				return
+			}
+			src := c.Pushed().Address.Addr()
+			if _, err := c.Write([][]byte{testPacket(src, netip.MustParseAddr("192.168.50.7"), []byte("lost"))}, tunnel.Headroom); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan struct{})
+			go func() {
+				_, _ = c.Read([][]byte{make([]byte, tunnel.BufferSize)}, []int{0}, tunnel.Headroom)
+				close(got)
+			}()
+			select {
+			case <-got:
+				t.Fatal("a packet crossed although only the server frames")
+			case <-time.After(time.Second):
+			}
+		})
+	}
+}
+
+func TestParseCompression(t *testing.T) {
+	for in, want := range map[string]Compression{
+		"compress": CompressionStub, "compress lz4": CompressionStub, "compress stub-v2": CompressionStubV2,
+		"comp-lzo": CompressionLZO, "comp-lzo adaptive": CompressionLZO,
+	} {
+		if got, err := ParseCompression(in); err != nil || got != want {
+			t.Errorf("ParseCompression(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "compress zstd", "comp-lzo maybe", "lz4", "compress stub extra"} {
+		if _, err := ParseCompression(in); !errors.Is(err, ErrConfig) {
+			t.Errorf("ParseCompression(%q): %v, want ErrConfig", in, err)
+		}
+	}
+	if _, err := NewServer(&ServerConfig{TLS: newTestEnv(t).serverTLS, Compression: 9}); !errors.Is(err, ErrConfig) {
+		t.Errorf("NewServer with Compression(9): %v, want ErrConfig", err)
+	}
+}

@@ -36,6 +36,7 @@ const serverOptionsString = "V4,dev-type tun,link-mtu 1559,tun-mtu 1500,proto UD
 // listeners at once; sessions, peer ids and the Handler are shared.
 type Server struct {
 	cfg     ServerConfig
+	framing datachannel.Compression
 	tlsCfg  *tls.Config
 	ciphers []datachannel.Cipher
 	prot    *wire.Protection
@@ -93,7 +94,12 @@ func NewServer(cfg *ServerConfig) (*Server, error) {
 	if err := prot.Validate(wire.RoleServer); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	framing, err := cfg.Compression.framing()
+	if err != nil {
+		return nil, err
+	}
 	srv := &Server{
+		framing: framing,
 		cfg:     *cfg,
 		ciphers: ciphers,
 		prot:    prot,
@@ -483,6 +489,7 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 	s.runKeyFn = ss.runKey
 	s.onClose = ss.onClose
 	s.auth = srv.cfg.Auth
+	s.framing.Store(uint32(srv.framing))
 	s.timers.PingRestart = 2 * srv.timers.PingRestart
 	ss.s = s
 	srv.peers[peerID] = ss

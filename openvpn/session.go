@@ -84,6 +84,9 @@ type session struct {
 	closedFlag  atomic.Bool
 	sendMu      sync.Mutex
 	sendScratch [][]byte
+	// framing is the datachannel.Compression of data packets; a client
+	// changes it when the server pushes a compress option.
+	framing atomic.Uint32
 
 	mu        sync.Mutex
 	codec     *wire.Codec
@@ -567,6 +570,12 @@ func (s *session) openData(pkt []byte) ([]byte, bool) {
 	if dk.next == k {
 		s.promoteKeys(s.now(), keyID)
 	}
+	// Pings and OCC messages are framed like any packet.
+	if c := datachannel.Compression(s.framing.Load()); c != datachannel.CompressionNone {
+		if plain, err = c.Unframe(plain); err != nil {
+			return nil, false
+		}
+	}
 	if datachannel.IsPing(plain) {
 		return nil, false
 	}
@@ -587,11 +596,16 @@ func (s *session) send(bufs [][]byte, offset int) (int, error) {
 		return 0, errNotReady
 	}
 	peerID := s.sendPeerID.Load()
+	framing := datachannel.Compression(s.framing.Load())
 	s.sendMu.Lock()
 	pkts := s.sendScratch[:0]
 	bytes := 0
 	for _, b := range bufs {
-		pkt, err := dk.send.Seal(b[:cap(b)], offset, len(b)-offset, peerID)
+		off, n := offset, len(b)-offset
+		if framing != datachannel.CompressionNone {
+			off, n = framing.Frame(b[:cap(b)], off, n)
+		}
+		pkt, err := dk.send.Seal(b[:cap(b)], off, n, peerID)
 		if err != nil {
 			continue
 		}

@@ -205,3 +205,47 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestCompressionFramingInterop: configs that carry a compress or comp-lzo
+// directive (common in deployed client profiles) work against the other
+// implementation when both sides have it, and when the server pushes it.
+// Pings cross in both directions of the pairing.
+func TestCompressionFramingInterop(t *testing.T) {
+	netns.Require(t, "openvpn", "ping")
+	binaries(t)
+	files := lab(t)
+	ourServer := peer{[]string{serverBin, "-config"}, "listening"}
+	ourClient := peer{[]string{clientBin, "-config"}, "tunnel up"}
+	for _, tc := range []struct {
+		name                  string
+		serverExtra, cliExtra []string
+		server, client        peer
+	}{
+		{"stock client/comp-lzo no", []string{"comp-lzo no"}, []string{"comp-lzo no"}, ourServer, stockClient},
+		{"stock client/compress", []string{"compress"}, []string{"compress"}, ourServer, stockClient},
+		{"stock client/compress stub-v2", []string{"compress stub-v2"}, []string{"compress stub-v2"}, ourServer, stockClient},
+		{"our client/pushed compress", []string{"compress", `push "compress"`}, nil, stockServer, ourClient},
+		{"our client/comp-lzo no", []string{"comp-lzo no"}, []string{"comp-lzo no"}, stockServer, ourClient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{Proto: "udp", Protection: "tls-crypt", Cipher: "AES-256-GCM", ServerAddr: serverAddr.String(), Port: 1194}
+			srv, cli := topology(t)
+			so, co := o, o
+			so.Extra, co.Extra = tc.serverExtra, tc.cliExtra
+			sconf := WriteFile(t, t.TempDir(), "server.conf", ServerConfig(so, files))
+			cconf := WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(co, files, "client1"))
+			s := srv.Start(t, tc.server.args[0], append(tc.server.args[1:], sconf)...)
+			s.WaitLog(t, tc.server.ready, openvpnTimeout)
+			c := cli.Start(t, tc.client.args[0], append(tc.client.args[1:], cconf)...)
+			c.WaitLog(t, tc.client.ready, openvpnTimeout)
+			if got := ping(t, cli, tunnelGateway, 3); got != 3 {
+				t.Fatalf("%d of 3 pings through the tunnel answered", got)
+			}
+			for _, p := range []*netns.Process{s, c} {
+				if strings.Contains(p.Log(), "Bad compression stub") || strings.Contains(p.Log(), "decompression") {
+					t.Fatalf("framing error in a log:\n%s", p.Log())
+				}
+			}
+		})
+	}
+}

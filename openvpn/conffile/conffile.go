@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/remotegate/remotegate/openvpn"
 )
 
 // Errors wrapped by ParseError.
@@ -109,8 +111,8 @@ type File struct {
 	AuthUserPassFile   string
 	Username, Password string // from an inline <auth-user-pass> block
 
-	Compress string // recorded ("stub", "stub-v2", "" for none)
-	CompLZO  string // recorded ("no")
+	Compress string // argument of compress ("stub" when none), "" when absent
+	CompLZO  string // argument of comp-lzo ("yes" when none), "" when absent
 
 	MaxClients int
 	TunMTU     int
@@ -137,7 +139,7 @@ func init() {
 	for _, n := range strings.Fields(`persist-key persist-tun mute status status-version log log-append user group
 		resolv-retry mute-replay-warnings ifconfig-pool-persist script-security setenv setenv-safe float sndbuf rcvbuf
 		txqueuelen mssfix fast-io suppress-timestamps writepid daemon auth-nocache connect-retry connect-retry-max
-		server-poll-timeout remote-random allow-compression ignore-unknown-option block-outside-dns dhcp-option
+		server-poll-timeout remote-random ignore-unknown-option block-outside-dns dhcp-option
 		redirect-gateway route-nopull push-peer-info route-delay route-method machine-readable-output
 		tls-cert-profile ecdh-curve ncp-disable opt-verify keysize tls-exit single-session username-as-common-name`) {
 		ignored[n] = true
@@ -675,21 +677,33 @@ func (p *parser) apply(d Directive) error {
 				f.AuthUserPassFile = filepath.Join(p.baseDir, f.AuthUserPassFile)
 			}
 		}
-	case "compress":
-		if len(d.Args) == 0 || d.Args[0] == "stub" || d.Args[0] == "stub-v2" {
+	case "compress", "comp-lzo":
+		// Only the framing is implemented; with allow-compression no (the
+		// 2.6 default) stock peers never compress either.
+		if err := p.need(d, 0, 1); err != nil {
+			return err
+		}
+		if _, err := openvpn.ParseCompression(strings.Join(append([]string{d.Name}, d.Args...), " ")); err != nil {
+			return fmt.Errorf("%w: %s %s: want compress [stub|stub-v2|lz4|lz4-v2|lzo] or comp-lzo [yes|no|adaptive]", ErrBadArgument, d.Name, strings.Join(d.Args, " "))
+		}
+		if d.Name == "compress" {
 			f.Compress = "stub"
 			if len(d.Args) > 0 {
 				f.Compress = d.Args[0]
 			}
-			return nil
+		} else {
+			f.CompLZO = "yes"
+			if len(d.Args) > 0 {
+				f.CompLZO = d.Args[0]
+			}
 		}
-		return fmt.Errorf("%w: compression (%s) is not implemented, only the framing of compress stub/stub-v2", ErrUnsupported, d.Args[0])
-	case "comp-lzo":
-		if len(d.Args) == 1 && d.Args[0] == "no" {
-			f.CompLZO = "no"
-			return nil
+	case "allow-compression":
+		if err := p.need(d, 0, 1); err != nil {
+			return err
 		}
-		return fmt.Errorf("%w: LZO compression is not implemented (comp-lzo no is accepted)", ErrUnsupported)
+		if len(d.Args) == 1 && d.Args[0] == "yes" {
+			return fmt.Errorf("%w: allow-compression yes: packets are never compressed or decompressed, only framed (use no or asym)", ErrUnsupported)
+		}
 	default:
 		return fmt.Errorf("%w %q", ErrUnknownDirective, d.Name)
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+
+	"github.com/remotegate/remotegate/openvpn"
 	"testing"
 )
 
@@ -105,7 +107,8 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"dev tun\nfrobnicate yes\n", 2, ErrUnknownDirective},
 		{"dev tap0\n", 1, ErrUnsupported},
 		{"client\n\nfragment 1300\n", 3, ErrUnsupported},
-		{"comp-lzo yes\n", 1, ErrUnsupported},
+		{"comp-lzo maybe\n", 1, ErrBadArgument},
+		{"compress zstd\n", 1, ErrBadArgument},
 		{"server 10.8.0.0\n", 1, ErrBadArgument},
 		{"server 10.8.0.0 255.0.255.0\n", 1, ErrBadArgument},
 		{"port 70000\n", 1, ErrBadArgument},
@@ -147,4 +150,27 @@ func FuzzParse(f *testing.F) {
 		_, _ = file.ServerConfig()
 		_, _ = file.ClientConfig()
 	})
+}
+
+func TestCompressionDirectives(t *testing.T) {
+	for conf, want := range map[string]openvpn.Compression{
+		"":                             openvpn.CompressionNone,
+		"compress\n":                   openvpn.CompressionStub,
+		"compress lz4\n":               openvpn.CompressionStub,
+		"compress stub-v2\n":           openvpn.CompressionStubV2,
+		"compress lz4-v2\n":            openvpn.CompressionStubV2,
+		"comp-lzo\n":                   openvpn.CompressionLZO,
+		"comp-lzo no\n":                openvpn.CompressionLZO,
+		"compress stub\ncomp-lzo no\n": openvpn.CompressionLZO,
+		"allow-compression asym\n":     openvpn.CompressionNone,
+	} {
+		f, err := Parse(strings.NewReader("dev tun\n"+conf), "/nonexistent")
+		if err != nil {
+			t.Errorf("%q: %v", conf, err)
+			continue
+		}
+		if got := f.compression(); got != want {
+			t.Errorf("%q: framing %v, want %v", conf, got, want)
+		}
+	}
 }

@@ -38,6 +38,7 @@ func (f *File) ServerConfig() (*openvpn.ServerConfig, error) {
 		DataCiphers: f.DataCiphers,
 		TunMTU:      f.TunMTU,
 		MaxSessions: f.MaxClients,
+		Compression: f.compression(),
 		TCPNoDelay:  f.TCPNoDelay,
 	}
 	if cfg.Protection, err = f.protection(true); err != nil {
@@ -84,6 +85,7 @@ func (f *File) ClientConfig() (*openvpn.ClientConfig, error) {
 	cfg := &openvpn.ClientConfig{
 		TLS:         &tls.Config{RootCAs: pool, MinVersion: tlsMin(f.TLSVersionMin)},
 		DataCiphers: f.DataCiphers,
+		Compression: f.compression(),
 	}
 	if len(f.Cert) > 0 || len(f.Key) > 0 {
 		cert, err := tls.X509KeyPair(f.Cert, f.Key)
@@ -124,9 +126,6 @@ func (f *File) ClientConfig() (*openvpn.ClientConfig, error) {
 
 func (f *File) protection(server bool) (openvpn.Protection, error) {
 	var p openvpn.Protection
-	if f.Compress != "" || f.CompLZO != "" {
-		return p, fmt.Errorf("%w: compression framing (compress/comp-lzo) is parsed but not yet wired into the data channel; remove it from the config", ErrUnsupported)
-	}
 	switch {
 	case len(f.TLSCryptV2) > 0:
 		p.Mode = openvpn.ProtectionTLSCryptV2
@@ -238,4 +237,18 @@ func crlCheck(data []byte) (func(tls.ConnectionState) error, error) {
 		}
 		return nil
 	}, nil
+}
+
+// compression is the framing of the compress or comp-lzo directive (the
+// parser accepted its argument); comp-lzo wins when both are present, as in
+// stock openvpn, where it is applied last.
+func (f *File) compression() openvpn.Compression {
+	var c openvpn.Compression
+	switch {
+	case f.CompLZO != "":
+		c, _ = openvpn.ParseCompression("comp-lzo " + f.CompLZO)
+	case f.Compress != "":
+		c, _ = openvpn.ParseCompression("compress " + f.Compress)
+	}
+	return c
 }

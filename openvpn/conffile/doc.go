@@ -15,8 +15,9 @@
 // An unknown directive is an error naming the line. A directive that stock
 // openvpn knows but this implementation does not support (tap devices,
 // --fragment, static-key mode, plugins and scripts, the management
-// interface, actual compression) is an error wrapping ErrUnsupported that
-// says why.
+// interface, allow-compression yes) is an error wrapping ErrUnsupported that
+// says why. compress and comp-lzo select only the compression framing
+// (openvpn.Compression): nothing is ever compressed.
 //
 // These directives are accepted and ignored, because they only concern the
 // stock openvpn process and change nothing on the wire: persist-key,
@@ -25,7 +26,7 @@
 // script-security, setenv, setenv-safe, float, sndbuf, rcvbuf, txqueuelen,
 // mssfix, fast-io, suppress-timestamps, writepid, daemon, auth-nocache,
 // connect-retry, connect-retry-max, server-poll-timeout, remote-random,
-// allow-compression, ignore-unknown-option, block-outside-dns, dhcp-option,
+// ignore-unknown-option, block-outside-dns, dhcp-option,
 // redirect-gateway, route-nopull, push-peer-info, route-delay, route-method,
 // machine-readable-output, tls-cert-profile, ecdh-curve, ncp-disable,
 // opt-verify, keysize, tls-exit, single-session, duplicate-cn (recorded),

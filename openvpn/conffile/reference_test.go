@@ -127,7 +127,7 @@ func TestUnsupportedSayWhy(t *testing.T) {
 	for _, conf := range []string{
 		"dev-type tap\n", "secret static.key\n", "plugin /usr/lib/x.so\n", "up /etc/openvpn/up.sh\n",
 		"management 127.0.0.1 7505\n", "client-connect /bin/true\n", "auth-user-pass-verify /bin/true via-env\n",
-		"compress lz4\n",
+		"allow-compression yes\n",
 	} {
 		_, err := Parse(strings.NewReader("dev tun\n"+conf), "/nonexistent")
 		var pe *ParseError
