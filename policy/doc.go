@@ -1,0 +1,30 @@
+// Package policy is the access model of a remote-access broker and its
+// compiled, lock-free evaluation.
+//
+// An administrator works with a Model: users with roles (a role is a set
+// of Rights; a user holds the rights of all its roles), devices (plant
+// gateways with networks behind them), participant groups (users and
+// devices are participants; groups may contain subgroups), and
+// communication relations between groups: who may open flows to whom
+// (OneWay or Both), with which services (protocol, destination ports, ICMP
+// types), in which validity window, enabled or not. The role admin (all
+// rights), the role vpn_user (may only connect) and the group
+// vpn_user_group are predefined.
+//
+// Compile validates a Model (unknown references, duplicate names, group
+// cycles, empty port ranges, windows that end before they begin) and
+// returns an immutable Snapshot. A Snapshot answers management questions
+// (Can, ExplainCan) and data-plane questions (Allowed) without locks or
+// allocation; Explain turns any decision into a sentence that names the
+// relation behind it, or its absence, for the event log.
+//
+// Everything not allowed is denied. A disabled participant or relation
+// allows nothing. Members of one group may talk to each other only if the
+// group says so (Group.Intra).
+//
+// A FlowFilter adds the state a packet filter needs: flows opened in an
+// allowed direction are remembered in a bounded table, so that their
+// replies pass (TCP and UDP by participants, addresses and ports; ICMP echo
+// by identifier), and are forgotten after an idle timeout. The broker keeps
+// one FlowFilter and swaps in new snapshots as the model changes.
+package policy
