@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,6 +22,18 @@ type participant struct {
 	groups   []int32 // every group it is a member of, through subgroups too; sorted
 	roles    []string
 	rights   Rights
+	prof     *profile // shared by participants with the same groups
+}
+
+// profile answers, for a set of source groups, which rules lead to a
+// destination group, in one bit test and one slice: reach has bit g set
+// when some rule leads from one of the groups to group g; rank[w] counts
+// the bits set in reach[:w], so that the rules for the i-th set bit are
+// ruleIdx[spans[i]:spans[i+1]] of the snapshot, sorted by relation.
+type profile struct {
+	reach []uint64
+	rank  []uint32
+	spans []uint32
 }
 
 type group struct {
@@ -47,12 +61,19 @@ type Snapshot struct {
 	groups       []group
 	groupIndex   map[string]int32
 	roleRights   map[string]Rights
-	pairs        map[uint64][]rule // fromGroup<<32 | toGroup
+	rules        []rule     // every orientation of every relation
+	bySource     [][]target // per group: where its rules lead
+	ruleIdx      []uint32   // the profiles' rule lists, concatenated
+}
+
+// target is a destination group and a rule (index in Snapshot.rules) that
+// leads there.
+type target struct {
+	to   int32
+	rule uint32
 }
 
 var generation atomic.Uint64
-
-func pairKey(from, to int32) uint64 { return uint64(uint32(from))<<32 | uint64(uint32(to)) }
 
 // Compile validates the model and builds a Snapshot. Errors wrap
 // ErrInvalid, ErrUnknownReference or ErrCycle and name the element; all
@@ -67,7 +88,6 @@ func Compile(m *Model) (*Snapshot, error) {
 		byName:     map[string]ParticipantID{},
 		groupIndex: map[string]int32{},
 		roleRights: map[string]Rights{RoleAdmin: AllRights, RoleVPNUser: RightConnectVPN},
-		pairs:      map[uint64][]rule{},
 	}}
 	m = &c.s.model
 	c.roles(m)
@@ -75,6 +95,9 @@ func Compile(m *Model) (*Snapshot, error) {
 	ancestors := c.ancestors(m)
 	c.participants(m, ancestors)
 	c.relations(m)
+	if len(c.errs) == 0 {
+		c.profiles()
+	}
 	if len(c.errs) > 0 {
 		const maxShown = 20
 		msgs := c.errs
@@ -310,10 +333,68 @@ func (c *compiler) relations(m *Model) {
 		if !r.NotAfter.IsZero() {
 			ru.notAfter = r.NotAfter.UnixNano()
 		}
-		c.s.pairs[pairKey(from, to)] = append(c.s.pairs[pairKey(from, to)], ru)
 		rev := ru
 		rev.oneWayRev = r.Direction == OneWay
-		c.s.pairs[pairKey(to, from)] = append(c.s.pairs[pairKey(to, from)], rev)
+		if c.s.bySource == nil {
+			c.s.bySource = make([][]target, len(c.s.groups))
+		}
+		c.s.bySource[from] = append(c.s.bySource[from], target{to, uint32(len(c.s.rules))})
+		c.s.rules = append(c.s.rules, ru)
+		c.s.bySource[to] = append(c.s.bySource[to], target{from, uint32(len(c.s.rules))})
+		c.s.rules = append(c.s.rules, rev)
+	}
+}
+
+// profiles builds one profile per distinct group set of the participants.
+func (c *compiler) profiles() {
+	s := c.s
+	words := (len(s.groups) + 63) / 64
+	shared := map[string]*profile{}
+	var key []byte
+	for i := range s.participants {
+		p := &s.participants[i]
+		key = key[:0]
+		for _, g := range p.groups {
+			key = append(key, byte(g), byte(g>>8), byte(g>>16), byte(g>>24))
+		}
+		if prof, ok := shared[string(key)]; ok {
+			p.prof = prof
+			continue
+		}
+		byDest := map[int32][]uint32{}
+		for _, g := range p.groups {
+			if int(g) >= len(s.bySource) {
+				continue
+			}
+			for _, t := range s.bySource[g] {
+				byDest[t.to] = append(byDest[t.to], t.rule)
+			}
+		}
+		prof := &profile{reach: make([]uint64, words), rank: make([]uint32, words)}
+		dests := make([]int32, 0, len(byDest))
+		for d := range byDest {
+			dests = append(dests, d)
+			prof.reach[d>>6] |= 1 << (d & 63)
+		}
+		slices.Sort(dests)
+		n := uint32(0)
+		for w := range prof.reach {
+			prof.rank[w] = n
+			n += uint32(bits.OnesCount64(prof.reach[w]))
+		}
+		for _, d := range dests {
+			rs := byDest[d]
+			// Sorted by relation (two rules of one relation sit side by
+			// side), without repeats, so that the first rule that allows
+			// is the one to name.
+			slices.SortFunc(rs, func(a, b uint32) int { return cmp.Compare(a, b) })
+			rs = slices.Compact(rs)
+			prof.spans = append(prof.spans, uint32(len(s.ruleIdx)))
+			s.ruleIdx = append(s.ruleIdx, rs...)
+		}
+		prof.spans = append(prof.spans, uint32(len(s.ruleIdx)))
+		shared[string(key)] = prof
+		p.prof = prof
 	}
 }
 

@@ -3,7 +3,9 @@ package policy
 import (
 	crand "crypto/rand"
 	"encoding/binary"
+	"math"
 	"math/bits"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,8 +13,9 @@ import (
 
 // FlowFilterConfig sizes a FlowFilter. The zero value is usable.
 type FlowFilterConfig struct {
-	// Size is the number of flows remembered; zero means 65536. Memory is
-	// about 80 bytes per flow, allocated once by NewFlowFilter.
+	// Size is the number of flows remembered, rounded up to a power of two;
+	// zero means 65536. Memory is 72 bytes per flow, allocated once by
+	// NewFlowFilter.
 	Size int
 	// IdleTimeout is how long a flow is remembered after its last packet
 	// in the allowed direction or its last reply; zero means two minutes.
@@ -38,9 +41,9 @@ type FlowFilterConfig struct {
 type FlowFilter struct {
 	snap   atomic.Pointer[Snapshot]
 	idle   int64
-	seed   [2]uint64
+	seed   [7]uint64
 	shards []flowShard
-	window int // slots per shard
+	mask   int // slots per shard - 1 (a power of two)
 
 	evictions atomic.Uint64
 }
@@ -51,24 +54,28 @@ const (
 )
 
 type flowShard struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // serialises writers; readers use the slots' sequence numbers
 	slots []flowSlot
 	_     [40]byte // keep shards' locks on separate cache lines
 }
 
-type flowKey struct {
-	src, dst     [16]byte
-	from, to     ParticipantID
-	sport, dport uint16
-	proto        uint8
-}
+// flowKey is a flow's identity packed into words: source and destination
+// address (16 bytes each), the two participants, ports (or ICMP
+// identifier) and protocol.
+type flowKey [6]uint64
 
+// flowSlot is one remembered flow. Readers do not lock: they read the
+// fields between two loads of seq and retry when a writer (holding the
+// shard's lock) changed it meanwhile (a sequence lock, with every field
+// atomic so that the race detector agrees). expires is also refreshed
+// without the lock, by compare-and-swap.
 type flowSlot struct {
-	key     flowKey
-	expires int64 // unix nanoseconds; 0: empty
-	gen     uint64
-	rel     int32
-	group   int32
+	tag     atomic.Uint64 // the key's hash | 1, so that a probe skips other flows with one load
+	seq     atomic.Uint64 // odd while a writer changes the slot
+	key     [6]atomic.Uint64
+	expires atomic.Int64 // unix nanoseconds; 0: empty
+	gen     atomic.Uint64
+	relGrp  atomic.Uint64 // Decision.Relation<<32 | Decision.Group, as uint32s
 }
 
 // FlowFilterStats counts what the flow table did.
@@ -85,19 +92,23 @@ func NewFlowFilter(s *Snapshot, cfg FlowFilterConfig) *FlowFilter {
 	if size <= 0 {
 		size = 1 << 16
 	}
-	per := max((size+flowShards-1)/flowShards, flowProbe)
+	per := 1
+	for per < max((size+flowShards-1)/flowShards, flowProbe) {
+		per <<= 1
+	}
 	idle := cfg.IdleTimeout
 	if idle <= 0 {
 		idle = 2 * time.Minute
 	}
-	f := &FlowFilter{idle: int64(idle), shards: make([]flowShard, flowShards), window: per}
+	f := &FlowFilter{idle: int64(idle), shards: make([]flowShard, flowShards), mask: per - 1}
 	for i := range f.shards {
 		f.shards[i].slots = make([]flowSlot, per)
 	}
-	var seed [16]byte
-	_, _ = crand.Read(seed[:]) // never fails on Linux; a zero seed still works
-	f.seed[0] = binary.LittleEndian.Uint64(seed[:]) | 1
-	f.seed[1] = binary.LittleEndian.Uint64(seed[8:])
+	var seed [8 * len(f.seed)]byte
+	_, _ = crand.Read(seed[:]) // never fails on Linux
+	for i := range f.seed {
+		f.seed[i] = binary.LittleEndian.Uint64(seed[8*i:]) | 1
+	}
 	f.snap.Store(s)
 	return f
 }
@@ -124,81 +135,156 @@ func (f *FlowFilter) Check(fl *Flow, now time.Time) Decision {
 	t := now.UnixNano()
 	d := s.Allowed(fl, now)
 	if d.Allowed {
-		if k, ok := openingKey(fl); ok {
+		var k flowKey
+		if openingKey(fl, &k) {
 			f.remember(&k, t, s.gen, d)
 		}
 		return d
 	}
-	k, ok := replyKey(fl)
-	if !ok {
+	var k flowKey
+	if !replyKey(fl, &k) {
 		return d
 	}
-	sh, slot := f.find(&k, t)
-	if slot == nil {
-		sh.mu.Unlock()
-		return d
-	}
-	if slot.gen != s.gen {
-		// The policy changed since the flow was opened: it must still be
-		// allowed, in its opening direction.
-		open := reverse(fl)
-		od := s.Allowed(&open, now)
-		if !od.Allowed {
-			slot.expires = 0
-			sh.mu.Unlock()
-			return d
+	h := f.hash(&k)
+	sh := &f.shards[h>>(64-6)]
+	for i := range flowProbe {
+		slot := &sh.slots[(int(h)+i)&f.mask]
+		if slot.tag.Load() != h|1 {
+			continue
 		}
-		slot.gen, slot.rel, slot.group = s.gen, od.Relation, od.Group
+		match, exp, gen, rg := slot.read(&k, t)
+		if !match {
+			continue
+		}
+		if gen != s.gen {
+			return f.recheck(sh, slot, &k, fl, s, now, d)
+		}
+		f.refresh(slot, exp, t)
+		return Decision{Allowed: true, Reason: ReasonReply, Relation: int32(rg >> 32), Group: int32(uint32(rg))}
 	}
-	slot.expires = t + f.idle
-	rel, group := slot.rel, slot.group
-	sh.mu.Unlock()
-	return Decision{Allowed: true, Reason: ReasonReply, Relation: rel, Group: group}
+	return d
+}
+
+// recheck handles a reply to a flow remembered under an older snapshot:
+// the flow must still be allowed, in its opening direction.
+func (f *FlowFilter) recheck(sh *flowShard, slot *flowSlot, k *flowKey, fl *Flow, s *Snapshot, now time.Time, d Decision) Decision {
+	t := now.UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if match, _, _, _ := slot.read(k, t); !match {
+		return d // evicted meanwhile
+	}
+	open := reverse(fl)
+	od := s.Allowed(&open, now)
+	if !od.Allowed {
+		slot.write(k, f.hash(k), 0, 0, 0)
+		return d
+	}
+	slot.write(k, f.hash(k), t+f.idle, s.gen, packRelGroup(od))
+	return Decision{Allowed: true, Reason: ReasonReply, Relation: od.Relation, Group: od.Group}
+}
+
+// refreshEvery is how stale a slot's expiry may get before a packet
+// refreshes it: most packets of a busy flow then write nothing.
+const refreshEvery = int64(time.Second)
+
+func (f *FlowFilter) refresh(slot *flowSlot, exp, t int64) {
+	if exp-t < f.idle-refreshEvery {
+		// A failed swap means a writer or another refresh got there first.
+		slot.expires.CompareAndSwap(exp, t+f.idle)
+	}
+}
+
+func packRelGroup(d Decision) uint64 { return uint64(uint32(d.Relation))<<32 | uint64(uint32(d.Group)) }
+
+// read returns whether the slot holds k unexpired at t, with its fields.
+func (s *flowSlot) read(k *flowKey, t int64) (match bool, exp int64, gen, relGrp uint64) {
+	for {
+		seq := s.seq.Load()
+		if seq&1 != 0 {
+			continue // a writer is between its two increments: a few stores
+		}
+		match = true
+		for i := range k {
+			if s.key[i].Load() != k[i] {
+				match = false
+				break
+			}
+		}
+		exp, gen, relGrp = s.expires.Load(), s.gen.Load(), s.relGrp.Load()
+		if s.seq.Load() == seq {
+			return match && exp >= t, exp, gen, relGrp
+		}
+	}
+}
+
+// write stores a flow; the caller holds the shard's lock.
+func (s *flowSlot) write(k *flowKey, hash uint64, exp int64, gen, relGrp uint64) {
+	seq := s.seq.Load()
+	s.seq.Store(seq + 1)
+	s.tag.Store(hash | 1)
+	for i := range k {
+		s.key[i].Store(k[i])
+	}
+	s.expires.Store(exp)
+	s.gen.Store(gen)
+	s.relGrp.Store(relGrp)
+	s.seq.Store(seq + 2)
 }
 
 // openingKey is the table key of a packet that opens (or continues) a
 // flow in its allowed direction.
-func openingKey(fl *Flow) (flowKey, bool) {
-	k := flowKey{src: fl.Src.As16(), dst: fl.Dst.As16(), from: fl.From, to: fl.To, proto: fl.Proto}
+func openingKey(fl *Flow, k *flowKey) bool {
+	var sport, dport uint16
 	switch fl.Proto {
 	case ProtoTCP, ProtoUDP:
-		k.sport, k.dport = fl.SrcPort, fl.DstPort
+		sport, dport = fl.SrcPort, fl.DstPort
 	case ProtoICMP:
 		if fl.ICMPType != icmpEchoRequest {
-			return k, false
+			return false
 		}
-		k.sport = fl.ICMPID
+		sport = fl.ICMPID
 	case ProtoICMPv6:
 		if fl.ICMPType != icmpv6EchoRequest {
-			return k, false
+			return false
 		}
-		k.sport = fl.ICMPID
+		sport = fl.ICMPID
 	default:
-		return k, false
+		return false
 	}
-	return k, true
+	k.set(fl.Src, fl.Dst, fl.From, fl.To, sport, dport, fl.Proto)
+	return true
 }
 
 // replyKey is the key of the flow a packet would answer.
-func replyKey(fl *Flow) (flowKey, bool) {
-	k := flowKey{src: fl.Dst.As16(), dst: fl.Src.As16(), from: fl.To, to: fl.From, proto: fl.Proto}
+func replyKey(fl *Flow, k *flowKey) bool {
+	var sport, dport uint16
 	switch fl.Proto {
 	case ProtoTCP, ProtoUDP:
-		k.sport, k.dport = fl.DstPort, fl.SrcPort
+		sport, dport = fl.DstPort, fl.SrcPort
 	case ProtoICMP:
 		if fl.ICMPType != icmpEchoReply {
-			return k, false
+			return false
 		}
-		k.sport = fl.ICMPID
+		sport = fl.ICMPID
 	case ProtoICMPv6:
 		if fl.ICMPType != icmpv6EchoReply {
-			return k, false
+			return false
 		}
-		k.sport = fl.ICMPID
+		sport = fl.ICMPID
 	default:
-		return k, false
+		return false
 	}
-	return k, true
+	k.set(fl.Dst, fl.Src, fl.To, fl.From, sport, dport, fl.Proto)
+	return true
+}
+
+func (k *flowKey) set(src, dst netip.Addr, from, to ParticipantID, sport, dport uint16, proto uint8) {
+	s, d := src.As16(), dst.As16()
+	k[0], k[1] = binary.LittleEndian.Uint64(s[:8]), binary.LittleEndian.Uint64(s[8:])
+	k[2], k[3] = binary.LittleEndian.Uint64(d[:8]), binary.LittleEndian.Uint64(d[8:])
+	k[4] = uint64(from)<<32 | uint64(to)
+	k[5] = uint64(sport)<<24 | uint64(dport)<<8 | uint64(proto)
 }
 
 // reverse is the opening packet a reply answers.
@@ -221,57 +307,52 @@ const (
 	icmpv6EchoReply   = 129
 )
 
+// hash mixes the key with the table's random seeds, wyhash-style: three
+// independent 64x64->128-bit multiplications folded together, and one more
+// to spread the bits. The seeds keep outsiders from choosing colliding
+// flows.
 func (f *FlowFilter) hash(k *flowKey) uint64 {
-	mix := func(h, v uint64) uint64 {
-		hi, lo := bits.Mul64(h^v, 0x9E3779B97F4A7C15)
+	mum := func(a, b uint64) uint64 {
+		hi, lo := bits.Mul64(a, b)
 		return hi ^ lo
 	}
-	h := f.seed[1]
-	h = mix(h, binary.LittleEndian.Uint64(k.src[:8]))
-	h = mix(h, binary.LittleEndian.Uint64(k.src[8:]))
-	h = mix(h, binary.LittleEndian.Uint64(k.dst[:8]))
-	h = mix(h, binary.LittleEndian.Uint64(k.dst[8:]))
-	h = mix(h, uint64(k.from)<<32|uint64(k.to))
-	h = mix(h, uint64(k.sport)<<24|uint64(k.dport)<<8|uint64(k.proto))
-	return h * f.seed[0]
+	h := mum(k[0]^f.seed[0], k[1]^f.seed[1]) ^ mum(k[2]^f.seed[2], k[3]^f.seed[3]) ^ mum(k[4]^f.seed[4], k[5]^f.seed[5])
+	return mum(h, f.seed[6])
 }
 
-// find locks the key's shard and returns it with the live slot holding
-// the key, or nil; the caller unlocks.
-func (f *FlowFilter) find(k *flowKey, t int64) (*flowShard, *flowSlot) {
-	h := f.hash(k)
-	sh := &f.shards[h>>(64-6)]
-	sh.mu.Lock()
-	start := int(h % uint64(f.window))
-	for i := range flowProbe {
-		s := &sh.slots[(start+i)%f.window]
-		if s.expires >= t && s.key == *k {
-			return sh, s
-		}
-	}
-	return sh, nil
-}
-
-// remember records or refreshes an allowed flow.
+// remember records an allowed flow or refreshes it. A flow that is already
+// remembered under this snapshot, and fresh, costs no write.
 func (f *FlowFilter) remember(k *flowKey, t int64, gen uint64, d Decision) {
 	h := f.hash(k)
 	sh := &f.shards[h>>(64-6)]
-	sh.mu.Lock()
-	start := int(h % uint64(f.window))
-	var victim *flowSlot
+	rg := packRelGroup(d)
 	for i := range flowProbe {
-		s := &sh.slots[(start+i)%f.window]
-		if s.key == *k {
-			victim = s
+		slot := &sh.slots[(int(h)+i)&f.mask]
+		if slot.tag.Load() != h|1 {
+			continue
+		}
+		if match, exp, g, r := slot.read(k, t); match && g == gen && r == rg {
+			f.refresh(slot, exp, t)
+			return
+		}
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var victim *flowSlot
+	var victimExp int64
+	for i := range flowProbe {
+		slot := &sh.slots[(int(h)+i)&f.mask]
+		match, exp, _, _ := slot.read(k, math.MinInt64)
+		if match {
+			victim = slot
 			break
 		}
-		if victim == nil || s.expires < victim.expires {
-			victim = s
+		if victim == nil || exp < victimExp {
+			victim, victimExp = slot, exp
 		}
 	}
-	if victim.key != *k && victim.expires >= t {
+	if match, _, _, _ := victim.read(k, math.MinInt64); !match && victimExp >= t {
 		f.evictions.Add(1)
 	}
-	*victim = flowSlot{key: *k, expires: t + f.idle, gen: gen, rel: d.Relation, group: d.Group}
-	sh.mu.Unlock()
+	victim.write(k, h, t+f.idle, gen, rg)
 }

@@ -344,3 +344,71 @@ func TestLoadRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestFlowTableIsBounded(t *testing.T) {
+	s := compileStory(t)
+	ff := NewFlowFilter(s, FlowFilterConfig{Size: 100})
+	slots := 0
+	for i := range ff.shards {
+		slots += len(ff.shards[i].slots)
+	}
+	req := flow(t, s, "bob", "plant8-gw", ProtoUDP, 53)
+	for i := range 20_000 {
+		req.SrcPort = uint16(i)
+		req.Src = netip.AddrFrom4([4]byte{10, 8, byte(i >> 8), byte(i)})
+		if d := ff.Check(req, now); !d.Allowed {
+			t.Fatal("request denied")
+		}
+	}
+	after := 0
+	for i := range ff.shards {
+		after += len(ff.shards[i].slots)
+	}
+	if after != slots || slots > 64*flowProbe*2 {
+		t.Fatalf("table has %d slots after 20,000 flows (%d before)", after, slots)
+	}
+	if ff.Stats().Evictions == 0 {
+		t.Fatal("20,000 flows fit in a table of about 100 without evictions")
+	}
+	// The newest flow is remembered.
+	reply := reverse(req)
+	if d := ff.Check(&reply, now); !d.Allowed {
+		t.Fatal("the newest flow's reply was denied")
+	}
+}
+
+func TestFlowFilterConcurrentUse(t *testing.T) {
+	s := compileStory(t)
+	s2, err := Compile(storyModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ff := NewFlowFilter(s, FlowFilterConfig{Size: 1024})
+	done := make(chan bool)
+	for g := range 4 {
+		go func() {
+			ok := true
+			for i := range 5000 {
+				req := Flow{Proto: ProtoUDP, Src: netip.AddrFrom4([4]byte{10, 8, byte(g), byte(i)}),
+					Dst: netip.MustParseAddr("10.200.7.10"), SrcPort: uint16(i), DstPort: 161}
+				snap := ff.Snapshot()
+				req.From, _ = snap.Lookup("bob")
+				req.To, _ = snap.Lookup("plant7-gw")
+				if !ff.Check(&req, now).Allowed {
+					ok = false
+				}
+				reply := reverse(&req)
+				ff.Check(&reply, now) // may be evicted by other goroutines; must not race
+				if i%500 == 0 {
+					ff.SetSnapshot([]*Snapshot{s, s2}[i/500%2])
+				}
+			}
+			done <- ok
+		}()
+	}
+	for range 4 {
+		if !<-done {
+			t.Error("a request was denied")
+		}
+	}
+}

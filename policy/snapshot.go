@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -195,25 +196,25 @@ func (s *Snapshot) Allowed(f *Flow, now time.Time) Decision {
 	t := now.UnixNano()
 	allow := int32(-1)
 	fail, failReason := int32(-1), ReasonNone
-	for _, ga := range pa.groups {
-		for _, gb := range pb.groups {
-			rules, ok := s.pairs[pairKey(ga, gb)]
-			if !ok {
-				continue
+	prof := pa.prof
+	for _, gb := range pb.groups {
+		w, bit := gb>>6, uint64(1)<<(gb&63)
+		if prof.reach[w]&bit == 0 {
+			continue
+		}
+		i := prof.rank[w] + uint32(bits.OnesCount64(prof.reach[w]&(bit-1)))
+		for _, ri := range s.ruleIdx[prof.spans[i]:prof.spans[i+1]] {
+			r := &s.rules[ri]
+			if allow >= 0 && r.rel >= allow {
+				break // sorted by relation: nothing better follows
 			}
-			for i := range rules {
-				r := &rules[i]
-				if allow >= 0 && r.rel >= allow {
-					continue
-				}
-				reason := r.check(f, t)
-				if reason == ReasonRelation {
-					allow = r.rel
-					continue
-				}
-				if fail < 0 || r.rel < fail || (r.rel == fail && reason.rank() < failReason.rank()) {
-					fail, failReason = r.rel, reason
-				}
+			reason := r.check(f, t)
+			if reason == ReasonRelation {
+				allow = r.rel
+				break
+			}
+			if fail < 0 || r.rel < fail || (r.rel == fail && reason.rank() < failReason.rank()) {
+				fail, failReason = r.rel, reason
 			}
 		}
 	}
