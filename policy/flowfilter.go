@@ -143,6 +143,9 @@ func (f *FlowFilter) Check(fl *Flow, now time.Time) Decision {
 	}
 	var k flowKey
 	if !replyKey(fl, &k) {
+		if isICMPError(fl) {
+			return f.related(fl, s, t, d)
+		}
 		return d
 	}
 	h := f.hash(&k)
@@ -161,6 +164,55 @@ func (f *FlowFilter) Check(fl *Flow, now time.Time) Decision {
 		}
 		f.refresh(slot, exp, t)
 		return Decision{Allowed: true, Reason: ReasonReply, Relation: int32(rg >> 32), Group: int32(uint32(rg))}
+	}
+	return d
+}
+
+// isICMPError reports whether the packet is an ICMP or ICMPv6 error that
+// quotes a packet.
+func isICMPError(fl *Flow) bool {
+	switch fl.Proto {
+	case ProtoICMP:
+		return fl.ICMPType == 3 || fl.ICMPType == 11 || fl.ICMPType == 12 // unreachable, time exceeded, parameter problem
+	case ProtoICMPv6:
+		return fl.ICMPType >= 1 && fl.ICMPType <= 4 // unreachable, packet too big, time exceeded, parameter problem
+	}
+	return false
+}
+
+// related lets an ICMP error pass when the packet it quotes belongs to a
+// remembered flow: the quoted packet went from the error's receiver
+// (fl.To) towards the error's sender, in either direction of the flow.
+// Errors are not remembered themselves.
+func (f *FlowFilter) related(fl *Flow, s *Snapshot, t int64, d Decision) Decision {
+	q := &fl.Quote
+	var sport, dport uint16
+	switch q.Proto {
+	case ProtoTCP, ProtoUDP:
+		sport, dport = q.SrcPort, q.DstPort
+	case ProtoICMP, ProtoICMPv6:
+		sport = q.ICMPID
+	default:
+		return d
+	}
+	var keys [2]flowKey
+	keys[0].set(q.Src, q.Dst, fl.To, fl.From, sport, dport, q.Proto) // it opened the flow
+	keys[1].set(q.Dst, q.Src, fl.From, fl.To, dport, sport, q.Proto) // it answered the flow
+	if q.Proto == ProtoICMP || q.Proto == ProtoICMPv6 {
+		keys[1].set(q.Dst, q.Src, fl.From, fl.To, sport, 0, q.Proto)
+	}
+	for i := range keys {
+		h := f.hash(&keys[i])
+		sh := &f.shards[h>>(64-6)]
+		for j := range flowProbe {
+			slot := &sh.slots[(int(h)+j)&f.mask]
+			if slot.tag.Load() != h|1 {
+				continue
+			}
+			if match, _, gen, rg := slot.read(&keys[i], t); match && gen == s.gen {
+				return Decision{Allowed: true, Reason: ReasonRelated, Relation: int32(rg >> 32), Group: int32(uint32(rg))}
+			}
+		}
 	}
 	return d
 }

@@ -412,3 +412,34 @@ func TestFlowFilterConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestICMPErrorsAboutAllowedFlowsPass: "fragmentation needed" from the
+// plant about the engineer's S7 connection must reach the engineer over
+// the one-way relation, or path-MTU discovery breaks; an error about a
+// flow nobody opened does not pass.
+func TestICMPErrorsAboutAllowedFlowsPass(t *testing.T) {
+	s := compileStory(t)
+	ff := NewFlowFilter(s, FlowFilterConfig{})
+	req := flow(t, s, "bob", "plant7-gw", ProtoTCP, 102)
+	if d := ff.Check(req, now); !d.Allowed {
+		t.Fatal("request denied")
+	}
+	icmpErr := Flow{From: req.To, To: req.From, Proto: ProtoICMP, Src: netip.MustParseAddr("10.200.7.1"), Dst: req.Src, ICMPType: 3,
+		Quote: Quote{Proto: ProtoTCP, Src: req.Src, Dst: req.Dst, SrcPort: req.SrcPort, DstPort: req.DstPort}}
+	d := ff.Check(&icmpErr, now)
+	if !d.Allowed || d.Reason != ReasonRelated {
+		t.Fatalf("error about an allowed flow: %s", s.Explain(&icmpErr, d))
+	}
+	want := `icmp/3 from "plant7-gw" to "bob" allowed as an error about a flow allowed by relation "vpn-users-to-plant7" (vpn_user_group -> plant7, tcp/102 udp/161)`
+	if got := s.Explain(&icmpErr, d); got != want {
+		t.Fatalf("Explain\n got %s\nwant %s", got, want)
+	}
+	icmpErr.Quote.DstPort = 103
+	if d := ff.Check(&icmpErr, now); d.Allowed {
+		t.Fatal("an error about a flow nobody opened passed")
+	}
+	icmpErr.Quote = Quote{}
+	if d := ff.Check(&icmpErr, now); d.Allowed {
+		t.Fatal("an error without a quote passed")
+	}
+}

@@ -22,6 +22,10 @@ const (
 	ReasonIntraGroup
 	// ReasonReply: the packet answers a flow that was allowed (FlowFilter).
 	ReasonReply
+	// ReasonRelated: an ICMP error about a packet of a flow that was
+	// allowed (FlowFilter), so that path-MTU discovery and traceroute work
+	// over one-way relations.
+	ReasonRelated
 	// ReasonUnknownParticipant: a side is not in the snapshot.
 	ReasonUnknownParticipant
 	// ReasonDisabledParticipant: a side is disabled.
@@ -45,7 +49,7 @@ const (
 	ReasonRelationDisabled
 )
 
-var reasonNames = [...]string{"none", "relation", "intra-group", "reply", "unknown participant",
+var reasonNames = [...]string{"none", "relation", "intra-group", "reply", "related", "unknown participant",
 	"disabled participant", "no relation", "service not covered", "not yet valid", "expired",
 	"wrong direction", "relation disabled"}
 
@@ -64,13 +68,26 @@ func (r Reason) rank() int { return int(r) }
 
 // Flow describes one packet for Allowed: who sends it to whom, and its
 // protocol header fields. Ports are the TCP or UDP ports; for ICMP echo
-// requests and replies ICMPID is the identifier.
+// requests and replies ICMPID is the identifier. For an ICMP or ICMPv6
+// error, Quote describes the packet the error quotes, if the caller parsed
+// it (FlowFilter lets errors about remembered flows pass).
 type Flow struct {
 	From, To         ParticipantID
 	Proto            uint8
 	Src, Dst         netip.Addr
 	SrcPort, DstPort uint16
 	ICMPType         uint8
+	ICMPID           uint16
+	Quote            Quote
+}
+
+// Quote is the header of the packet an ICMP error quotes: the packet that
+// the error's receiver sent earlier. Proto zero means none.
+type Quote struct {
+	Proto            uint8
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16 // TCP or UDP
+	ICMPType         uint8  // ICMP echo request: ICMPID is its identifier
 	ICMPID           uint16
 }
 
@@ -325,6 +342,11 @@ func (s *Snapshot) Explain(f *Flow, d Decision) string {
 			return fmt.Sprintf("%s %s as the reply to a flow allowed by %s", what, verdict, rel)
 		}
 		return fmt.Sprintf("%s %s as the reply to an allowed flow", what, verdict)
+	case ReasonRelated:
+		if rel != "" {
+			return fmt.Sprintf("%s %s as an error about a flow allowed by %s", what, verdict, rel)
+		}
+		return fmt.Sprintf("%s %s as an error about an allowed flow", what, verdict)
 	case ReasonUnknownParticipant:
 		return fmt.Sprintf("%s %s: unknown participant", what, verdict)
 	case ReasonDisabledParticipant:
