@@ -25,6 +25,8 @@
 // A FlowFilter adds the state a packet filter needs: flows opened in an
 // allowed direction are remembered in a bounded table, so that their
 // replies pass (TCP and UDP by participants, addresses and ports; ICMP echo
-// by identifier), and are forgotten after an idle timeout. The broker keeps
-// one FlowFilter and swaps in new snapshots as the model changes.
+// by identifier), and are forgotten after an idle timeout; ICMP errors that
+// quote a packet of a remembered flow pass too (Flow.Quote), so that
+// path-MTU discovery works over one-way relations. The broker keeps one
+// FlowFilter and swaps in new snapshots as the model changes.
 package policy
