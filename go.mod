@@ -9,4 +9,8 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/google/gopacket v1.1.19
+require (
+	github.com/google/gopacket v1.1.19
+	github.com/miekg/pkcs11 v1.1.2
+	software.sslmate.com/src/go-pkcs12 v0.7.4
+)
