@@ -443,3 +443,20 @@ func TestICMPErrorsAboutAllowedFlowsPass(t *testing.T) {
 		t.Fatal("an error without a quote passed")
 	}
 }
+
+func TestLinked(t *testing.T) {
+	s := compileStory(t)
+	id := func(n string) ParticipantID { p, _ := s.Lookup(n); return p }
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"bob", "plant7-gw", true}, {"plant7-gw", "bob", true}, {"bob", "plant8-gw", true},
+		{"alice", "plant7-gw", false}, {"plant7-gw", "plant8-gw", false},
+		{"erin", "plant7-gw", true}, // expired, but linked: routes stay, packets are refused
+	} {
+		if got := s.Linked(id(c.a), id(c.b)); got != c.want {
+			t.Errorf("Linked(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}

@@ -417,3 +417,40 @@ func (s *Snapshot) groupsText(id ParticipantID) string {
 	}
 	return "groups " + strings.Join(names, ", ")
 }
+
+// Linked reports whether some enabled relation links a's groups with b's
+// groups in either direction, or a group both belong to lets its members
+// talk to each other, regardless of services and validity windows. The
+// broker uses it to decide which networks to route into a participant's
+// tunnel; Allowed still decides every packet.
+func (s *Snapshot) Linked(a, b ParticipantID) bool {
+	pa, pb := s.participant(a), s.participant(b)
+	if pa == nil || pb == nil {
+		return false
+	}
+	if _, ok := s.sharedIntraGroup(pa, pb); ok {
+		return true
+	}
+	for _, x := range [2][2]*participant{{pa, pb}, {pb, pa}} {
+		prof, other := x[0].prof, x[1]
+		for _, gb := range other.groups {
+			w, bit := gb>>6, uint64(1)<<(gb&63)
+			if prof.reach[w]&bit == 0 {
+				continue
+			}
+			i := prof.rank[w] + uint32(bits.OnesCount64(prof.reach[w]&(bit-1)))
+			for _, ri := range s.ruleIdx[prof.spans[i]:prof.spans[i+1]] {
+				if !s.rules[ri].disabled {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// Enabled reports whether the participant exists and is not disabled.
+func (s *Snapshot) Enabled(id ParticipantID) bool {
+	p := s.participant(id)
+	return p != nil && !p.disabled
+}

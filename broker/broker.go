@@ -1,0 +1,249 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/remotegate/remotegate/nat"
+	"github.com/remotegate/remotegate/policy"
+	"github.com/remotegate/remotegate/tunnel"
+)
+
+// Errors a refused peer is told (their text reaches it as AUTH_FAILED).
+var (
+	ErrUnknownParticipant  = errors.New("broker: unknown participant")
+	ErrDisabledParticipant = errors.New("broker: participant disabled")
+	ErrNoVPNRight          = errors.New("broker: user may not connect")
+	ErrPoolExhausted       = errors.New("broker: tunnel address pool exhausted")
+)
+
+// DeviceNetworks says what is behind a device: its real LANs and, when
+// they are exposed under aliases, the NAT table.
+type DeviceNetworks struct {
+	LANs []netip.Prefix
+	NAT  *nat.Table
+}
+
+// Config configures a Broker.
+type Config struct {
+	// Policy is the compiled access model.
+	Policy *policy.Snapshot
+	// Pool is the tunnel network, e.g. 10.8.0.0/24; its first address is
+	// the broker's own.
+	Pool netip.Prefix
+	// Devices maps device names to their networks.
+	Devices map[string]DeviceNetworks
+	// Addresses are tunnel addresses handed out before (from the store),
+	// so that participants keep theirs across restarts.
+	Addresses map[string]netip.Addr
+	// FlowTable sizes the policy flow table.
+	FlowTable policy.FlowFilterConfig
+	// Logger receives session events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Broker is the tunnel.Handler that the transports' servers call: it
+// admits participants by the access model, hands out stable tunnel
+// addresses and the routes each participant may use, and switches their
+// packets.
+type Broker struct {
+	sw  *Switch
+	log *slog.Logger
+
+	mu        sync.Mutex
+	snap      *policy.Snapshot
+	pool      netip.Prefix
+	devices   map[string]DeviceNetworks
+	addresses map[string]netip.Addr // stable per participant name
+	taken     map[netip.Addr]string
+	online    map[string]tunnel.Session
+}
+
+// New returns a Broker.
+func New(cfg Config) (*Broker, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("broker: Config.Policy is required")
+	}
+	if !cfg.Pool.IsValid() || cfg.Pool.Bits() > cfg.Pool.Addr().BitLen()-2 {
+		return nil, fmt.Errorf("broker: tunnel pool %v is too small", cfg.Pool)
+	}
+	b := &Broker{
+		sw: NewSwitch(cfg.Policy, cfg.FlowTable), log: cfg.Logger, snap: cfg.Policy, pool: cfg.Pool.Masked(),
+		devices: cfg.Devices, addresses: map[string]netip.Addr{}, taken: map[netip.Addr]string{}, online: map[string]tunnel.Session{},
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	for name, a := range cfg.Addresses {
+		if !b.pool.Contains(a) || a == b.Gateway() {
+			return nil, fmt.Errorf("broker: stored address %v of %q is outside the pool %v", a, name, b.pool)
+		}
+		b.addresses[name], b.taken[a] = a, name
+	}
+	return b, b.rebuild()
+}
+
+// Gateway is the broker's own address in the tunnel network.
+func (b *Broker) Gateway() netip.Addr { return b.pool.Addr().Next() }
+
+// Switch returns the packet switch (for its statistics).
+func (b *Broker) Switch() *Switch { return b.sw }
+
+// Addresses returns the tunnel addresses handed out so far, to be stored.
+func (b *Broker) Addresses() map[string]netip.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]netip.Addr, len(b.addresses))
+	for k, v := range b.addresses {
+		out[k] = v
+	}
+	return out
+}
+
+// Admit decides whether the authenticated peer may open a tunnel: it must
+// be a known, enabled participant (a user also needs the connect-vpn
+// right). It gets its stable address and routes to the networks its
+// relations link it with (a user: the devices' aliases; a device: the
+// tunnel network, for the replies).
+func (b *Broker) Admit(_ context.Context, id tunnel.Identity, remote netip.AddrPort) (tunnel.Assignment, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	snap := b.snap
+	p, ok := snap.Lookup(id.Name)
+	if !ok {
+		b.log.Info("refused", "participant", id.Name, "remote", remote, "reason", "unknown")
+		return tunnel.Assignment{}, fmt.Errorf("%w %q", ErrUnknownParticipant, id.Name)
+	}
+	_, isDevice := b.devices[id.Name]
+	switch {
+	case !snap.Enabled(p):
+		b.log.Info("refused", "participant", id.Name, "remote", remote, "reason", "disabled")
+		return tunnel.Assignment{}, fmt.Errorf("%w: %q", ErrDisabledParticipant, id.Name)
+	case !isDevice && !snap.Can(id.Name, policy.RightConnectVPN):
+		b.log.Info("refused", "participant", id.Name, "remote", remote, "reason", "no connect-vpn right")
+		return tunnel.Assignment{}, fmt.Errorf("%w: %q lacks the connect-vpn right", ErrNoVPNRight, id.Name)
+	}
+	addr, err := b.addressFor(id.Name)
+	if err != nil {
+		return tunnel.Assignment{}, err
+	}
+	return tunnel.Assignment{
+		Addresses: []netip.Prefix{netip.PrefixFrom(addr, b.pool.Bits())},
+		Gateway:   b.Gateway(),
+		Routes:    b.routesFor(snap, p, isDevice),
+	}, nil
+}
+
+func (b *Broker) addressFor(name string) (netip.Addr, error) {
+	if a, ok := b.addresses[name]; ok {
+		return a, nil
+	}
+	for a := b.Gateway().Next(); b.pool.Contains(a); a = a.Next() {
+		if _, used := b.taken[a]; used || !b.pool.Contains(a.Next()) { // skip the broadcast address
+			continue
+		}
+		b.addresses[name], b.taken[a] = a, name
+		return a, nil
+	}
+	return netip.Addr{}, ErrPoolExhausted
+}
+
+// routesFor: a user gets the networks of every device it is linked with,
+// under their aliases; a device gets the tunnel network.
+func (b *Broker) routesFor(snap *policy.Snapshot, p policy.ParticipantID, isDevice bool) []netip.Prefix {
+	if isDevice {
+		return []netip.Prefix{b.pool}
+	}
+	var routes []netip.Prefix
+	for name, nets := range b.devices {
+		d, ok := snap.Lookup(name)
+		if !ok || !snap.Linked(p, d) {
+			continue
+		}
+		if nets.NAT != nil {
+			for _, m := range nets.NAT.Mappings() {
+				routes = append(routes, m.Alias)
+			}
+		} else {
+			routes = append(routes, nets.LANs...)
+		}
+	}
+	return routes
+}
+
+// Up attaches a session whose data channel is ready.
+func (b *Broker) Up(s tunnel.Session) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	name := s.Identity().Name
+	if old := b.online[name]; old != nil && old != s {
+		go old.Close(errors.New("broker: replaced by a new session"))
+	}
+	b.online[name] = s
+	b.log.Info("connected", "participant", name, "remote", s.Remote(), "address", b.addresses[name])
+	if err := b.rebuild(); err != nil {
+		b.log.Error("switch tables", "error", err)
+	}
+}
+
+// Down detaches a session.
+func (b *Broker) Down(s tunnel.Session, cause error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	name := s.Identity().Name
+	if b.online[name] == s {
+		delete(b.online, name)
+		b.log.Info("disconnected", "participant", name, "reason", cause)
+		if err := b.rebuild(); err != nil {
+			b.log.Error("switch tables", "error", err)
+		}
+	}
+}
+
+// Deliver switches packets from a session.
+func (b *Broker) Deliver(from tunnel.Session, bufs [][]byte, sizes []int, offset int) {
+	b.sw.Deliver(from, bufs, sizes, offset)
+}
+
+// SetPolicy installs a new access model: it takes effect for the next
+// packet of every live session, and sessions of participants that are now
+// unknown, disabled or without the right to connect are closed.
+func (b *Broker) SetPolicy(snap *policy.Snapshot) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.snap = snap
+	for name, s := range b.online {
+		_, isDevice := b.devices[name]
+		p, _ := snap.Lookup(name)
+		if !snap.Enabled(p) || (!isDevice && !snap.Can(name, policy.RightConnectVPN)) {
+			delete(b.online, name)
+			b.log.Info("closing", "participant", name, "reason", "no longer admitted")
+			go s.Close(fmt.Errorf("%w: %q", ErrDisabledParticipant, name))
+		}
+	}
+	return b.rebuild()
+}
+
+// rebuild installs switch tables for the current snapshot and sessions;
+// b.mu is held.
+func (b *Broker) rebuild() error {
+	var eps []Endpoint
+	for name, s := range b.online {
+		p, ok := b.snap.Lookup(name)
+		if !ok {
+			continue
+		}
+		e := Endpoint{Participant: p, Session: s, Addresses: []netip.Addr{b.addresses[name]}}
+		if d, ok := b.devices[name]; ok {
+			e.LANs, e.NAT = d.LANs, d.NAT
+		}
+		eps = append(eps, e)
+	}
+	return b.sw.Update(b.snap, eps)
+}
+
+var _ tunnel.Handler = (*Broker)(nil)
