@@ -48,7 +48,7 @@ perf: deps
 	RG_PERF=1 $(GO) test -count=1 -run TestThroughputVsStock -v -timeout 30m ./internal/ovpninterop/
 
 demo:
-	$(GO) run ./examples/ovpn-server -demo /tmp/remotegate-demo
+	$(GO) run ./examples/broker -data /tmp/remotegate-data
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

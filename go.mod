@@ -14,3 +14,5 @@ require (
 	github.com/miekg/pkcs11 v1.1.2
 	software.sslmate.com/src/go-pkcs12 v0.7.4
 )
+
+require go.yaml.in/yaml/v3 v3.0.4 // indirect

@@ -131,11 +131,13 @@ func (b *Broker) Admit(_ context.Context, id tunnel.Identity, remote netip.AddrP
 	if err != nil {
 		return tunnel.Assignment{}, err
 	}
-	return tunnel.Assignment{
+	asg := tunnel.Assignment{
 		Addresses: []netip.Prefix{netip.PrefixFrom(addr, b.pool.Bits())},
 		Gateway:   b.Gateway(),
 		Routes:    b.routesFor(snap, p, isDevice),
-	}, nil
+	}
+	b.log.Info("admitted", "participant", id.Name, "remote", remote, "address", addr, "routes", asg.Routes)
+	return asg, nil
 }
 
 func (b *Broker) addressFor(name string) (netip.Addr, error) {

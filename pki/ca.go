@@ -241,6 +241,10 @@ func newCA(cfg CAConfig) *CA {
 // Certificate returns the CA certificate.
 func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
 
+// Key returns the CA's signer, e.g. to store a software key (a key on a
+// token cannot be exported and needs no storing).
+func (ca *CA) Key() crypto.Signer { return ca.key }
+
 // Issue signs a certificate for req.
 func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
 	if req.CommonName == "" {

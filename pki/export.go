@@ -37,3 +37,21 @@ func EncodePKCS12(key crypto.Signer, cert *x509.Certificate, chain []*x509.Certi
 	}
 	return der, nil
 }
+
+// ParseCertificatePEM returns the first certificate in PEM data.
+func ParseCertificatePEM(data []byte) (*x509.Certificate, error) {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return nil, fmt.Errorf("%w: no CERTIFICATE block", ErrInvalidRequest)
+		}
+		if b.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+			}
+			return c, nil
+		}
+	}
+}

@@ -16,6 +16,7 @@ var (
 	buildDir       string
 	serverBin      string
 	clientBin      string
+	brokerBin      string
 	serverAddr     = netip.MustParseAddr("10.99.0.1")
 	tunnelGateway  = netip.MustParseAddr("10.8.0.1")
 	protections    = []string{"none", "tls-auth", "tls-crypt", "tls-crypt-v2"}
@@ -43,8 +44,9 @@ func binaries(t *testing.T) {
 		}
 		serverBin = Build(t, buildDir, "./examples/ovpn-server")
 		clientBin = Build(t, buildDir, "./examples/ovpn-client")
+		brokerBin = Build(t, buildDir, "./examples/broker")
 	})
-	if serverBin == "" || clientBin == "" {
+	if serverBin == "" || clientBin == "" || brokerBin == "" {
 		t.Fatal("example binaries were not built")
 	}
 }
