@@ -564,6 +564,10 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 	defer cancel()
 	tc := tls.Server(ks.conn, srv.tlsCfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
+		// crypto/tls has queued its alert (bad or revoked certificate) on
+		// the reliable layer: let it reach the client before the session
+		// goes, so that the client learns why instead of timing out.
+		s.waitAcked(2 * time.Second)
 		return fmt.Errorf("openvpn: TLS handshake: %w", err)
 	}
 	buf := make([]byte, 17*1024)
