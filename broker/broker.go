@@ -231,17 +231,26 @@ func (b *Broker) SetPolicy(snap *policy.Snapshot) error {
 }
 
 // rebuild installs switch tables for the current snapshot and sessions;
-// b.mu is held.
+// b.mu is held. Devices are routed whether online or not, so that packets
+// to an offline plant are counted as such rather than as unroutable.
 func (b *Broker) rebuild() error {
 	var eps []Endpoint
 	for name, s := range b.online {
+		if _, isDevice := b.devices[name]; isDevice {
+			continue
+		}
+		if p, ok := b.snap.Lookup(name); ok {
+			eps = append(eps, Endpoint{Participant: p, Session: s, Addresses: []netip.Addr{b.addresses[name]}})
+		}
+	}
+	for name, d := range b.devices {
 		p, ok := b.snap.Lookup(name)
 		if !ok {
 			continue
 		}
-		e := Endpoint{Participant: p, Session: s, Addresses: []netip.Addr{b.addresses[name]}}
-		if d, ok := b.devices[name]; ok {
-			e.LANs, e.NAT = d.LANs, d.NAT
+		e := Endpoint{Participant: p, LANs: d.LANs, NAT: d.NAT}
+		if s := b.online[name]; s != nil {
+			e.Session, e.Addresses = s, []netip.Addr{b.addresses[name]}
 		}
 		eps = append(eps, e)
 	}

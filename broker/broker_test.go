@@ -6,8 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,5 +218,30 @@ func TestBrokerRefusesUnknownAndUnentitled(t *testing.T) {
 		if _, err := l.dial(t, name); !errors.Is(err, openvpn.ErrAuthFailed) {
 			t.Errorf("%s: %v, want AUTH_FAILED", name, err)
 		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	l := newBrokerLab(t)
+	u2 := l.mustDial(t, "u2")
+	l.mustDial(t, "dev1")
+	send(t, u2, tcpPacket(t, u2.Pushed().Address.Addr(), netip.MustParseAddr("10.200.1.10"), 40000, 502, true)) // policy drop
+	send(t, u2, tcpPacket(t, u2.Pushed().Address.Addr(), netip.MustParseAddr("10.200.2.10"), 40000, 502, true)) // device offline
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec := httptest.NewRecorder()
+		l.b.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		body := rec.Body.String()
+		if strings.Contains(body, "remotegate_sessions 2\n") && strings.Contains(body, `remotegate_switch_dropped_packets_total{reason="policy"} 1`+"\n") &&
+			strings.Contains(body, `remotegate_switch_dropped_packets_total{reason="offline"} 1`+"\n") {
+			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+				t.Fatalf("content type %q", ct)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics:\n%s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -27,6 +28,7 @@ import (
 	"sort"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/openvpn"
@@ -37,19 +39,20 @@ import (
 func main() {
 	dataDir := flag.String("data", "remotegate-data", "data directory (CA, keys, tunnel addresses)")
 	configPath := flag.String("config", "", "broker.yaml; empty: the built-in demo setup")
+	metrics := flag.String("metrics", "127.0.0.1:9155", "address for Prometheus /metrics (local only by default); empty: off")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: broker [-data DIR] [-config broker.yaml] [profile NAME | status]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*dataDir, *configPath, flag.Args(), log); err != nil {
+	if err := run(*dataDir, *configPath, *metrics, flag.Args(), log); err != nil {
 		log.Error("broker", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(dataDir, configPath string, args []string, log *slog.Logger) error {
+func run(dataDir, configPath, metrics string, args []string, log *slog.Logger) error {
 	cfg, err := loadConfig(configPath)
 	if err != nil {
 		return err
@@ -74,10 +77,10 @@ func run(dataDir, configPath string, args []string, log *slog.Logger) error {
 	case len(args) != 0:
 		return fmt.Errorf("unknown command %q (want profile NAME or status)", args)
 	}
-	return serve(st, cfg, snap, devices, log)
+	return serve(st, cfg, snap, devices, metrics, log)
 }
 
-func serve(st *state, cfg *config, snap *policy.Snapshot, devices map[string]broker.DeviceNetworks, log *slog.Logger) error {
+func serve(st *state, cfg *config, snap *policy.Snapshot, devices map[string]broker.DeviceNetworks, metrics string, log *slog.Logger) error {
 	pool, err := netip.ParsePrefix(cfg.Pool)
 	if err != nil {
 		return fmt.Errorf("pool %q: %w", cfg.Pool, err)
@@ -111,7 +114,18 @@ func serve(st *state, cfg *config, snap *policy.Snapshot, devices map[string]bro
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeUDP(ctx, udp.(*net.UDPConn), b) }()
 	go func() { errc <- srv.ServeTCP(ctx, tcp, b) }()
-	log.Info("listening", "openvpn", addr, "pool", pool, "participants", len(cfg.Users)+len(cfg.Devices))
+	if metrics != "" {
+		ml, err := net.Listen("tcp", metrics)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", b.MetricsHandler())
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = ms.Serve(ml) }()
+		defer ms.Close()
+	}
+	log.Info("listening", "openvpn", addr, "pool", pool, "metrics", metrics, "participants", len(cfg.Users)+len(cfg.Devices))
 	fmt.Fprintf(os.Stderr, `
 remotegate broker is running. Next:
   export a profile:   go run ./examples/broker -data %s profile %s > %s.ovpn

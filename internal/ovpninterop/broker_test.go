@@ -36,6 +36,10 @@ func TestExampleBrokerAsReadmeSays(t *testing.T) {
 	if a := tunnelAddr(t, c.Log()); a.String() != "10.8.0.2" {
 		t.Errorf("tunnel address %v, want 10.8.0.2", a)
 	}
+	// Metrics, on the loopback address only.
+	if out := ns.Run(t, 10*time.Second, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9155 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"); !strings.Contains(out, "remotegate_sessions 1") {
+		t.Errorf("metrics:\n%s", out)
+	}
 	// The address survives a broker restart.
 	_ = c.Stop()
 	_ = b.Stop()
