@@ -41,7 +41,9 @@ func brokerModel() *policy.Model {
 	return m
 }
 
-func newBrokerLab(t *testing.T) *brokerLab {
+// newTestBroker is the broker of the plant tests: brokerModel, the pool
+// 10.8.0.0/24, and two devices with the same LAN under different aliases.
+func newTestBroker(t *testing.T) *Broker {
 	t.Helper()
 	snap, err := policy.Compile(brokerModel())
 	if err != nil {
@@ -55,6 +57,12 @@ func newBrokerLab(t *testing.T) *brokerLab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+func newBrokerLab(t *testing.T) *brokerLab {
+	t.Helper()
+	b := newTestBroker(t)
 	ca := testpki.New(t, "broker test CA")
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)

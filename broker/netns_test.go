@@ -18,9 +18,7 @@ import (
 
 	"github.com/remotegate/remotegate/internal/netns"
 	"github.com/remotegate/remotegate/internal/testpki"
-	"github.com/remotegate/remotegate/nat"
 	"github.com/remotegate/remotegate/openvpn"
-	"github.com/remotegate/remotegate/policy"
 )
 
 // brokerChildEnv holds the key directory when this test binary runs as the
@@ -144,18 +142,7 @@ func tunnelAddress(t *testing.T, log string) netip.Addr {
 // runBrokerChild is the broker of TestPlantAccessThroughStockClients,
 // running in its namespace until the parent stops it.
 func runBrokerChild(t *testing.T, dir string) {
-	snap, err := policy.Compile(brokerModel())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nat1, _ := nat.NewTable(nat.Mapping{Real: lan, Alias: netip.MustParsePrefix("10.200.1.0/24")})
-	nat2, _ := nat.NewTable(nat.Mapping{Real: lan, Alias: netip.MustParsePrefix("10.200.2.0/24")})
-	b, err := New(Config{Policy: snap, Pool: netip.MustParsePrefix("10.8.0.0/24"), Devices: map[string]DeviceNetworks{
-		"dev1": {LANs: []netip.Prefix{lan}, NAT: nat1}, "dev2": {LANs: []netip.Prefix{lan}, NAT: nat2},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newTestBroker(t)
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"))
 	if err != nil {
 		t.Fatal(err)

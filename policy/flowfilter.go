@@ -287,48 +287,43 @@ func (s *flowSlot) write(k *flowKey, hash uint64, exp int64, gen, relGrp uint64)
 // openingKey is the table key of a packet that opens (or continues) a
 // flow in its allowed direction.
 func openingKey(fl *Flow, k *flowKey) bool {
-	var sport, dport uint16
-	switch fl.Proto {
-	case ProtoTCP, ProtoUDP:
-		sport, dport = fl.SrcPort, fl.DstPort
-	case ProtoICMP:
-		if fl.ICMPType != icmpEchoRequest {
-			return false
-		}
-		sport = fl.ICMPID
-	case ProtoICMPv6:
-		if fl.ICMPType != icmpv6EchoRequest {
-			return false
-		}
-		sport = fl.ICMPID
-	default:
+	if !tracked(fl, icmpEchoRequest, icmpv6EchoRequest) {
 		return false
+	}
+	sport, dport := fl.SrcPort, fl.DstPort
+	if fl.Proto == ProtoICMP || fl.Proto == ProtoICMPv6 {
+		sport, dport = fl.ICMPID, 0
 	}
 	k.set(fl.Src, fl.Dst, fl.From, fl.To, sport, dport, fl.Proto)
 	return true
 }
 
-// replyKey is the key of the flow a packet would answer.
+// replyKey is the key of the flow a packet would answer: the opening key
+// with the two sides swapped.
 func replyKey(fl *Flow, k *flowKey) bool {
-	var sport, dport uint16
-	switch fl.Proto {
-	case ProtoTCP, ProtoUDP:
-		sport, dport = fl.DstPort, fl.SrcPort
-	case ProtoICMP:
-		if fl.ICMPType != icmpEchoReply {
-			return false
-		}
-		sport = fl.ICMPID
-	case ProtoICMPv6:
-		if fl.ICMPType != icmpv6EchoReply {
-			return false
-		}
-		sport = fl.ICMPID
-	default:
+	if !tracked(fl, icmpEchoReply, icmpv6EchoReply) {
 		return false
+	}
+	sport, dport := fl.DstPort, fl.SrcPort
+	if fl.Proto == ProtoICMP || fl.Proto == ProtoICMPv6 {
+		sport, dport = fl.ICMPID, 0
 	}
 	k.set(fl.Dst, fl.Src, fl.To, fl.From, sport, dport, fl.Proto)
 	return true
+}
+
+// tracked reports whether the table keeps flows of this packet's kind:
+// TCP and UDP, and ICMP or ICMPv6 echo of the given message type.
+func tracked(fl *Flow, icmpType, icmpv6Type uint8) bool {
+	switch fl.Proto {
+	case ProtoTCP, ProtoUDP:
+		return true
+	case ProtoICMP:
+		return fl.ICMPType == icmpType
+	case ProtoICMPv6:
+		return fl.ICMPType == icmpv6Type
+	}
+	return false
 }
 
 func (k *flowKey) set(src, dst netip.Addr, from, to ParticipantID, sport, dport uint16, proto uint8) {
