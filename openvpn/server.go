@@ -601,14 +601,28 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 			s.waitAcked(2 * time.Second)
 			return fmt.Errorf("%w: %s", ErrAuthFailed, reason)
 		}
-	} else if _, err := tc.Write(smBytes); err != nil {
-		return err
+	} else {
+		// A renegotiated key is installed (for receiving; sending switches
+		// when the client uses it) before our key-method message goes out:
+		// the client starts sending with the new key as soon as it has read
+		// that message, and its first packets must not arrive before the
+		// server can open them.
+		key, err := s.deriveKey(ks, tc, cm, sm)
+		if err != nil {
+			return err
+		}
+		s.installKey(ks, key, false)
+		if _, err := tc.Write(smBytes); err != nil {
+			return err
+		}
 	}
-	key, err := s.deriveKey(ks, tc, cm, sm)
-	if err != nil {
-		return err
+	if ks.id == 0 {
+		key, err := s.deriveKey(ks, tc, cm, sm)
+		if err != nil {
+			return err
+		}
+		s.installKey(ks, key, true)
 	}
-	s.installKey(ks, key, ks.id == 0)
 	ss.tc.Store(tc)
 	if ks.id == 0 {
 		// Up before the push: the client sends data as soon as it has the
