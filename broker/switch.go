@@ -103,12 +103,13 @@ func NewSwitch(snap *policy.Snapshot, cfg policy.FlowFilterConfig) *Switch {
 // their real addresses. Overlapping destinations are an error.
 func (s *Switch) Update(snap *policy.Snapshot, endpoints []Endpoint) error {
 	st := &switchState{bySession: map[uint64]*endpoint{}, routes: map[netip.Prefix]*endpoint{}}
+	conflict := func(p netip.Prefix, e *endpoint, q netip.Prefix, other *endpoint) error {
+		return fmt.Errorf("%w: %v of participant %d and %v of participant %d", ErrRouteConflict, p, e.Participant, q, other.Participant)
+	}
 	add := func(p netip.Prefix, e *endpoint) error {
 		p = p.Masked()
-		for q, other := range st.routes {
-			if q.Overlaps(p) && other != e {
-				return fmt.Errorf("%w: %v of participant %d and %v of participant %d", ErrRouteConflict, p, e.Participant, q, other.Participant)
-			}
+		if other, ok := st.routes[p]; ok && other != e {
+			return conflict(p, e, p, other)
 		}
 		st.routes[p] = e
 		return nil
@@ -150,6 +151,24 @@ func (s *Switch) Update(snap *policy.Snapshot, endpoints []Endpoint) error {
 		slices.Sort(*l)
 		*l = slices.Compact(*l)
 		slices.Reverse(*l)
+	}
+	// Two prefixes overlap only if one contains the other: look each one's
+	// address up under every shorter length in use. This keeps Update,
+	// which runs at every connect, linear in the number of routes.
+	for p, e := range st.routes {
+		lengths := st.lengths4
+		if !p.Addr().Is4() {
+			lengths = st.lengths6
+		}
+		for _, l := range lengths {
+			if l >= p.Bits() {
+				continue
+			}
+			q := netip.PrefixFrom(p.Addr(), l).Masked()
+			if other, ok := st.routes[q]; ok && other != e {
+				return conflict(p, e, q, other)
+			}
+		}
 	}
 	if snap != nil {
 		s.filter.SetSnapshot(snap)

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -295,4 +296,14 @@ func BenchmarkSwitch(b *testing.B) {
 		l.sw.Deliver(l.u1, pkts, sizes, tunnel.Headroom)
 	}
 	b.ReportMetric(float64(b.N*len(pkts))/time.Since(start).Seconds(), "packets/s")
+}
+
+func TestSwitchRejectsNestedRoutes(t *testing.T) {
+	l := newLab(t)
+	eps := l.endpoints(l.sw.filter.Snapshot())
+	// A user whose tunnel address lies inside plant 1's alias network.
+	eps[0].Addresses = []netip.Addr{netip.MustParseAddr("10.200.1.77")}
+	if err := l.sw.Update(nil, eps); !errors.Is(err, ErrRouteConflict) {
+		t.Fatalf("a tunnel address inside an alias network: %v, want ErrRouteConflict", err)
+	}
 }

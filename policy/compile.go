@@ -130,7 +130,7 @@ func (c *compiler) roles(m *Model) {
 			c.fail(ErrInvalid, "role %d has no name", i)
 		case r.Name == RoleAdmin || r.Name == RoleVPNUser:
 			c.fail(ErrInvalid, "role %q is predefined and cannot be redefined", r.Name)
-		case c.s.roleRights[r.Name] != 0 || slices.ContainsFunc(m.Roles[:i], func(o Role) bool { return o.Name == r.Name }):
+		case slices.ContainsFunc(m.Roles[:i], func(o Role) bool { return o.Name == r.Name }):
 			c.fail(ErrInvalid, "role %q is defined twice", r.Name)
 		case r.Rights&^AllRights != 0:
 			c.fail(ErrInvalid, "role %q has unknown rights %#x", r.Name, uint16(r.Rights&^AllRights))
