@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/remotegate/remotegate/internal/rawio"
 	"github.com/remotegate/remotegate/openvpn/internal/datachannel"
 	"github.com/remotegate/remotegate/openvpn/internal/keymethod"
 	"github.com/remotegate/remotegate/openvpn/internal/wire"
@@ -191,9 +192,9 @@ func newClient(conn net.Conn, isTCP bool, cfg *ClientConfig, ciphers []datachann
 
 	var l link
 	if isTCP {
-		l = &streamLink{conn: conn, bw: bufio.NewWriterSize(conn, 64*1024)}
+		l = &streamLink{conn: conn, bw: bufio.NewWriterSize(rawOrConn(conn), 64*1024)}
 	} else {
-		l = &connLink{conn: conn}
+		l = &connLink{conn: conn, rw: rawOrConn(conn)}
 	}
 	s := newSession(wire.RoleClient, codec, local, l, cfg.Timers.withDefaults(false), discardLogger(cfg.Logger), now, rnd)
 	s.hardReset = wire.OpControlHardResetClientV2
@@ -412,9 +413,10 @@ func (c *Client) Pushed() Pushed { return c.pushed }
 func (c *Client) readLoop() {
 	defer close(c.readerD)
 	const dataOffset = tunnel.Headroom - 24
+	rw := rawOrConn(c.conn)
 	var br *bufio.Reader
 	if c.isTCP {
-		br = bufio.NewReaderSize(c.conn, 64*1024)
+		br = bufio.NewReaderSize(rw, 64*1024)
 	}
 	for {
 		var rb *rxBuf
@@ -429,7 +431,7 @@ func (c *Client) readLoop() {
 		if c.isTCP {
 			n, err = readFrame(br, room)
 		} else {
-			n, err = c.conn.Read(room)
+			n, err = rw.Read(room)
 		}
 		if err != nil {
 			c.free <- rb
@@ -548,6 +550,16 @@ func (c *Client) shutdown() {
 
 var _ tunnel.Device = (*Client)(nil)
 
+// rawOrConn returns the reader and writer for a connection: its socket
+// through package rawio when it has one (which keeps the runtime from
+// handing the processor away during each system call), else conn.
+func rawOrConn(conn net.Conn) io.ReadWriter {
+	if rc, err := rawio.New(conn); err == nil {
+		return rc
+	}
+	return conn
+}
+
 // readFrame reads one length-prefixed packet of a TCP stream into buf.
 func readFrame(br *bufio.Reader, buf []byte) (int, error) {
 	var hdr [2]byte
@@ -565,10 +577,13 @@ func readFrame(br *bufio.Reader, buf []byte) (int, error) {
 }
 
 // connLink sends over a connected UDP socket.
-type connLink struct{ conn net.Conn }
+type connLink struct {
+	conn net.Conn
+	rw   io.ReadWriter // conn, or its descriptor through rawOrConn
+}
 
 func (l *connLink) sendControl(pkt []byte) error {
-	_, err := l.conn.Write(pkt)
+	_, err := l.rw.Write(pkt)
 	return err
 }
 

@@ -913,7 +913,7 @@ func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler) {
 	if tc, ok := conn.(*net.TCPConn); ok && !srv.cfg.TCPNoDelay {
 		_ = tc.SetNoDelay(false)
 	}
-	br := bufio.NewReaderSize(conn, 64*1024)
+	br := bufio.NewReaderSize(rawOrConn(conn), 64*1024)
 	buf := make([]byte, tunnel.BufferSize)
 	room := buf[tunnel.Headroom-24 : tunnel.BufferSize-tunnel.Tailroom]
 	_ = conn.SetReadDeadline(srv.now().Add(srv.timers.HandshakeWindow))
@@ -931,7 +931,7 @@ func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler) {
 		srv.stats.dropBadPacket.Add(1)
 		return
 	}
-	l := &streamLink{conn: conn, bw: bufio.NewWriterSize(conn, 64*1024)}
+	l := &streamLink{conn: conn, bw: bufio.NewWriterSize(rawOrConn(conn), 64*1024)}
 	ss := srv.newSession(h, codec, wire.SessionID{}, p.SessionID, l, false, &p)
 	if ss == nil {
 		return

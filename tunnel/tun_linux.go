@@ -13,6 +13,8 @@ import (
 
 	"github.com/songgao/water"
 	"golang.org/x/sys/unix"
+
+	"github.com/remotegate/remotegate/internal/rawio"
 )
 
 // TUN is a Linux TUN interface as a Device. It reads one packet per system
@@ -28,6 +30,7 @@ import (
 type TUN struct {
 	ifce      *water.Interface // without offload
 	file      *os.File         // with offload (IFF_VNET_HDR)
+	raw       *rawio.Conn      // reads and writes file (see package rawio for why)
 	name      string
 	mtu       int
 	gro       *coalescer // Write's scratch; Write is not called concurrently
@@ -65,7 +68,12 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	t := &TUN{mtu: mtu}
 	if !cfg.DisableOffload {
 		if f, name, err := openVnetTUN(cfg.Name); err == nil {
-			t.file, t.name = f, name
+			raw, err := rawio.New(f)
+			if err != nil {
+				_ = f.Close()
+				return nil, fmt.Errorf("tunnel: TUN %q: %w", name, err)
+			}
+			t.file, t.raw, t.name = f, raw, name
 			t.gro = newCoalescer()
 			t.readBuf = make([]byte, vnetHdrLen+maxCoalesced)
 		}
@@ -160,7 +168,7 @@ func (t *TUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if offset >= vnetHdrLen {
 			dst = bufs[0][offset-vnetHdrLen:]
 		}
-		n, err := t.file.Read(dst)
+		n, err := t.raw.Read(dst)
 		if err != nil {
 			return 0, t.readErr(err)
 		}
@@ -209,7 +217,7 @@ func (t *TUN) Write(bufs [][]byte, offset int) (int, error) {
 	}
 	for i := 0; i < len(bufs); {
 		out, n := t.gro.next(bufs[i:], offset)
-		if _, err := t.file.Write(out); err != nil {
+		if _, err := t.raw.Write(out); err != nil {
 			return i, t.writeErr(err)
 		}
 		i += n

@@ -3,7 +3,9 @@ package ovpninterop
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -77,15 +79,29 @@ func TestThroughputVsStock(t *testing.T) {
 					}
 					c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(o, files, "client1")))
 					c.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
-					cpu0, ccpu0 := cpuTime(t, s), cpuTime(t, c)
+					// Besides throughput: what each server costs the machine
+					// (its CPU, its threads' context switches, the machine's
+					// idle share) and what it sends where, per megabyte
+					// carried, so that two runs can be compared beyond the
+					// one number.
+					before := sample(t, s, c, srv)
 					res := iperf3(t, cli, srv, tunnelGateway, d)
-					t.Logf("%s %s %s round %d: client CPU %.0f%%", impl, proto, cipher, r, 100*(cpuTime(t, c)-ccpu0).Seconds()/d.Seconds())
+					after := sample(t, s, c, srv)
+					mb := res.BitsPerSecond * d.Seconds() / 8 / 1e6
+					per := func(a, b uint64) float64 { return float64(b-a) / mb }
+					t.Logf("%s %s %s round %d: %.0f Mbit/s; client CPU %.0f%%, server CPU %.0f%%, machine idle %.0f%%; "+
+						"server per MB: link %.0f packets in, %.0f out; TUN %.0f written, %.0f read; context switches %.0f voluntary, %.0f involuntary",
+						impl, proto, cipher, r, res.BitsPerSecond/1e6,
+						100*(after.clientCPU-before.clientCPU).Seconds()/d.Seconds(), 100*(after.serverCPU-before.serverCPU).Seconds()/d.Seconds(),
+						100*(after.idle-before.idle)/d.Seconds(),
+						per(before.linkRx, after.linkRx), per(before.linkTx, after.linkTx), per(before.tunRx, after.tunRx), per(before.tunTx, after.tunTx),
+						per(before.switches[0], after.switches[0]), per(before.switches[1], after.switches[1]))
 					// Server CPU seconds per gigabyte carried: how much of
 					// the machine the server needs for the traffic, which
 					// the throughput alone does not show when the single-
 					// threaded stock client is the bottleneck.
 					gb := res.BitsPerSecond * d.Seconds() / 8 / 1e9
-					cpuPerGB := (cpuTime(t, s) - cpu0).Seconds() / gb
+					cpuPerGB := (after.serverCPU - before.serverCPU).Seconds() / gb
 					if impl == "stock" {
 						stock, stockCPU = append(stock, res.BitsPerSecond/1e6), append(stockCPU, cpuPerGB)
 					} else {
@@ -117,6 +133,98 @@ func cpuTime(t *testing.T, p *netns.Process) time.Duration {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// counters is what TestThroughputVsStock reads before and after a run.
+type counters struct {
+	serverCPU, clientCPU time.Duration
+	idle                 float64
+	switches             [2]uint64
+	linkRx, linkTx       uint64
+	tunRx, tunTx         uint64
+}
+
+func sample(t *testing.T, server, client *netns.Process, ns *netns.NS) counters {
+	var c counters
+	c.serverCPU, c.clientCPU, c.idle = cpuTime(t, server), cpuTime(t, client), machineIdle(t)
+	c.switches = switches(server)
+	c.linkRx, c.linkTx = linkPackets(t, ns, false)
+	c.tunRx, c.tunTx = linkPackets(t, ns, true)
+	return c
+}
+
+// linkPackets returns the packets received and sent by the kernel on the
+// outer links of ns (everything but loopback and tunnels), or with tun on
+// its TUN interfaces (received there: written by the server). The kernel
+// counts a GSO super-packet once, so fewer packets per megabyte mean larger
+// aggregates and less per-packet work on both ends.
+func linkPackets(t *testing.T, ns *netns.NS, tun bool) (rx, tx uint64) {
+	t.Helper()
+	for _, line := range strings.Split(ns.Run(t, 5*time.Second, "cat", "/proc/net/dev"), "\n") {
+		name, counters, ok := strings.Cut(line, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "lo" || strings.HasPrefix(name, "tun") != tun {
+			continue
+		}
+		f := strings.Fields(counters)
+		if len(f) < 10 {
+			continue
+		}
+		var r, x uint64
+		if _, err := fmt.Sscan(f[1], &r); err != nil {
+			continue
+		}
+		if _, err := fmt.Sscan(f[9], &x); err != nil {
+			continue
+		}
+		rx, tx = rx+r, tx+x
+	}
+	return rx, tx
+}
+
+// switches sums the voluntary and involuntary context switches of all
+// threads of p.
+func switches(p *netns.Process) (n [2]uint64) {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", p.Cmd.Process.Pid))
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var v uint64
+			if _, err := fmt.Sscanf(line, "voluntary_ctxt_switches: %d", &v); err == nil {
+				n[0] += v
+			}
+			if _, err := fmt.Sscanf(line, "nonvoluntary_ctxt_switches: %d", &v); err == nil {
+				n[1] += v
+			}
+		}
+	}
+	return n
+}
+
+// machineIdle returns the seconds all CPUs together were idle since boot,
+// divided by the number of CPUs: the difference of two readings over a run,
+// divided by its duration, is the share of the machine that was idle.
+func machineIdle(t *testing.T) float64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.SplitN(string(b), "\n", 2)[0]
+	var idle float64
+	for i, f := range strings.Fields(line)[1:] {
+		var v float64
+		if _, err := fmt.Sscan(f, &v); err != nil {
+			t.Fatalf("/proc/stat: %v", err)
+		}
+		if i == 3 || i == 4 { // idle, iowait
+			idle += v
+		}
+	}
+	return idle / 100 / float64(runtime.NumCPU()) // USER_HZ is 100 on Linux
 }
 
 func seconds(v []float64) string {
