@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sort"
 	"sync"
+	"time"
 
 	"github.com/remotegate/remotegate/nat"
 	"github.com/remotegate/remotegate/policy"
@@ -40,8 +42,19 @@ type Config struct {
 	// Addresses are tunnel addresses handed out before (from the store),
 	// so that participants keep theirs across restarts.
 	Addresses map[string]netip.Addr
+	// UserRoutes are pushed to every user in addition to the networks its
+	// relations link it with, e.g. the whole alias range 10.200.0.0/16. An
+	// OpenVPN 2.6 client cannot be sent new routes while connected, so a
+	// relation added later is usable without reconnecting only if its
+	// networks are covered by these; the policy still decides what passes.
+	UserRoutes []netip.Prefix
 	// FlowTable sizes the policy flow table.
 	FlowTable policy.FlowFilterConfig
+	// OnAddress, if set, is called (with the broker's lock held, so it must
+	// not call back into the Broker) when a participant is given a new
+	// tunnel address, so that it can be stored before the participant uses
+	// it.
+	OnAddress func(participant string, a netip.Addr)
 	// Logger receives session events; nil discards them.
 	Logger *slog.Logger
 }
@@ -54,13 +67,16 @@ type Broker struct {
 	sw  *Switch
 	log *slog.Logger
 
-	mu        sync.Mutex
-	snap      *policy.Snapshot
-	pool      netip.Prefix
-	devices   map[string]DeviceNetworks
-	addresses map[string]netip.Addr // stable per participant name
-	taken     map[netip.Addr]string
-	online    map[string]tunnel.Session
+	mu         sync.Mutex
+	snap       *policy.Snapshot
+	pool       netip.Prefix
+	devices    map[string]DeviceNetworks
+	addresses  map[string]netip.Addr // stable per participant name
+	taken      map[netip.Addr]string
+	online     map[string]tunnel.Session
+	since      map[string]time.Time // when each online session was attached
+	userRoutes []netip.Prefix
+	onAddress  func(name string, a netip.Addr)
 }
 
 // New returns a Broker.
@@ -74,6 +90,10 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{
 		sw: NewSwitch(cfg.Policy, cfg.FlowTable), log: cfg.Logger, snap: cfg.Policy, pool: cfg.Pool.Masked(),
 		devices: cfg.Devices, addresses: map[string]netip.Addr{}, taken: map[netip.Addr]string{}, online: map[string]tunnel.Session{},
+		since: map[string]time.Time{}, userRoutes: cfg.UserRoutes, onAddress: cfg.OnAddress,
+	}
+	if b.devices == nil {
+		b.devices = map[string]DeviceNetworks{}
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -149,6 +169,9 @@ func (b *Broker) addressFor(name string) (netip.Addr, error) {
 			continue
 		}
 		b.addresses[name], b.taken[a] = a, name
+		if b.onAddress != nil {
+			b.onAddress(name, a)
+		}
 		return a, nil
 	}
 	return netip.Addr{}, ErrPoolExhausted
@@ -160,7 +183,7 @@ func (b *Broker) routesFor(snap *policy.Snapshot, p policy.ParticipantID, isDevi
 	if isDevice {
 		return []netip.Prefix{b.pool}
 	}
-	var routes []netip.Prefix
+	routes := append([]netip.Prefix(nil), b.userRoutes...)
 	for name, nets := range b.devices {
 		d, ok := snap.Lookup(name)
 		if !ok || !snap.Linked(p, d) {
@@ -186,6 +209,7 @@ func (b *Broker) Up(s tunnel.Session) {
 		go old.Close(errors.New("broker: replaced by a new session"))
 	}
 	b.online[name] = s
+	b.since[name] = time.Now()
 	b.log.Info("connected", "participant", name, "remote", s.Remote(), "address", b.addresses[name])
 	if err := b.rebuild(); err != nil {
 		b.log.Error("switch tables", "error", err)
@@ -199,6 +223,7 @@ func (b *Broker) Down(s tunnel.Session, cause error) {
 	name := s.Identity().Name
 	if b.online[name] == s {
 		delete(b.online, name)
+		delete(b.since, name)
 		b.log.Info("disconnected", "participant", name, "reason", cause)
 		if err := b.rebuild(); err != nil {
 			b.log.Error("switch tables", "error", err)
@@ -217,17 +242,128 @@ func (b *Broker) Deliver(from tunnel.Session, bufs [][]byte, sizes []int, offset
 func (b *Broker) SetPolicy(snap *policy.Snapshot) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.snap = snap
+	return b.apply(snap, b.devices)
+}
+
+// Apply installs a new access model and new device networks together, as
+// SetPolicy does for the model alone. If the networks conflict (overlapping
+// routes) nothing changes and the error wraps ErrRouteConflict.
+func (b *Broker) Apply(snap *policy.Snapshot, devices map[string]DeviceNetworks) error {
+	if snap == nil {
+		return errors.New("broker: Apply: nil snapshot")
+	}
+	if devices == nil {
+		devices = map[string]DeviceNetworks{}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.apply(snap, devices)
+}
+
+func (b *Broker) apply(snap *policy.Snapshot, devices map[string]DeviceNetworks) error {
+	oldSnap, oldDevices := b.snap, b.devices
+	b.snap, b.devices = snap, devices
+	if err := b.rebuild(); err != nil {
+		b.snap, b.devices = oldSnap, oldDevices
+		return err
+	}
 	for name, s := range b.online {
 		_, isDevice := b.devices[name]
 		p, _ := snap.Lookup(name)
 		if !snap.Enabled(p) || (!isDevice && !snap.Can(name, policy.RightConnectVPN)) {
-			delete(b.online, name)
-			b.log.Info("closing", "participant", name, "reason", "no longer admitted")
-			go s.Close(fmt.Errorf("%w: %q", ErrDisabledParticipant, name))
+			b.closeLocked(name, s, fmt.Errorf("%w: %q", ErrDisabledParticipant, name))
 		}
 	}
 	return b.rebuild()
+}
+
+// closeLocked detaches and closes a live session; b.mu is held. The close
+// runs in its own goroutine because the transport calls Down, which takes
+// b.mu.
+func (b *Broker) closeLocked(name string, s tunnel.Session, cause error) {
+	delete(b.online, name)
+	delete(b.since, name)
+	b.log.Info("closing", "participant", name, "reason", cause)
+	go s.Close(cause)
+}
+
+// Terminate closes the live session of a participant, if there is one,
+// and reports whether there was.
+func (b *Broker) Terminate(participant string, cause error) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.online[participant]
+	if s == nil {
+		return false
+	}
+	if cause == nil {
+		cause = errors.New("broker: terminated by an administrator")
+	}
+	b.closeLocked(participant, s, cause)
+	if err := b.rebuild(); err != nil {
+		b.log.Error("switch tables", "error", err)
+	}
+	return true
+}
+
+// SessionInfo describes a live session for the management view.
+type SessionInfo struct {
+	Participant string         `json:"participant"`
+	Protocol    string         `json:"protocol"`
+	Remote      netip.AddrPort `json:"remote"`
+	Address     netip.Addr     `json:"address"`
+	Since       time.Time      `json:"since"`
+	BytesIn     uint64         `json:"bytes_in"`
+	BytesOut    uint64         `json:"bytes_out"`
+}
+
+// Sessions lists the live sessions, ordered by participant name. Protocol,
+// Since and the byte counts come from sessions that implement
+// tunnel.Reporter.
+func (b *Broker) Sessions() []SessionInfo {
+	b.mu.Lock()
+	out := make([]SessionInfo, 0, len(b.online))
+	for name, s := range b.online {
+		info := SessionInfo{Participant: name, Remote: s.Remote(), Address: b.addresses[name], Since: b.since[name]}
+		if r, ok := s.(tunnel.Reporter); ok {
+			c := r.Counters()
+			info.Protocol, info.BytesIn, info.BytesOut = r.Protocol(), c.BytesIn, c.BytesOut
+			if t := r.Since(); !t.IsZero() {
+				info.Since = t
+			}
+		}
+		out = append(out, info)
+	}
+	b.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Participant < out[j].Participant })
+	return out
+}
+
+// Status is a participant's state as the management view shows it.
+type Status string
+
+// Participant states.
+const (
+	StatusOnline   Status = "online"
+	StatusOffline  Status = "offline"
+	StatusDisabled Status = "disabled"
+	StatusUnknown  Status = "unknown" // not in the access model
+)
+
+// Status returns the participant's state.
+func (b *Broker) Status(participant string) Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.snap.Lookup(participant)
+	switch {
+	case !ok:
+		return StatusUnknown
+	case !b.snap.Enabled(p):
+		return StatusDisabled
+	case b.online[participant] != nil:
+		return StatusOnline
+	}
+	return StatusOffline
 }
 
 // rebuild installs switch tables for the current snapshot and sessions;

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,19 +111,29 @@ func send(t *testing.T, c *openvpn.Client, pkt []byte) {
 }
 
 // receive reads one packet within d, or returns nil.
+// readers holds one reading goroutine per client, so that a receive that
+// timed out does not leave a Read behind that swallows the next packet.
+var readers sync.Map // *openvpn.Client → chan []byte
+
 func receive(c *openvpn.Client, d time.Duration) []byte {
-	got := make(chan []byte, 1)
-	go func() {
-		buf := make([]byte, tunnel.BufferSize)
-		sizes := []int{0}
-		if _, err := c.Read([][]byte{buf}, sizes, tunnel.Headroom); err != nil {
-			got <- nil
-			return
-		}
-		got <- buf[tunnel.Headroom : tunnel.Headroom+sizes[0]]
-	}()
+	ch := make(chan []byte, 64)
+	if old, loaded := readers.LoadOrStore(c, ch); loaded {
+		ch = old.(chan []byte)
+	} else {
+		go func() {
+			defer close(ch)
+			for {
+				buf := make([]byte, tunnel.BufferSize)
+				sizes := []int{0}
+				if _, err := c.Read([][]byte{buf}, sizes, tunnel.Headroom); err != nil {
+					return
+				}
+				ch <- buf[tunnel.Headroom : tunnel.Headroom+sizes[0]]
+			}
+		}()
+	}
 	select {
-	case p := <-got:
+	case p := <-ch:
 		return p
 	case <-time.After(d):
 		return nil

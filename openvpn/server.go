@@ -162,11 +162,36 @@ type ServerSession struct {
 	identity tunnel.Identity
 	isUDP    bool
 	up       atomic.Bool
+	since    atomic.Int64 // unix nanoseconds when the data channel came up
 	// guarded by s.mu until pushed
 	assignment tunnel.Assignment
 	pushMsgs   []string
 	pushed     bool
 	tc         atomic.Pointer[tls.Conn]
+}
+
+// Protocol is "openvpn/udp" or "openvpn/tcp" (tunnel.Reporter).
+func (ss *ServerSession) Protocol() string {
+	if ss.isUDP {
+		return "openvpn/udp"
+	}
+	return "openvpn/tcp"
+}
+
+// Since is when the data channel came up; zero before (tunnel.Reporter).
+func (ss *ServerSession) Since() time.Time {
+	if n := ss.since.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Counters are the session's traffic totals (tunnel.Reporter).
+func (ss *ServerSession) Counters() tunnel.Counters {
+	return tunnel.Counters{
+		BytesIn: ss.s.bytesIn.Load(), BytesOut: ss.s.bytesOut.Load(),
+		PacketsIn: ss.s.packetsIn.Load(), PacketsOut: ss.s.packetsOut.Load(),
+	}
 }
 
 // ID is unique among the server's sessions.
@@ -200,7 +225,10 @@ func (ss *ServerSession) Close(cause error) error {
 	return nil
 }
 
-var _ tunnel.Session = (*ServerSession)(nil)
+var (
+	_ tunnel.Session  = (*ServerSession)(nil)
+	_ tunnel.Reporter = (*ServerSession)(nil)
+)
 
 // ServeUDP serves OpenVPN over a UDP socket until ctx is done or the socket
 // fails. It closes conn when it returns, and closes the sessions it started.
@@ -627,6 +655,7 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 	if ks.id == 0 {
 		// Up before the push: the client sends data as soon as it has the
 		// PUSH_REPLY, and that data must find the session ready.
+		ss.since.Store(srv.now().UnixNano())
 		ss.up.Store(true)
 		ss.h.Up(ss)
 		pi := keymethod.ParsePeerInfo(cm.PeerInfo)

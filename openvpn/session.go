@@ -74,16 +74,18 @@ type session struct {
 	cancel context.CancelFunc
 
 	// callbacks by role
-	runKeyFn    func(ks *keyState) error
-	onClose     func(cause error)
-	sendPeerID  atomic.Uint32 // peer id put in our data packets; NoPeerID for P_DATA_V1
-	data        atomic.Pointer[dataKeys]
-	lastRecv    atomic.Int64 // unix nanoseconds of the last authenticated packet
-	lastSent    atomic.Int64
-	keyBytes    atomic.Int64 // data bytes both ways since the newest key was installed (--reneg-bytes)
-	closedFlag  atomic.Bool
-	sendMu      sync.Mutex
-	sendScratch [][]byte
+	runKeyFn   func(ks *keyState) error
+	onClose    func(cause error)
+	sendPeerID atomic.Uint32 // peer id put in our data packets; NoPeerID for P_DATA_V1
+	data       atomic.Pointer[dataKeys]
+	lastRecv   atomic.Int64 // unix nanoseconds of the last authenticated packet
+	lastSent   atomic.Int64
+	keyBytes   atomic.Int64 // data bytes both ways since the newest key was installed (--reneg-bytes)
+	// traffic totals for tunnel.Counters
+	bytesIn, bytesOut, packetsIn, packetsOut atomic.Uint64
+	closedFlag                               atomic.Bool
+	sendMu                                   sync.Mutex
+	sendScratch                              [][]byte
 	// framing is the datachannel.Compression of data packets; a client
 	// changes it when the server pushes a compress option.
 	framing atomic.Uint32
@@ -566,6 +568,8 @@ func (s *session) openData(pkt []byte) ([]byte, bool) {
 		return nil, false
 	}
 	s.keyBytes.Add(int64(n))
+	s.bytesIn.Add(uint64(n))
+	s.packetsIn.Add(1)
 	s.lastRecv.Store(s.now().UnixNano())
 	if dk.next == k {
 		s.promoteKeys(s.now(), keyID)
@@ -613,6 +617,8 @@ func (s *session) send(bufs [][]byte, offset int) (int, error) {
 		bytes += len(pkt)
 	}
 	s.keyBytes.Add(int64(bytes))
+	s.bytesOut.Add(uint64(bytes))
+	s.packetsOut.Add(uint64(len(pkts)))
 	s.sendScratch = pkts[:0]
 	err := s.link.sendData(pkts)
 	s.sendMu.Unlock()

@@ -108,6 +108,11 @@ type CAConfig struct {
 	// lock), so that the broker can end the live sessions of the revoked
 	// participant at once instead of at their next handshake.
 	OnRevoke func(Record)
+	// OnIssue, if set, is called after each certificate the CA signs
+	// (Issue, Renew, Enroll, Reenroll; outside the CA's lock), so that the
+	// broker can store the record before the certificate is handed out. An
+	// error from it fails the issuing call.
+	OnIssue func(Record) error
 }
 
 // CA issues, renews and revokes certificates. Its methods are safe for
@@ -120,6 +125,7 @@ type CA struct {
 	now         func() time.Time
 	crlValidity time.Duration
 	onRevoke    func(Record)
+	onIssue     func(Record) error
 
 	mu        sync.Mutex
 	issued    map[string]*Record // by serial (decimal)
@@ -224,7 +230,7 @@ func ImportCA(cert *x509.Certificate, key crypto.Signer, cfg CAConfig) (*CA, err
 }
 
 func newCA(cfg CAConfig) *CA {
-	ca := &CA{rand: cfg.Rand, now: cfg.Now, crlValidity: cfg.CRLValidity, onRevoke: cfg.OnRevoke,
+	ca := &CA{rand: cfg.Rand, now: cfg.Now, crlValidity: cfg.CRLValidity, onRevoke: cfg.OnRevoke, onIssue: cfg.OnIssue,
 		issued: map[string]*Record{}, tokens: map[string]*enrollToken{}}
 	if ca.rand == nil {
 		ca.rand = rand.Reader
@@ -265,8 +271,16 @@ func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki: parse issued certificate: %w", err)
 	}
+	rec := Record{Certificate: cert, Profile: req.Profile}
+	if ca.onIssue != nil {
+		// Stored first: a certificate that is out in the world but not in
+		// the store could not be revoked after a restart.
+		if err := ca.onIssue(rec); err != nil {
+			return nil, fmt.Errorf("pki: record certificate for %q: %w", req.CommonName, err)
+		}
+	}
 	ca.mu.Lock()
-	ca.issued[cert.SerialNumber.String()] = &Record{Certificate: cert, Profile: req.Profile}
+	ca.issued[cert.SerialNumber.String()] = &rec
 	ca.mu.Unlock()
 	return cert, nil
 }

@@ -472,3 +472,38 @@ func BenchmarkOCSPResponse(b *testing.B) {
 		}
 	}
 }
+
+func TestOnIssueRecordsBeforeHandingOut(t *testing.T) {
+	var got []Record
+	fail := false
+	ca, err := NewCA(CAConfig{OnIssue: func(r Record) error {
+		if fail {
+			return errors.New("disk full")
+		}
+		got = append(got, r)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := GenerateKey(ECDSAP256)
+	cert, err := ca.Issue(Request{Profile: ProfileUser, CommonName: "alice", PublicKey: key.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := ca.Renew(cert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[0].Certificate.Equal(cert) || !got[1].Certificate.Equal(renewed) || got[1].Profile != ProfileUser {
+		t.Fatalf("OnIssue saw %d records, want the issued and the renewed certificate", len(got))
+	}
+	fail = true
+	_, err = ca.Issue(Request{Profile: ProfileUser, CommonName: "bob", PublicKey: key.Public()})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Issue with a failing OnIssue = %v; want the hook's error", err)
+	}
+	if n := len(ca.Records()); n != 2 {
+		t.Fatalf("CA remembers %d certificates, want 2 (the failed one not)", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/netip"
+	"time"
 )
 
 // Headroom is the number of bytes producers leave in front of packet data so
@@ -80,6 +81,23 @@ type Session interface {
 	Send(bufs [][]byte, offset int) (int, error)
 	// Close tears the session down; cause is reported to Handler.Down.
 	Close(cause error) error
+}
+
+// Counters are what a session carried since it started: bytes of the
+// encrypted packets on the wire, and those packets.
+type Counters struct {
+	BytesIn, BytesOut     uint64
+	PacketsIn, PacketsOut uint64
+}
+
+// Reporter is implemented by sessions that describe themselves for a
+// management view: the protocol ("openvpn/udp", "openvpn/tcp", ...), when the
+// data channel came up, and the traffic counters. Sessions of tunneltest and
+// other simple implementations need not implement it.
+type Reporter interface {
+	Protocol() string
+	Since() time.Time
+	Counters() Counters
 }
 
 // Handler is implemented by the broker and called by protocol servers.
