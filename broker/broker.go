@@ -55,6 +55,10 @@ type Config struct {
 	// tunnel address, so that it can be stored before the participant uses
 	// it.
 	OnAddress func(participant string, a netip.Addr)
+	// Events, if set, receives connects, disconnects and refusals for the
+	// event log. It is called with the broker's lock held, so it must not
+	// block or call back into the Broker (queue the event).
+	Events func(Event)
 	// Logger receives session events; nil discards them.
 	Logger *slog.Logger
 }
@@ -77,6 +81,22 @@ type Broker struct {
 	since      map[string]time.Time // when each online session was attached
 	userRoutes []netip.Prefix
 	onAddress  func(name string, a netip.Addr)
+	events     func(Event)
+}
+
+// Event is something the event log records: Kind is "connect",
+// "disconnect" or "refused".
+type Event struct {
+	Kind        string
+	Participant string
+	Message     string
+	Attrs       map[string]string
+}
+
+func (b *Broker) emit(kind, participant, msg string, attrs map[string]string) {
+	if b.events != nil {
+		b.events(Event{Kind: kind, Participant: participant, Message: msg, Attrs: attrs})
+	}
 }
 
 // New returns a Broker.
@@ -90,7 +110,7 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{
 		sw: NewSwitch(cfg.Policy, cfg.FlowTable), log: cfg.Logger, snap: cfg.Policy, pool: cfg.Pool.Masked(),
 		devices: cfg.Devices, addresses: map[string]netip.Addr{}, taken: map[netip.Addr]string{}, online: map[string]tunnel.Session{},
-		since: map[string]time.Time{}, userRoutes: cfg.UserRoutes, onAddress: cfg.OnAddress,
+		since: map[string]time.Time{}, userRoutes: cfg.UserRoutes, onAddress: cfg.OnAddress, events: cfg.Events,
 	}
 	if b.devices == nil {
 		b.devices = map[string]DeviceNetworks{}
@@ -136,15 +156,18 @@ func (b *Broker) Admit(_ context.Context, id tunnel.Identity, remote netip.AddrP
 	p, ok := snap.Lookup(id.Name)
 	if !ok {
 		b.log.Info("refused", "participant", id.Name, "remote", remote, "reason", "unknown")
+		b.emit("refused", id.Name, "not a participant", map[string]string{"remote": remote.String()})
 		return tunnel.Assignment{}, fmt.Errorf("%w %q", ErrUnknownParticipant, id.Name)
 	}
 	_, isDevice := b.devices[id.Name]
 	switch {
 	case !snap.Enabled(p):
 		b.log.Info("refused", "participant", id.Name, "remote", remote, "reason", "disabled")
+		b.emit("refused", id.Name, "participant disabled", map[string]string{"remote": remote.String()})
 		return tunnel.Assignment{}, fmt.Errorf("%w: %q", ErrDisabledParticipant, id.Name)
 	case !isDevice && !snap.Can(id.Name, policy.RightConnectVPN):
 		b.log.Info("refused", "participant", id.Name, "remote", remote, "reason", "no connect-vpn right")
+		b.emit("refused", id.Name, "no connect-vpn right", map[string]string{"remote": remote.String()})
 		return tunnel.Assignment{}, fmt.Errorf("%w: %q lacks the connect-vpn right", ErrNoVPNRight, id.Name)
 	}
 	addr, err := b.addressFor(id.Name)
@@ -211,6 +234,7 @@ func (b *Broker) Up(s tunnel.Session) {
 	b.online[name] = s
 	b.since[name] = time.Now()
 	b.log.Info("connected", "participant", name, "remote", s.Remote(), "address", b.addresses[name])
+	b.emit("connect", name, "connected", map[string]string{"remote": s.Remote().String(), "address": b.addresses[name].String()})
 	if err := b.rebuild(); err != nil {
 		b.log.Error("switch tables", "error", err)
 	}
@@ -225,6 +249,7 @@ func (b *Broker) Down(s tunnel.Session, cause error) {
 		delete(b.online, name)
 		delete(b.since, name)
 		b.log.Info("disconnected", "participant", name, "reason", cause)
+		b.emit("disconnect", name, "disconnected", map[string]string{"reason": fmt.Sprint(cause)})
 		if err := b.rebuild(); err != nil {
 			b.log.Error("switch tables", "error", err)
 		}
@@ -284,6 +309,7 @@ func (b *Broker) closeLocked(name string, s tunnel.Session, cause error) {
 	delete(b.online, name)
 	delete(b.since, name)
 	b.log.Info("closing", "participant", name, "reason", cause)
+	b.emit("disconnect", name, "closed by the broker", map[string]string{"reason": cause.Error()})
 	go s.Close(cause)
 }
 

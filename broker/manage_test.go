@@ -3,6 +3,8 @@ package broker
 import (
 	"errors"
 	"net/netip"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,13 @@ import (
 // a user is connected taking effect without a reconnect.
 func TestManagementView(t *testing.T) {
 	l := newBrokerLab(t)
+	var evMu sync.Mutex
+	var events []string
+	l.b.events = func(e Event) {
+		evMu.Lock()
+		events = append(events, e.Kind+" "+e.Participant)
+		evMu.Unlock()
+	}
 	u1 := l.mustDial(t, "u1")
 	u2 := l.mustDial(t, "u2")
 	dev2 := l.mustDial(t, "dev2")
@@ -91,6 +100,15 @@ func TestManagementView(t *testing.T) {
 	}
 	if _, err := u2.Read([][]byte{make([]byte, 2048)}, []int{0}, 96); err == nil {
 		t.Fatal("u2's client still reads after Terminate")
+	}
+	if _, err := l.dial(t, "mallory"); err == nil {
+		t.Fatal("mallory connected")
+	}
+	evMu.Lock()
+	defer evMu.Unlock()
+	want := []string{"connect u1", "connect u2", "connect dev2", "disconnect u2", "refused mallory"}
+	if !slices.Equal(events, want) {
+		t.Fatalf("events %q; want %q", events, want)
 	}
 }
 

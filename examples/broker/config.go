@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/remotegate/remotegate/broker"
-	"github.com/remotegate/remotegate/nat"
+	"github.com/remotegate/remotegate/broker/api"
+	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
 
@@ -24,11 +26,20 @@ type config struct {
 	// 127.0.0.1.
 	PublicAddress string `yaml:"public_address"`
 	// Pool is the tunnel network; empty means 10.8.0.0/24.
-	Pool      string           `yaml:"pool"`
-	Groups    []groupConfig    `yaml:"groups"`
-	Users     []userConfig     `yaml:"users"`
-	Devices   []deviceConfig   `yaml:"devices"`
-	Relations []relationConfig `yaml:"relations"`
+	Pool string `yaml:"pool"`
+	// UserRoutes are pushed to every user besides the networks its
+	// relations reach, e.g. the whole alias range, so that relations added
+	// later work without reconnecting.
+	UserRoutes []string         `yaml:"user_routes"`
+	Groups     []groupConfig    `yaml:"groups"`
+	Users      []userConfig     `yaml:"users"`
+	Devices    []deviceConfig   `yaml:"devices"`
+	Relations  []relationConfig `yaml:"relations"`
+
+	path       string         // the file, empty for the built-in config
+	raw        []byte         // its content
+	pool       netip.Prefix   // Pool, parsed
+	userRoutes []netip.Prefix // UserRoutes, parsed
 }
 
 type groupConfig struct {
@@ -42,6 +53,10 @@ type userConfig struct {
 	Roles    []string `yaml:"roles"`
 	Groups   []string `yaml:"groups"`
 	Disabled bool     `yaml:"disabled"`
+	// PasswordHash lets the user log in to the management API with a
+	// password (`broker hash-password` makes one); without it the user
+	// logs in with a certificate only.
+	PasswordHash string `yaml:"password_hash"`
 }
 
 type deviceConfig struct {
@@ -117,54 +132,59 @@ func loadConfig(path string) (*config, error) {
 	if c.Pool == "" {
 		c.Pool = "10.8.0.0/24"
 	}
+	c.path, c.raw = path, data
+	var err error
+	if c.pool, err = netip.ParsePrefix(c.Pool); err != nil {
+		return nil, fmt.Errorf("%s: pool: %w", nameOr(path, "built-in config"), err)
+	}
+	for _, r := range c.UserRoutes {
+		p, err := netip.ParsePrefix(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: user_routes: %w", nameOr(path, "built-in config"), err)
+		}
+		c.userRoutes = append(c.userRoutes, p)
+	}
+	for _, u := range c.Users {
+		if u.PasswordHash != "" && !strings.HasPrefix(u.PasswordHash, "$argon2id$") {
+			return nil, fmt.Errorf("%s: user %q: password_hash must be an argon2id hash (broker hash-password makes one)", nameOr(path, "built-in config"), u.Name)
+		}
+	}
 	return &c, nil
 }
 
-func nameOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// model turns the file into the access model and the devices' networks.
-func (c *config) model() (*policy.Model, map[string]broker.DeviceNetworks, error) {
-	m := &policy.Model{}
+// apply writes the file's entries into a stored configuration: an entry
+// with the name of an existing one replaces it, the others are added, and
+// entries the file does not name (made through the API) stay.
+func (c *config) apply(sc *store.Config) error {
+	m := &sc.Model
 	for _, g := range c.Groups {
-		m.Groups = append(m.Groups, policy.Group{Name: g.Name, Subgroups: g.Subgroups, Intra: g.Intra})
+		upsert(&m.Groups, policy.Group{Name: g.Name, Subgroups: g.Subgroups, Intra: g.Intra}, func(x policy.Group) string { return x.Name })
 	}
 	for _, u := range c.Users {
-		m.Users = append(m.Users, policy.User{Name: u.Name, Roles: u.Roles, Groups: u.Groups, Disabled: u.Disabled})
+		upsert(&m.Users, policy.User{Name: u.Name, Roles: u.Roles, Groups: u.Groups, Disabled: u.Disabled}, func(x policy.User) string { return x.Name })
 	}
-	devices := map[string]broker.DeviceNetworks{}
 	for _, d := range c.Devices {
 		dev := policy.Device{Name: d.Name, Groups: d.Groups, Disabled: d.Disabled}
-		var nets broker.DeviceNetworks
-		var mappings []nat.Mapping
+		var nets []store.Network
 		for _, n := range d.Networks {
 			lan, err := netip.ParsePrefix(n.LAN)
 			if err != nil {
-				return nil, nil, fmt.Errorf("device %q: lan %q: %w", d.Name, n.LAN, err)
+				return fmt.Errorf("device %q: lan %q: %w", d.Name, n.LAN, err)
+			}
+			net := store.Network{LAN: lan}
+			if n.Alias != "" {
+				if net.Alias, err = netip.ParsePrefix(n.Alias); err != nil {
+					return fmt.Errorf("device %q: alias %q: %w", d.Name, n.Alias, err)
+				}
 			}
 			dev.Subnets = append(dev.Subnets, lan)
-			nets.LANs = append(nets.LANs, lan)
-			if n.Alias != "" {
-				alias, err := netip.ParsePrefix(n.Alias)
-				if err != nil {
-					return nil, nil, fmt.Errorf("device %q: alias %q: %w", d.Name, n.Alias, err)
-				}
-				mappings = append(mappings, nat.Mapping{Real: lan, Alias: alias})
-			}
+			nets = append(nets, net)
 		}
-		if len(mappings) > 0 {
-			t, err := nat.NewTable(mappings...)
-			if err != nil {
-				return nil, nil, fmt.Errorf("device %q: %w", d.Name, err)
-			}
-			nets.NAT = t
+		upsert(&m.Devices, dev, func(x policy.Device) string { return x.Name })
+		if sc.Networks == nil {
+			sc.Networks = map[string][]store.Network{}
 		}
-		m.Devices = append(m.Devices, dev)
-		devices[d.Name] = nets
+		sc.Networks[d.Name] = nets
 	}
 	for _, r := range c.Relations {
 		rel := policy.Relation{Name: r.Name, From: r.From, To: r.To, Disabled: r.Disabled}
@@ -173,16 +193,35 @@ func (c *config) model() (*policy.Model, map[string]broker.DeviceNetworks, error
 		case "both":
 			rel.Direction = policy.Both
 		default:
-			return nil, nil, fmt.Errorf("relation %q: direction %q: want one-way or both", r.Name, r.Direction)
+			return fmt.Errorf("relation %q: direction %q: want one-way or both", r.Name, r.Direction)
 		}
 		for _, s := range r.Services {
 			svc, err := policy.ParseService(s)
 			if err != nil {
-				return nil, nil, fmt.Errorf("relation %q: %w", r.Name, err)
+				return fmt.Errorf("relation %q: %w", r.Name, err)
 			}
 			rel.Services = append(rel.Services, svc)
 		}
-		m.Relations = append(m.Relations, rel)
+		upsert(&m.Relations, rel, func(x policy.Relation) string { return x.Name })
 	}
-	return m, devices, nil
+	return nil
+}
+
+func upsert[T any](list *[]T, v T, name func(T) string) {
+	for i := range *list {
+		if name((*list)[i]) == name(v) {
+			(*list)[i] = v
+			return
+		}
+	}
+	*list = append(*list, v)
+}
+
+// compile is what the broker would run with the file alone.
+func (c *config) compile() (*policy.Snapshot, map[string]broker.DeviceNetworks, error) {
+	sc := &store.Config{}
+	if err := c.apply(sc); err != nil {
+		return nil, nil, err
+	}
+	return api.Compile(sc)
 }

@@ -31,11 +31,7 @@ func TestReadmeConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, devices, err := cfg.model()
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := policy.Compile(m)
+	snap, devices, err := cfg.compile()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +59,7 @@ func TestConfigErrors(t *testing.T) {
 		_ = os.WriteFile(path, []byte(bad), 0o600)
 		cfg, err := loadConfig(path)
 		if err == nil {
-			_, _, err = cfg.model()
+			_, _, err = cfg.compile()
 		}
 		if err == nil {
 			t.Errorf("accepted:\n%s", bad)

@@ -1,23 +1,27 @@
 // Command broker is the minimal remotegate broker: OpenVPN on UDP and TCP,
-// the access model, 1:1 NAT and a CA, from one command.
+// the access model, 1:1 NAT, a CA, and the management API, from one
+// command.
 //
 //	go run ./examples/broker                      start with the built-in demo setup
 //	go run ./examples/broker -config broker.yaml  start with your setup
 //	go run ./examples/broker profile engineer     print engineer's .ovpn profile
-//	go run ./examples/broker status               print the CA and the participants
+//	go run ./examples/broker status               print the CA, the participants and the bootstrap state
+//	go run ./examples/broker hash-password        read a password on stdin, print its hash for broker.yaml
 //
-// State (CA, server certificate, tls-crypt key, tunnel addresses) lives in
-// the data directory, ./remotegate-data unless -data says otherwise.
+// All state (configuration, CA, keys, certificates, tunnel addresses,
+// accounts, the event log) lives in the database broker.db in the data
+// directory, ./remotegate-data unless -data says otherwise.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,77 +29,168 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/remotegate/remotegate/broker"
-	"github.com/remotegate/remotegate/openvpn"
-	"github.com/remotegate/remotegate/pki"
+	"github.com/remotegate/remotegate/broker/api"
+	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
 
 func main() {
-	dataDir := flag.String("data", "remotegate-data", "data directory (CA, keys, tunnel addresses)")
-	configPath := flag.String("config", "", "broker.yaml; empty: the built-in demo setup")
-	metrics := flag.String("metrics", "127.0.0.1:9155", "address for Prometheus /metrics (local only by default); empty: off")
+	var o options
+	flag.StringVar(&o.dataDir, "data", "remotegate-data", "data directory (holds broker.db)")
+	flag.StringVar(&o.configPath, "config", "", "broker.yaml, applied at start; empty: the built-in demo setup on first start")
+	flag.StringVar(&o.metrics, "metrics", "127.0.0.1:9155", "address for Prometheus /metrics (local only by default); empty: off")
+	flag.StringVar(&o.api, "api", "127.0.0.1:8443", "address of the HTTPS management API (local only by default; another address exposes it); empty: off")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: broker [-data DIR] [-config broker.yaml] [profile NAME | status]\n")
+		fmt.Fprintf(os.Stderr, "usage: broker [flags] [profile NAME | status | hash-password]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*dataDir, *configPath, *metrics, flag.Args(), log); err != nil {
+	if err := run(o, flag.Args(), log); err != nil {
 		log.Error("broker", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(dataDir, configPath, metrics string, args []string, log *slog.Logger) error {
-	cfg, err := loadConfig(configPath)
+type options struct {
+	dataDir, configPath, metrics, api string
+}
+
+func run(o options, args []string, log *slog.Logger) error {
+	if len(args) == 1 && args[0] == "hash-password" {
+		return hashPassword(os.Stdin, os.Stdout)
+	}
+	cfg, err := loadConfig(o.configPath)
 	if err != nil {
 		return err
 	}
-	model, devices, err := cfg.model()
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(o.dataDir, "broker.db"))
 	if err != nil {
 		return err
 	}
-	snap, err := policy.Compile(model)
-	if err != nil {
+	defer st.Close()
+	ctx := context.Background()
+	if err := applyConfig(ctx, st, cfg, o.configPath != ""); err != nil {
 		return err
 	}
-	st, err := openState(dataDir)
+	k, err := openKeys(ctx, st)
 	if err != nil {
 		return err
 	}
 	switch {
 	case len(args) == 2 && args[0] == "profile":
-		return printProfile(os.Stdout, st, cfg, snap, devices, args[1])
+		return printProfile(ctx, os.Stdout, st, k, cfg, args[1])
 	case len(args) == 1 && args[0] == "status":
-		return printStatus(st, cfg, snap)
+		return printStatus(ctx, os.Stdout, o.dataDir, st, k)
 	case len(args) != 0:
-		return fmt.Errorf("unknown command %q (want profile NAME or status)", args)
+		return fmt.Errorf("unknown command %q (want profile NAME, status or hash-password)", args)
 	}
-	return serve(st, cfg, snap, devices, metrics, log)
+	return serve(ctx, o, st, k, cfg, log)
 }
 
-func serve(st *state, cfg *config, snap *policy.Snapshot, devices map[string]broker.DeviceNetworks, metrics string, log *slog.Logger) error {
-	pool, err := netip.ParsePrefix(cfg.Pool)
-	if err != nil {
-		return fmt.Errorf("pool %q: %w", cfg.Pool, err)
-	}
-	b, err := broker.New(broker.Config{Policy: snap, Pool: pool, Devices: devices, Addresses: st.addresses, Logger: log})
+// applyConfig writes the file's setup into the store (entries the file
+// names are replaced, others made through the API stay): the built-in demo
+// setup into an empty store only, a file whenever its content differs from
+// the one applied last, so that a restart with the same file keeps the
+// changes made through the API since.
+func applyConfig(ctx context.Context, st *store.Store, cfg *config, fromFile bool) error {
+	current, err := st.Config(ctx)
 	if err != nil {
 		return err
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(st.ca.Certificate())
-	srv, err := openvpn.NewServer(&openvpn.ServerConfig{
-		TLS:        &tls.Config{Certificates: []tls.Certificate{st.server}, ClientCAs: roots},
-		Protection: openvpn.Protection{Mode: openvpn.ProtectionTLSCrypt, Key: st.tlsCrypt},
-		Logger:     log,
+	sum := sha256.Sum256(cfg.raw)
+	if !fromFile && current.Revision > 0 {
+		return nil
+	}
+	if last, err := st.Secret(ctx, secretConfigSum); err == nil && bytes.Equal(last, sum[:]) {
+		return nil
+	}
+	_, err = st.Update(ctx, func(sc *store.Config) error {
+		if err := cfg.apply(sc); err != nil {
+			return err
+		}
+		_, _, err := api.Compile(sc)
+		return err
 	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", nameOr(cfg.path, "built-in config"), err)
+	}
+	if err := st.PutSecret(ctx, secretConfigSum, sum[:]); err != nil {
+		return err
+	}
+	for _, u := range cfg.Users {
+		if u.PasswordHash == "" {
+			continue
+		}
+		a, err := st.Account(ctx, u.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			a, err = &store.Account{Name: u.Name, Created: time.Now()}, nil
+		}
+		if err != nil {
+			return err
+		}
+		if a.PasswordHash != u.PasswordHash {
+			a.PasswordHash, a.Updated = u.PasswordHash, time.Now()
+			if err := st.PutAccount(ctx, *a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	addresses, err := st.Addresses(ctx)
+	if err != nil {
+		return err
+	}
+	empty, err := policy.Compile(&policy.Model{})
+	if err != nil {
+		return err
+	}
+	events := newEventQueue(st, log)
+	defer events.close()
+	b, err := broker.New(broker.Config{
+		Policy: empty, Pool: cfg.pool, Addresses: addresses, UserRoutes: cfg.userRoutes,
+		// Stored before the participant is told, so that it keeps the
+		// address after a crash.
+		OnAddress: func(name string, a netip.Addr) {
+			if err := st.SetAddress(context.Background(), name, a); err != nil {
+				log.Error("store address", "participant", name, "error", err)
+			}
+		},
+		Events: events.fromBroker,
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	apiSrv, err := api.New(ctx, api.Config{
+		Store: st, Broker: b, CA: k.ca, Verifier: k.verifier,
+		Profile: func(w io.Writer, name string, certPEM, keyPEM []byte) error {
+			return writeProfile(w, cfg, k, name, certPEM, keyPEM)
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	password, bootstrapState, err := apiSrv.Bootstrap(ctx)
+	if err != nil {
+		return err
+	}
+	srv, err := newOpenVPNServer(k, st, log)
 	if err != nil {
 		return err
 	}
@@ -109,13 +204,11 @@ func serve(st *state, cfg *config, snap *policy.Snapshot, devices map[string]bro
 		udp.Close()
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeUDP(ctx, udp.(*net.UDPConn), b) }()
 	go func() { errc <- srv.ServeTCP(ctx, tcp, b) }()
-	if metrics != "" {
-		ml, err := net.Listen("tcp", metrics)
+	if o.metrics != "" {
+		ml, err := net.Listen("tcp", o.metrics)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
@@ -125,212 +218,125 @@ func serve(st *state, cfg *config, snap *policy.Snapshot, devices map[string]bro
 		go func() { _ = ms.Serve(ml) }()
 		defer ms.Close()
 	}
-	log.Info("listening", "openvpn", addr, "pool", pool, "metrics", metrics, "participants", len(cfg.Users)+len(cfg.Devices))
+	if o.api != "" {
+		as, err := serveAPI(o.api, apiSrv, k)
+		if err != nil {
+			return err
+		}
+		defer as.Close()
+	}
+	go summarizeDrops(ctx, b, events)
+	log.Info("listening", "openvpn", addr, "pool", cfg.pool, "metrics", o.metrics, "api", o.api)
+	first := firstUser(ctx, st)
 	fmt.Fprintf(os.Stderr, `
 remotegate broker is running. Next:
-  export a profile:   go run ./examples/broker -data %s profile %s > %s.ovpn
-  connect with it:    sudo openvpn --config %s.ovpn
-  list participants:  go run ./examples/broker -data %s status
-`, st.dir, firstUser(cfg), firstUser(cfg), firstUser(cfg), st.dir)
-	var first error
+  export a profile:   go run ./examples/broker -data %[1]s profile %[2]s > %[2]s.ovpn
+  connect with it:    sudo openvpn --config %[2]s.ovpn
+  list participants:  go run ./examples/broker -data %[1]s status
+`, o.dataDir, first)
+	if o.api != "" {
+		fmt.Fprintf(os.Stderr, "  management API:     https://%s/api/v1/ (OpenAPI document: /api/v1/openapi.json)\n", o.api)
+		switch {
+		case password != "":
+			fmt.Fprintf(os.Stderr, `
+  First login: name %q, one-time password %s
+  (shown once; log in at POST /api/v1/login, then name your administrator at POST /api/v1/bootstrap)
+`, api.BootstrapAccount, password)
+		case bootstrapState == "pending":
+			fmt.Fprintf(os.Stderr, "  The bootstrap administrator's one-time password was shown at the first start.\n")
+		}
+	}
+	var firstErr error
 	for range 2 {
-		if err := <-errc; err != nil && first == nil {
-			first = err
+		if err := <-errc; err != nil && firstErr == nil {
+			firstErr = err
 			stop()
 		}
 	}
-	if err := st.saveAddresses(b.Addresses()); err != nil && first == nil {
-		first = err
-	}
-	return first
+	return firstErr
 }
 
-func firstUser(cfg *config) string {
-	if len(cfg.Users) > 0 {
-		return cfg.Users[0].Name
+// serveAPI serves the management API over HTTPS with a certificate of the
+// broker's CA; a client certificate of the CA, if presented, allows the
+// certificate (smartcard) login.
+func serveAPI(addr string, h http.Handler, k *keys) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("management API: %w", err)
 	}
-	if len(cfg.Devices) > 0 {
-		return cfg.Devices[0].Name
+	hs := &http.Server{Handler: h, TLSConfig: k.apiTLS(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.ServeTLS(ln, "", "") }()
+	return hs, nil
+}
+
+func firstUser(ctx context.Context, st *store.Store) string {
+	cfg, err := st.Config(ctx)
+	if err == nil {
+		for _, u := range cfg.Model.Users {
+			return u.Name
+		}
+		for _, d := range cfg.Model.Devices {
+			return d.Name
+		}
 	}
 	return "NAME"
 }
 
-// printProfile issues a certificate for the participant and prints an
-// OpenVPN profile with everything inline.
-func printProfile(w *os.File, st *state, cfg *config, snap *policy.Snapshot, devices map[string]broker.DeviceNetworks, name string) error {
-	if _, ok := snap.Lookup(name); !ok {
-		return fmt.Errorf("%q is not a participant of the configuration", name)
-	}
-	profile := pki.ProfileUser
-	if _, ok := devices[name]; ok {
-		profile = pki.ProfileDevice
-	}
-	key, err := pki.GenerateKey(pki.ECDSAP256)
+// printStatus lists the participants with their stable addresses and the
+// bootstrap state.
+func printStatus(ctx context.Context, w io.Writer, dir string, st *store.Store, k *keys) error {
+	cfg, err := st.Config(ctx)
 	if err != nil {
 		return err
 	}
-	cert, err := st.ca.Issue(pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()})
+	addrs, err := st.Addresses(ctx)
 	if err != nil {
 		return err
 	}
-	keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
-	if err != nil {
-		return err
+	fmt.Fprintf(w, "data directory: %s\nCA: %s (valid until %s)\n", dir, k.ca.Certificate().Subject.CommonName, k.ca.Certificate().NotAfter.Format("2006-01-02"))
+	state := "not started yet"
+	if v, err := st.Secret(ctx, "api/bootstrap"); err == nil {
+		state = string(v)
 	}
-	_, err = fmt.Fprintf(w, `# remotegate profile for %q: openvpn --config %s.ovpn
-client
-dev tun
-proto udp
-remote %s %d
-nobind
-remote-cert-tls server
-data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305
-verb 3
-<ca>
-%s</ca>
-<cert>
-%s</cert>
-<key>
-%s</key>
-<tls-crypt>
-%s</tls-crypt>
-`, name, name, cfg.PublicAddress, cfg.Port, pki.EncodeCertificatesPEM(st.ca.Certificate()), pki.EncodeCertificatesPEM(cert), keyPEM, st.tlsCrypt.Marshal())
-	return err
-}
-
-func printStatus(st *state, cfg *config, snap *policy.Snapshot) error {
-	fmt.Printf("data directory: %s\nCA: %s (valid until %s)\n", st.dir, st.ca.Certificate().Subject.CommonName, st.ca.Certificate().NotAfter.Format("2006-01-02"))
-	var names []string
-	for _, u := range cfg.Users {
-		names = append(names, u.Name)
-	}
-	for _, d := range cfg.Devices {
-		names = append(names, d.Name)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	fmt.Fprintf(w, "bootstrap administrator: %s\nconfiguration revision: %d\n", state, cfg.Revision)
+	line := func(name, kind string, disabled bool) {
 		addr := "(no address yet)"
-		if a, ok := st.addresses[n]; ok {
+		if a, ok := addrs[name]; ok {
 			addr = a.String()
 		}
-		id, _ := snap.Lookup(n)
-		fmt.Printf("  %-20s %-16s enabled=%v\n", n, addr, snap.Enabled(id))
+		fmt.Fprintf(w, "  %-20s %-16s %-6s enabled=%v\n", name, addr, kind, !disabled)
+	}
+	for _, u := range cfg.Model.Users {
+		line(u.Name, "user", u.Disabled)
+	}
+	for _, d := range cfg.Model.Devices {
+		line(d.Name, "device", d.Disabled)
 	}
 	return nil
 }
 
-// state is what the broker keeps in its data directory.
-type state struct {
-	dir       string
-	ca        *pki.CA
-	server    tls.Certificate
-	tlsCrypt  *openvpn.StaticKey
-	addresses map[string]netip.Addr
-}
-
-// openState loads the data directory, creating the CA, the server
-// certificate and the tls-crypt key on first start.
-func openState(dir string) (*state, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	st := &state{dir: dir, addresses: map[string]netip.Addr{}}
-	path := func(n string) string { return filepath.Join(dir, n) }
-	caCertPEM, err := os.ReadFile(path("ca.crt"))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if st.ca, err = pki.NewCA(pki.CAConfig{CommonName: "remotegate broker CA"}); err != nil {
-			return nil, err
-		}
-		if err := st.writeCA(path); err != nil {
-			return nil, err
-		}
-	case err != nil:
-		return nil, err
-	default:
-		if st.ca, err = loadCA(caCertPEM, path("ca.key")); err != nil {
-			return nil, err
-		}
-	}
-	if st.server, err = tls.LoadX509KeyPair(path("server.crt"), path("server.key")); errors.Is(err, os.ErrNotExist) {
-		st.server, err = issueServer(st.ca, path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	tc, err := os.ReadFile(path("tls-crypt.key"))
-	if errors.Is(err, os.ErrNotExist) {
-		if st.tlsCrypt, err = openvpn.GenerateStaticKey(); err == nil {
-			err = os.WriteFile(path("tls-crypt.key"), st.tlsCrypt.Marshal(), 0o600)
-		}
-	} else if err == nil {
-		st.tlsCrypt, err = openvpn.ParseStaticKey(tc)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if data, err := os.ReadFile(path("addresses.json")); err == nil {
-		if err := json.Unmarshal(data, &st.addresses); err != nil {
-			return nil, fmt.Errorf("addresses.json: %w", err)
-		}
-	}
-	return st, nil
-}
-
-func (st *state) writeCA(path func(string) string) error {
-	if err := os.WriteFile(path("ca.crt"), pki.EncodeCertificatesPEM(st.ca.Certificate()), 0o644); err != nil {
+// hashPassword reads a password (one line) and prints its argon2id hash,
+// for password_hash in broker.yaml.
+func hashPassword(r io.Reader, w io.Writer) error {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
-	key, err := pki.MarshalPrivateKeyPEM(st.ca.Key(), nil)
+	line = strings.TrimRight(line, "\r\n")
+	if len(line) < 12 {
+		return errors.New("hash-password: the password needs at least 12 characters")
+	}
+	h, err := api.HashPassword(line, api.PasswordCost{})
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path("ca.key"), key, 0o600)
+	_, err = fmt.Fprintln(w, h)
+	return err
 }
 
-func loadCA(certPEM []byte, keyPath string) (*pki.CA, error) {
-	cert, err := pki.ParseCertificatePEM(certPEM)
-	if err != nil {
-		return nil, err
+func nameOr(s, def string) string {
+	if s == "" {
+		return def
 	}
-	key, err := pki.LoadKeyFile(keyPath, nil)
-	if err != nil {
-		return nil, err
-	}
-	return pki.ImportCA(cert, key, pki.CAConfig{})
-}
-
-func issueServer(ca *pki.CA, path func(string) string) (tls.Certificate, error) {
-	key, err := pki.GenerateKey(pki.ECDSAP256)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	cert, err := ca.Issue(pki.Request{Profile: pki.ProfileServer, CommonName: "remotegate broker", PublicKey: key.Public()})
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	certPEM := pki.EncodeCertificatesPEM(cert)
-	if err := os.WriteFile(path("server.crt"), certPEM, 0o644); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := os.WriteFile(path("server.key"), keyPEM, 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.X509KeyPair(certPEM, keyPEM)
-}
-
-func (st *state) saveAddresses(a map[string]netip.Addr) error {
-	data, err := json.MarshalIndent(a, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(st.dir, "addresses.json.tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(st.dir, "addresses.json"))
+	return s
 }

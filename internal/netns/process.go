@@ -202,3 +202,12 @@ func tail(s string, n int) string {
 	}
 	return "...\n" + s[len(s)-n:]
 }
+
+// Kill sends SIGKILL to the process group at once and waits for the exit:
+// a crash, for tests of what survives one.
+func (p *Process) Kill() {
+	if !p.Exited() {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+	}
+}

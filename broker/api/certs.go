@@ -1,0 +1,294 @@
+package api
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"time"
+
+	"github.com/remotegate/remotegate/pki"
+)
+
+// certView is a certificate record as the API shows it.
+type certView struct {
+	Serial     string                `json:"serial"`
+	CommonName string                `json:"common_name"`
+	Profile    string                `json:"profile"`
+	NotBefore  time.Time             `json:"not_before"`
+	NotAfter   time.Time             `json:"not_after"`
+	RevokedAt  *time.Time            `json:"revoked_at,omitempty"`
+	Reason     *pki.RevocationReason `json:"reason,omitempty"`
+}
+
+func viewCert(r pki.Record) certView {
+	c := r.Certificate
+	v := certView{Serial: serialText(c.SerialNumber), CommonName: c.Subject.CommonName, Profile: r.Profile.String(),
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter}
+	if !r.RevokedAt.IsZero() {
+		at, reason := r.RevokedAt, r.Reason
+		v.RevokedAt, v.Reason = &at, &reason
+	}
+	return v
+}
+
+// serialText is the serial number in lower-case hex, as the store keys it.
+func serialText(n *big.Int) string { return fmt.Sprintf("%x", n) }
+
+func parseSerial(s string) (*big.Int, bool) {
+	n, ok := new(big.Int).SetString(s, 16)
+	return n, ok && n.Sign() > 0
+}
+
+func parseProfile(s string) (pki.Profile, error) {
+	for _, p := range []pki.Profile{pki.ProfileServer, pki.ProfileUser, pki.ProfileDevice} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("profile %q: want server, user or device", s)
+}
+
+func (s *Server) listCertificates(w http.ResponseWriter, r *http.Request, _ *caller) {
+	out := []certView{}
+	for _, rec := range s.cfg.CA.Records() {
+		out = append(out, viewCert(rec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) record(w http.ResponseWriter, r *http.Request) (pki.Record, bool) {
+	serial, ok := parseSerial(r.PathValue("serial"))
+	if !ok {
+		writeError(w, http.StatusBadRequest, "serial: want hexadecimal digits")
+		return pki.Record{}, false
+	}
+	rec, ok := s.cfg.CA.Lookup(serial)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no certificate with serial %s", r.PathValue("serial")))
+		return pki.Record{}, false
+	}
+	return rec, true
+}
+
+func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request, _ *caller) {
+	rec, ok := s.record(w, r)
+	if !ok {
+		return
+	}
+	if r.URL.Query().Get("format") == "pem" {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(pki.EncodeCertificatesPEM(rec.Certificate))
+		return
+	}
+	writeJSON(w, http.StatusOK, viewCert(rec))
+}
+
+type issued struct {
+	Certificate    certView `json:"certificate"`
+	CertificatePEM string   `json:"certificate_pem"`
+	KeyPEM         string   `json:"key_pem,omitempty"`
+}
+
+// publicKeyOf returns the key of a PEM certificate request, checking its
+// signature (the requester holds the private key).
+func publicKeyOf(csrPEM string) (crypto.PublicKey, error) {
+	block, _ := pem.Decode([]byte(csrPEM))
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("csr: want a PEM CERTIFICATE REQUEST")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("csr: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("csr: %w", err)
+	}
+	return csr.PublicKey, nil
+}
+
+func (s *Server) issueCertificate(w http.ResponseWriter, r *http.Request, c *caller) {
+	req, ok := decode[struct {
+		CommonName string `json:"common_name"`
+		Profile    string `json:"profile"`
+		CSR        string `json:"csr,omitempty"`
+	}](w, r)
+	if !ok {
+		return
+	}
+	profile, err := parseProfile(req.Profile)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var key crypto.Signer
+	var pub crypto.PublicKey
+	if req.CSR != "" {
+		if pub, err = publicKeyOf(req.CSR); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	} else {
+		if key, err = pki.GenerateKey(pki.ECDSAP256); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		pub = key.Public()
+	}
+	cert, err := s.cfg.CA.Issue(pki.Request{Profile: profile, CommonName: req.CommonName, PublicKey: pub})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.writeIssued(w, r, c, "issued", cert, profile, key)
+}
+
+func (s *Server) writeIssued(w http.ResponseWriter, r *http.Request, c *caller, verb string, cert *x509.Certificate, profile pki.Profile, key crypto.Signer) {
+	out := issued{Certificate: viewCert(pki.Record{Certificate: cert, Profile: profile}), CertificatePEM: string(pki.EncodeCertificatesPEM(cert))}
+	if key != nil {
+		keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		out.KeyPEM = string(keyPEM)
+	}
+	s.event(r, "certificate", cert.Subject.CommonName, c.name, fmt.Sprintf("%s %s certificate %s for %q", verb, profile, out.Certificate.Serial, cert.Subject.CommonName), nil)
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) renewCertificate(w http.ResponseWriter, r *http.Request, c *caller) {
+	req, ok := decode[struct {
+		CSR string `json:"csr,omitempty"`
+	}](w, r)
+	if !ok {
+		return
+	}
+	rec, ok := s.record(w, r)
+	if !ok {
+		return
+	}
+	var pub crypto.PublicKey
+	if req.CSR != "" {
+		var err error
+		if pub, err = publicKeyOf(req.CSR); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	cert, err := s.cfg.CA.Renew(rec.Certificate, pub)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.writeIssued(w, r, c, "renewed", cert, rec.Profile, nil)
+}
+
+// revokeCertificate revokes, stores the revocation, and ends the live
+// session of the participant the certificate names: its next handshake is
+// refused by the verifier, which asks the CA.
+func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *caller) {
+	req, ok := decode[struct {
+		Reason pki.RevocationReason `json:"reason,omitempty"`
+	}](w, r)
+	if !ok {
+		return
+	}
+	rec, ok := s.record(w, r)
+	if !ok {
+		return
+	}
+	serial := rec.Certificate.SerialNumber
+	if err := s.cfg.CA.Revoke(serial, req.Reason); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rec, _ = s.cfg.CA.Lookup(serial)
+	if err := s.cfg.Store.RevokeCertificate(r.Context(), serialText(serial), rec.RevokedAt, rec.Reason); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	name := rec.Certificate.Subject.CommonName
+	s.cfg.Broker.Terminate(name, fmt.Errorf("certificate %s revoked", serialText(serial)))
+	s.event(r, "certificate", name, c.name, fmt.Sprintf("revoked certificate %s of %q", serialText(serial), name), nil)
+	writeJSON(w, http.StatusOK, viewCert(rec))
+}
+
+// exportProfile issues a fresh certificate and key for a participant and
+// returns them as an OpenVPN profile or a PKCS#12 file.
+func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller) {
+	req, ok := decode[struct {
+		Format   string `json:"format"`
+		Password string `json:"password,omitempty"`
+	}](w, r)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	cfg, err := s.cfg.Store.Config(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	profile := pki.ProfileUser
+	switch {
+	case devices.find(cfg, name) >= 0:
+		profile = pki.ProfileDevice
+	case users.find(cfg, name) < 0:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no participant %q", name))
+		return
+	}
+	switch req.Format {
+	case "ovpn":
+		if s.cfg.Profile == nil {
+			writeError(w, http.StatusBadRequest, "this broker exports no .ovpn profiles")
+			return
+		}
+	case "pkcs12":
+		if req.Password == "" {
+			writeError(w, http.StatusBadRequest, "a PKCS#12 file needs a password")
+			return
+		}
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want ovpn or pkcs12", req.Format))
+		return
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	cert, err := s.cfg.CA.Issue(pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	var body bytes.Buffer
+	contentType := "application/x-openvpn-profile"
+	if req.Format == "ovpn" {
+		keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
+		if err == nil {
+			err = s.cfg.Profile(&body, name, pki.EncodeCertificatesPEM(cert), keyPEM)
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+	} else {
+		p12, err := pki.EncodePKCS12(key, cert, []*x509.Certificate{s.cfg.CA.Certificate()}, req.Password)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		body.Write(p12)
+		contentType = "application/x-pkcs12"
+	}
+	s.event(r, "certificate", name, c.name, fmt.Sprintf("exported a %s profile with certificate %s for %q", req.Format, serialText(cert.SerialNumber), name), nil)
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name+"."+map[string]string{"ovpn": "ovpn", "pkcs12": "p12"}[req.Format]))
+	_, _ = w.Write(body.Bytes())
+}

@@ -1,0 +1,573 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/remotegate/remotegate/broker"
+	"github.com/remotegate/remotegate/broker/store"
+	"github.com/remotegate/remotegate/nat"
+	"github.com/remotegate/remotegate/policy"
+)
+
+// Compile turns a stored configuration into the broker's access model and
+// device networks: a device's networks with an alias are exposed through
+// 1:1 NAT, the others under their real prefixes.
+func Compile(c *store.Config) (*policy.Snapshot, map[string]broker.DeviceNetworks, error) {
+	m := c.Model
+	m.Devices = slices.Clone(m.Devices)
+	devices := map[string]broker.DeviceNetworks{}
+	for i, d := range m.Devices {
+		var nets broker.DeviceNetworks
+		var mappings []nat.Mapping
+		for _, n := range c.Networks[d.Name] {
+			nets.LANs = append(nets.LANs, n.LAN)
+			if n.Alias.IsValid() {
+				mappings = append(mappings, nat.Mapping{Real: n.LAN, Alias: n.Alias})
+			}
+		}
+		if len(mappings) > 0 {
+			t, err := nat.NewTable(mappings...)
+			if err != nil {
+				return nil, nil, fmt.Errorf("device %q: %w", d.Name, err)
+			}
+			nets.NAT = t
+		}
+		m.Devices[i].Subnets = nets.LANs
+		devices[d.Name] = nets
+	}
+	snap, err := policy.Compile(&m)
+	if err != nil {
+		return nil, nil, err
+	}
+	return snap, devices, nil
+}
+
+// Load reads the stored configuration and applies it to the broker; New
+// does it once, and a restore does it again.
+func (s *Server) Load(ctx context.Context) error {
+	cfg, err := s.cfg.Store.Config(ctx)
+	if err != nil {
+		return err
+	}
+	snap, devices, err := s.cfg.Compile(cfg)
+	if err != nil {
+		return fmt.Errorf("api: stored configuration: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.cfg.Broker.Apply(snap, devices); err != nil {
+		return err
+	}
+	s.snap = snap
+	return nil
+}
+
+var (
+	errExists   = errors.New("exists")
+	errNotFound = errors.New("not found")
+	errInvalid  = errors.New("invalid")
+)
+
+// change applies fn to the stored configuration, checks that the result
+// compiles and that the broker accepts its networks, commits it, and
+// records who changed what. Only then does the broker run with it.
+func (s *Server) change(r *http.Request, c *caller, what string, fn func(*store.Config) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.snap
+	var snap *policy.Snapshot
+	var devices map[string]broker.DeviceNetworks
+	_, err := s.cfg.Store.Update(r.Context(), func(cfg *store.Config) error {
+		if err := fn(cfg); err != nil {
+			return err
+		}
+		var err error
+		if snap, devices, err = s.cfg.Compile(cfg); err != nil {
+			return fmt.Errorf("%w: %w", errInvalid, err)
+		}
+		// Applied inside the transaction: a route conflict refuses the
+		// change before it is stored.
+		if err := s.cfg.Broker.Apply(snap, devices); err != nil {
+			return fmt.Errorf("%w: %w", errInvalid, err)
+		}
+		return nil
+	})
+	if err != nil {
+		if snap != nil && old != nil {
+			// Stored nothing: put the broker back as it was.
+			if cfg, lerr := s.cfg.Store.Config(r.Context()); lerr == nil {
+				if osnap, odev, cerr := s.cfg.Compile(cfg); cerr == nil {
+					_ = s.cfg.Broker.Apply(osnap, odev)
+				}
+			}
+		}
+		return err
+	}
+	s.snap = snap
+	actor := ""
+	if c != nil {
+		actor = c.name
+	}
+	s.event(r, "config_change", "", actor, what, nil)
+	return nil
+}
+
+func writeChangeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errExists):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, errNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, errInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// collection describes one kind of named entry of the configuration.
+type collection[T any] struct {
+	kind string // for messages: "user", "role", ...
+	list func(*store.Config) *[]T
+	name func(*T) string
+}
+
+func (k collection[T]) find(cfg *store.Config, name string) int {
+	for i := range *k.list(cfg) {
+		if k.name(&(*k.list(cfg))[i]) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (k collection[T]) listAll(s *Server, w http.ResponseWriter, r *http.Request) {
+	cfg, err := s.cfg.Store.Config(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	items := *k.list(cfg)
+	if items == nil {
+		items = []T{}
+	}
+	writeJSON(w, http.StatusOK, items)
+}
+
+func (k collection[T]) get(s *Server, w http.ResponseWriter, r *http.Request) {
+	cfg, err := s.cfg.Store.Config(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	name := r.PathValue("name")
+	i := k.find(cfg, name)
+	if i < 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no %s %q", k.kind, name))
+		return
+	}
+	writeJSON(w, http.StatusOK, (*k.list(cfg))[i])
+}
+
+// create adds item; also, if set, runs on the configuration in the same
+// transaction (a device's networks).
+func (k collection[T]) create(s *Server, w http.ResponseWriter, r *http.Request, c *caller, item T, also func(*store.Config)) bool {
+	name := k.name(&item)
+	if name == "" {
+		writeError(w, http.StatusBadRequest, k.kind+" without a name")
+		return false
+	}
+	err := s.change(r, c, fmt.Sprintf("created %s %q", k.kind, name), func(cfg *store.Config) error {
+		if k.find(cfg, name) >= 0 {
+			return fmt.Errorf("%w: %s %q", errExists, k.kind, name)
+		}
+		*k.list(cfg) = append(*k.list(cfg), item)
+		if also != nil {
+			also(cfg)
+		}
+		return nil
+	})
+	if err != nil {
+		writeChangeError(w, err)
+		return false
+	}
+	writeJSON(w, http.StatusCreated, item)
+	return true
+}
+
+func (k collection[T]) put(s *Server, w http.ResponseWriter, r *http.Request, c *caller, item T, also func(*store.Config)) bool {
+	name := r.PathValue("name")
+	if k.name(&item) != name {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the body names %q, the path %q", k.name(&item), name))
+		return false
+	}
+	err := s.change(r, c, fmt.Sprintf("changed %s %q", k.kind, name), func(cfg *store.Config) error {
+		i := k.find(cfg, name)
+		if i < 0 {
+			return fmt.Errorf("%w: %s %q", errNotFound, k.kind, name)
+		}
+		(*k.list(cfg))[i] = item
+		if also != nil {
+			also(cfg)
+		}
+		return nil
+	})
+	if err != nil {
+		writeChangeError(w, err)
+		return false
+	}
+	writeJSON(w, http.StatusOK, item)
+	return true
+}
+
+func (k collection[T]) remove(s *Server, w http.ResponseWriter, r *http.Request, c *caller, also func(*store.Config)) bool {
+	name := r.PathValue("name")
+	err := s.change(r, c, fmt.Sprintf("deleted %s %q", k.kind, name), func(cfg *store.Config) error {
+		i := k.find(cfg, name)
+		if i < 0 {
+			return fmt.Errorf("%w: %s %q", errNotFound, k.kind, name)
+		}
+		*k.list(cfg) = slices.Delete(*k.list(cfg), i, i+1)
+		if also != nil {
+			also(cfg)
+		}
+		return nil
+	})
+	if err != nil {
+		writeChangeError(w, err)
+		return false
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+var (
+	users     = collection[policy.User]{"user", func(c *store.Config) *[]policy.User { return &c.Model.Users }, func(u *policy.User) string { return u.Name }}
+	roles     = collection[policy.Role]{"role", func(c *store.Config) *[]policy.Role { return &c.Model.Roles }, func(r *policy.Role) string { return r.Name }}
+	groups    = collection[policy.Group]{"group", func(c *store.Config) *[]policy.Group { return &c.Model.Groups }, func(g *policy.Group) string { return g.Name }}
+	relations = collection[policy.Relation]{"relation", func(c *store.Config) *[]policy.Relation { return &c.Model.Relations }, func(r *policy.Relation) string { return r.Name }}
+	devices   = collection[policy.Device]{"device", func(c *store.Config) *[]policy.Device { return &c.Model.Devices }, func(d *policy.Device) string { return d.Name }}
+)
+
+func decode[T any](w http.ResponseWriter, r *http.Request) (T, bool) {
+	var v T
+	if err := readJSON(r, &v); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return v, false
+	}
+	return v, true
+}
+
+// Users. A user created with a password can log in to this API; without
+// one it logs in by certificate only.
+
+type newUser struct {
+	policy.User
+	Password string `json:"password,omitempty"`
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ *caller) { users.listAll(s, w, r) }
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, _ *caller)   { users.get(s, w, r) }
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *caller) {
+	u, ok := decode[newUser](w, r)
+	if !ok {
+		return
+	}
+	if u.Name == BootstrapAccount {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is reserved", BootstrapAccount))
+		return
+	}
+	if u.Password != "" {
+		if err := checkNewPassword(u.Password); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	// The account first: a user that exists without its password could
+	// not log in, while an account without its user cannot either.
+	if u.Password != "" {
+		if err := s.setAccountPassword(r.Context(), u.Name, u.Password, false); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+	}
+	if !users.create(s, w, r, c, u.User, nil) && u.Password != "" {
+		if _, err := s.cfg.Store.Account(r.Context(), u.Name); err == nil && !s.userExists(u.Name) {
+			_ = s.cfg.Store.DeleteAccount(r.Context(), u.Name)
+		}
+	}
+}
+
+func (s *Server) userExists(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.snap.Lookup(name)
+	return ok
+}
+
+func (s *Server) putUser(w http.ResponseWriter, r *http.Request, c *caller) {
+	if u, ok := decode[policy.User](w, r); ok {
+		if users.put(s, w, r, c, u, nil) && u.Disabled {
+			_ = s.cfg.Store.DeleteTokensOf(r.Context(), u.Name)
+		}
+	}
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) {
+	name := r.PathValue("name")
+	if users.remove(s, w, r, c, nil) {
+		_ = s.cfg.Store.DeleteTokensOf(r.Context(), name)
+		_ = s.cfg.Store.DeleteAccount(r.Context(), name)
+	}
+}
+
+func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, c *caller) {
+	req, ok := decode[struct {
+		Password string `json:"password"`
+	}](w, r)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	if !s.userExists(name) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no user %q", name))
+		return
+	}
+	if err := checkNewPassword(req.Password); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.setAccountPassword(r.Context(), name, req.Password, false); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	_ = s.cfg.Store.DeleteTokensOf(r.Context(), name)
+	s.event(r, "config_change", name, c.name, fmt.Sprintf("set the password of %q", name), nil)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Roles, groups and relations are plain entries.
+
+func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, _ *caller) { roles.listAll(s, w, r) }
+func (s *Server) getRole(w http.ResponseWriter, r *http.Request, _ *caller)   { roles.get(s, w, r) }
+func (s *Server) createRole(w http.ResponseWriter, r *http.Request, c *caller) {
+	if v, ok := decode[policy.Role](w, r); ok {
+		roles.create(s, w, r, c, v, nil)
+	}
+}
+func (s *Server) putRole(w http.ResponseWriter, r *http.Request, c *caller) {
+	if v, ok := decode[policy.Role](w, r); ok {
+		roles.put(s, w, r, c, v, nil)
+	}
+}
+func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, c *caller) {
+	roles.remove(s, w, r, c, nil)
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, _ *caller) {
+	groups.listAll(s, w, r)
+}
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, _ *caller) { groups.get(s, w, r) }
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c *caller) {
+	if v, ok := decode[policy.Group](w, r); ok {
+		groups.create(s, w, r, c, v, nil)
+	}
+}
+func (s *Server) putGroup(w http.ResponseWriter, r *http.Request, c *caller) {
+	if v, ok := decode[policy.Group](w, r); ok {
+		groups.put(s, w, r, c, v, nil)
+	}
+}
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, c *caller) {
+	groups.remove(s, w, r, c, nil)
+}
+
+func (s *Server) listRelations(w http.ResponseWriter, r *http.Request, _ *caller) {
+	relations.listAll(s, w, r)
+}
+func (s *Server) getRelation(w http.ResponseWriter, r *http.Request, _ *caller) {
+	relations.get(s, w, r)
+}
+func (s *Server) createRelation(w http.ResponseWriter, r *http.Request, c *caller) {
+	if v, ok := decode[policy.Relation](w, r); ok {
+		relations.create(s, w, r, c, v, nil)
+	}
+}
+func (s *Server) putRelation(w http.ResponseWriter, r *http.Request, c *caller) {
+	if v, ok := decode[policy.Relation](w, r); ok {
+		relations.put(s, w, r, c, v, nil)
+	}
+}
+func (s *Server) deleteRelation(w http.ResponseWriter, r *http.Request, c *caller) {
+	relations.remove(s, w, r, c, nil)
+}
+
+// Devices carry their networks; changing the networks (the NAT aliases)
+// also needs the right to manage address spaces.
+
+type deviceView struct {
+	Name     string          `json:"name"`
+	Groups   []string        `json:"groups,omitempty"`
+	Disabled bool            `json:"disabled,omitempty"`
+	Networks []store.Network `json:"networks,omitempty"`
+}
+
+func viewDevice(cfg *store.Config, d policy.Device) deviceView {
+	return deviceView{Name: d.Name, Groups: d.Groups, Disabled: d.Disabled, Networks: cfg.Networks[d.Name]}
+}
+
+func (v deviceView) device() policy.Device {
+	d := policy.Device{Name: v.Name, Groups: v.Groups, Disabled: v.Disabled}
+	for _, n := range v.Networks {
+		d.Subnets = append(d.Subnets, n.LAN)
+	}
+	return d
+}
+
+func checkNetworks(nets []store.Network) error {
+	for _, n := range nets {
+		if !n.LAN.IsValid() {
+			return fmt.Errorf("%w: a network without lan", errInvalid)
+		}
+		if n.Alias.IsValid() && n.Alias.Bits() != n.LAN.Bits() {
+			return fmt.Errorf("%w: alias %v and lan %v differ in size", errInvalid, n.Alias, n.LAN)
+		}
+	}
+	return nil
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *caller) {
+	cfg, err := s.cfg.Store.Config(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := []deviceView{}
+	for _, d := range cfg.Model.Devices {
+		out = append(out, viewDevice(cfg, d))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *caller) {
+	cfg, err := s.cfg.Store.Config(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	i := devices.find(cfg, r.PathValue("name"))
+	if i < 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no device %q", r.PathValue("name")))
+		return
+	}
+	writeJSON(w, http.StatusOK, viewDevice(cfg, cfg.Model.Devices[i]))
+}
+
+func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *caller) {
+	v, ok := decode[deviceView](w, r)
+	if !ok {
+		return
+	}
+	if err := checkNetworks(v.Networks); err != nil {
+		writeChangeError(w, err)
+		return
+	}
+	if len(v.Networks) > 0 && !s.can(c.name, policy.RightManageAddressSpaces) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("%q lacks the right %s needed for networks", c.name, policy.RightManageAddressSpaces))
+		return
+	}
+	devices.create(s, w, r, c, v.device(), func(cfg *store.Config) {
+		if cfg.Networks == nil {
+			cfg.Networks = map[string][]store.Network{}
+		}
+		cfg.Networks[v.Name] = v.Networks
+	})
+}
+
+func (s *Server) putDevice(w http.ResponseWriter, r *http.Request, c *caller) {
+	v, ok := decode[deviceView](w, r)
+	if !ok {
+		return
+	}
+	if err := checkNetworks(v.Networks); err != nil {
+		writeChangeError(w, err)
+		return
+	}
+	if !s.can(c.name, policy.RightManageAddressSpaces) {
+		cfg, err := s.cfg.Store.Config(r.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if !slices.Equal(cfg.Networks[v.Name], v.Networks) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("%q lacks the right %s needed to change networks", c.name, policy.RightManageAddressSpaces))
+			return
+		}
+	}
+	devices.put(s, w, r, c, v.device(), func(cfg *store.Config) {
+		if cfg.Networks == nil {
+			cfg.Networks = map[string][]store.Network{}
+		}
+		cfg.Networks[v.Name] = v.Networks
+	})
+}
+
+func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, c *caller) {
+	name := r.PathValue("name")
+	devices.remove(s, w, r, c, func(cfg *store.Config) { delete(cfg.Networks, name) })
+}
+
+func (s *Server) getNetworks(w http.ResponseWriter, r *http.Request, _ *caller) {
+	cfg, err := s.cfg.Store.Config(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	name := r.PathValue("name")
+	if devices.find(cfg, name) < 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no device %q", name))
+		return
+	}
+	nets := cfg.Networks[name]
+	if nets == nil {
+		nets = []store.Network{}
+	}
+	writeJSON(w, http.StatusOK, nets)
+}
+
+func (s *Server) putNetworks(w http.ResponseWriter, r *http.Request, c *caller) {
+	nets, ok := decode[[]store.Network](w, r)
+	if !ok {
+		return
+	}
+	if err := checkNetworks(nets); err != nil {
+		writeChangeError(w, err)
+		return
+	}
+	name := r.PathValue("name")
+	err := s.change(r, c, fmt.Sprintf("changed the networks of device %q", name), func(cfg *store.Config) error {
+		i := devices.find(cfg, name)
+		if i < 0 {
+			return fmt.Errorf("%w: device %q", errNotFound, name)
+		}
+		if cfg.Networks == nil {
+			cfg.Networks = map[string][]store.Network{}
+		}
+		cfg.Networks[name] = nets
+		cfg.Model.Devices[i].Subnets = nil
+		for _, n := range nets {
+			cfg.Model.Devices[i].Subnets = append(cfg.Model.Devices[i].Subnets, n.LAN)
+		}
+		return nil
+	})
+	if err != nil {
+		writeChangeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nets)
+}

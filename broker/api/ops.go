@@ -1,0 +1,180 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/remotegate/remotegate/broker"
+	"github.com/remotegate/remotegate/broker/store"
+)
+
+type participantView struct {
+	Name    string        `json:"name"`
+	Kind    string        `json:"kind"`
+	Status  broker.Status `json:"status"`
+	Address *netip.Addr   `json:"address,omitempty"`
+}
+
+func (s *Server) listParticipants(w http.ResponseWriter, r *http.Request, _ *caller) {
+	cfg, err := s.cfg.Store.Config(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	addrs := s.cfg.Broker.Addresses()
+	out := []participantView{}
+	add := func(name, kind string) {
+		v := participantView{Name: name, Kind: kind, Status: s.cfg.Broker.Status(name)}
+		if a, ok := addrs[name]; ok {
+			v.Address = &a
+		}
+		out = append(out, v)
+	}
+	for _, u := range cfg.Model.Users {
+		add(u.Name, "user")
+	}
+	for _, d := range cfg.Model.Devices {
+		add(d.Name, "device")
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, _ *http.Request, _ *caller) {
+	writeJSON(w, http.StatusOK, s.cfg.Broker.Sessions())
+}
+
+func (s *Server) terminateSession(w http.ResponseWriter, r *http.Request, c *caller) {
+	name := r.PathValue("participant")
+	if !s.cfg.Broker.Terminate(name, fmt.Errorf("terminated by %s", c.name)) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%q is not online", name))
+		return
+	}
+	s.event(r, "disconnect", name, c.name, "session terminated by an administrator", nil)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type eventView struct {
+	ID          int64             `json:"id"`
+	Time        time.Time         `json:"time"`
+	Kind        string            `json:"kind"`
+	Participant string            `json:"participant,omitempty"`
+	Actor       string            `json:"actor,omitempty"`
+	Message     string            `json:"message"`
+	Attrs       map[string]string `json:"attrs,omitempty"`
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *caller) {
+	q := r.URL.Query()
+	f := store.EventFilter{Participant: q.Get("participant"), Kind: q.Get("kind")}
+	var err error
+	parseTime := func(name string, dst *time.Time) {
+		if v := q.Get(name); v != "" && err == nil {
+			if *dst, err = time.Parse(time.RFC3339Nano, v); err != nil {
+				err = fmt.Errorf("%s: want an RFC 3339 time", name)
+			}
+		}
+	}
+	parseInt := func(name string, dst func(int64)) {
+		if v := q.Get(name); v != "" && err == nil {
+			n, perr := strconv.ParseInt(v, 10, 64)
+			if perr != nil || n < 0 {
+				err = fmt.Errorf("%s: want a non-negative integer", name)
+				return
+			}
+			dst(n)
+		}
+	}
+	parseTime("since", &f.Since)
+	parseTime("until", &f.Until)
+	parseInt("after", func(n int64) { f.After = n })
+	parseInt("limit", func(n int64) { f.Limit = int(min(n, store.MaxEventLimit)) })
+	format := q.Get("format")
+	if err == nil && format != "" && format != "json" && format != "csv" {
+		err = fmt.Errorf("format %q: want json or csv", format)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	events, err := s.cfg.Store.Events(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if format == "csv" {
+		var buf bytes.Buffer
+		if err := store.WriteEventsCSV(&buf, events); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="events.csv"`)
+		_, _ = w.Write(buf.Bytes())
+		return
+	}
+	out := make([]eventView, 0, len(events))
+	for _, e := range events {
+		out = append(out, eventView(e))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) backup(w http.ResponseWriter, r *http.Request, c *caller) {
+	req, ok := decode[struct {
+		Passphrase string `json:"passphrase"`
+	}](w, r)
+	if !ok {
+		return
+	}
+	if len(req.Passphrase) < minPasswordLen {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("a backup passphrase needs at least %d characters", minPasswordLen))
+		return
+	}
+	var buf bytes.Buffer
+	if err := s.cfg.Store.Backup(r.Context(), &buf, []byte(req.Passphrase)); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.event(r, "backup", "", c.name, "configuration backed up", nil)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="remotegate-%s.backup"`, s.now().UTC().Format("20060102-150405")))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// restore replaces everything with a backup. The configuration takes
+// effect at once; a different CA takes effect at the next start.
+func (s *Server) restore(w http.ResponseWriter, r *http.Request, c *caller) {
+	pass := r.Header.Get("X-Backup-Passphrase")
+	if pass == "" {
+		writeError(w, http.StatusBadRequest, "the X-Backup-Passphrase header is required")
+		return
+	}
+	s.mu.Lock()
+	err := s.cfg.Store.Restore(r.Context(), r.Body, []byte(pass))
+	s.mu.Unlock()
+	switch {
+	case errors.Is(err, store.ErrBadBackup), errors.Is(err, store.ErrSchema):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if err := s.Load(r.Context()); err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("restored, but the configuration does not apply: %v", err))
+		return
+	}
+	restart := false
+	if records, err := s.cfg.Store.Certificates(r.Context()); err == nil {
+		if err := s.cfg.CA.Restore(records); err != nil {
+			restart = true // certificates of another CA: the CA changes at the next start
+		}
+	}
+	s.event(r, "config_change", "", c.name, "restored a backup", map[string]string{"restart_required": strconv.FormatBool(restart)})
+	writeJSON(w, http.StatusOK, map[string]bool{"restart_required": restart})
+}

@@ -1,0 +1,216 @@
+package api
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/remotegate/remotegate/broker"
+	"github.com/remotegate/remotegate/broker/store"
+	"github.com/remotegate/remotegate/pki"
+	"github.com/remotegate/remotegate/policy"
+)
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// Errors of New.
+var (
+	ErrConfig = errors.New("api: invalid configuration")
+)
+
+// ProfileFunc writes an OpenVPN client profile (.ovpn, everything inline)
+// for a participant whose certificate and key are given in PEM.
+type ProfileFunc func(w io.Writer, participant string, certPEM, keyPEM []byte) error
+
+// Config configures the management API.
+type Config struct {
+	// Store holds the configuration, accounts, certificates and events.
+	Store *store.Store
+	// Broker is the running broker: configuration changes are applied to
+	// it, and its sessions are listed and terminated.
+	Broker *broker.Broker
+	// CA issues, renews and revokes certificates. Its OnIssue hook should
+	// store each record (see StoreCertificate).
+	CA *pki.CA
+	// Verifier maps client certificates to users for certificate
+	// (smartcard) login; nil disables that login.
+	Verifier *pki.Verifier
+	// Profile renders .ovpn profiles; nil disables the ovpn format.
+	Profile ProfileFunc
+	// Compile turns a stored configuration into what the broker runs; nil
+	// uses api.Compile.
+	Compile func(*store.Config) (*policy.Snapshot, map[string]broker.DeviceNetworks, error)
+	// TokenLifetime of a login session; zero means 12 hours.
+	TokenLifetime time.Duration
+	// PasswordCost of new password hashes; the zero value is the default
+	// (argon2id with 64 MiB and 3 passes). Tests lower it.
+	PasswordCost PasswordCost
+	// LoginLimit bounds failed logins; the zero value allows 5 failures
+	// per account and per client address in 15 minutes.
+	LoginLimit LoginLimit
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now; nil is time.Now.
+	Now func() time.Time
+}
+
+// Server is the management API: an http.Handler for the routes under
+// /api/v1, documented in openapi.json.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	mux     *http.ServeMux
+	limiter *limiter
+
+	// mu serialises configuration changes, so that the broker applies
+	// them in the order the store committed them.
+	mu sync.Mutex
+	// snap is the access model in force, for authorization.
+	snap *policy.Snapshot
+}
+
+// New returns the API server. It loads the stored configuration and
+// applies it to the broker.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Broker == nil || cfg.CA == nil {
+		return nil, fmt.Errorf("%w: Store, Broker and CA are required", ErrConfig)
+	}
+	if cfg.Compile == nil {
+		cfg.Compile = Compile
+	}
+	if cfg.TokenLifetime == 0 {
+		cfg.TokenLifetime = 12 * time.Hour
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.limiter = newLimiter(cfg.LoginLimit, s.now)
+	for _, rt := range routes() {
+		s.mux.HandleFunc(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint")
+	})
+	if err := s.Load(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
+
+// caller is the authenticated account of a request.
+type caller struct {
+	name      string
+	tokenHash []byte
+	bootstrap bool
+}
+
+func (s *Server) wrap(rt route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<20)
+		var c *caller
+		if rt.access != public {
+			var err error
+			if c, err = s.authenticate(r); err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="remotegate"`)
+				writeError(w, http.StatusUnauthorized, err.Error())
+				return
+			}
+			switch {
+			case c.bootstrap && rt.access != bootstrap && rt.access != anyAccount:
+				writeError(w, http.StatusForbidden, "the bootstrap administrator must first name an administrator (POST /api/v1/bootstrap)")
+				return
+			case rt.access == bootstrap && !c.bootstrap:
+				writeError(w, http.StatusForbidden, "only the bootstrap administrator may call this")
+				return
+			case rt.access == rightNeeded && !s.can(c.name, rt.right):
+				writeError(w, http.StatusForbidden, fmt.Sprintf("%q lacks the right %s", c.name, rt.right))
+				return
+			}
+		}
+		rt.handle(s, w, r, c)
+	}
+}
+
+// can reports whether the account is an enabled user of the model in force
+// holding the rights r (none: just enabled).
+func (s *Server) can(name string, r policy.Rights) bool {
+	s.mu.Lock()
+	snap := s.snap
+	s.mu.Unlock()
+	if snap == nil {
+		return false
+	}
+	p, ok := snap.Lookup(name)
+	return ok && snap.Enabled(p) && (r == 0 || snap.Can(name, r))
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request, _ *caller) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openAPIDoc)
+}
+
+// writeJSON writes v with the status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// writeError writes {"error": msg}.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// readJSON decodes the request body strictly into v.
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("request body: more than one JSON value")
+	}
+	return nil
+}
+
+// event appends to the event log; a failure is logged, not returned: the
+// change it records has happened.
+func (s *Server) event(r *http.Request, kind, participant, actor, msg string, attrs map[string]string) {
+	_, err := s.cfg.Store.Append(r.Context(), store.Event{Time: s.now(), Kind: kind, Participant: participant, Actor: actor, Message: msg, Attrs: attrs})
+	if err != nil {
+		s.log.Error("event log", "error", err, "kind", kind, "message", msg)
+	}
+}
+
+// clientIP is the remote address without the port, for rate limiting.
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}

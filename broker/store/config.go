@@ -1,0 +1,333 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/remotegate/remotegate/policy"
+)
+
+// Network is a LAN behind a device and the alias prefix it is exposed under
+// (zero Alias: routed under its real prefix).
+type Network struct {
+	LAN   netip.Prefix `json:"lan"`
+	Alias netip.Prefix `json:"alias,omitzero"`
+}
+
+// Config is the configuration administrators edit: the access model and the
+// devices' networks.
+type Config struct {
+	// Model is the access model. Entries of each kind come back in the
+	// order they were first stored, whatever their order in later updates.
+	Model policy.Model
+	// Networks maps a device name to its networks. Model.Devices[i].Subnets
+	// are kept equal to the LANs by the caller. Config never returns a nil
+	// map; a device without networks has no entry.
+	Networks map[string][]Network
+	// Revision increases by one with every committed Update.
+	Revision int64
+}
+
+// deviceDoc is the stored form of a device: the policy struct and the
+// device's networks.
+type deviceDoc struct {
+	policy.Device
+	Networks []Network `json:"networks,omitempty"`
+}
+
+// docRow is one stored model entry.
+type docRow struct {
+	name string
+	seq  int64
+	doc  string
+}
+
+// entry is one model entry about to be stored.
+type entry struct {
+	name, doc string
+}
+
+// Config returns the current configuration.
+func (s *Store) Config(ctx context.Context) (*Config, error) {
+	var c *Config
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		c, _, err = loadConfig(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: config: %w", err)
+	}
+	return c, nil
+}
+
+// Update runs fn on a copy of the current configuration inside one write
+// transaction. If fn returns nil, the entries that changed are written and
+// Revision is incremented, atomically, and Update returns the configuration
+// as Config now returns it. If fn returns an error, nothing changes and that
+// error is returned as is.
+//
+// Entries are matched by name: only new, changed and removed ones are
+// written. Names must be unique within a kind, and Networks may name only
+// devices of the model; changes fn makes to Revision are ignored. The store
+// does not otherwise validate the model (policy.Compile does).
+func (s *Store) Update(ctx context.Context, fn func(*Config) error) (*Config, error) {
+	var (
+		out   *Config
+		fnErr error
+	)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		cur, rows, err := loadConfig(ctx, tx)
+		if err != nil {
+			return err
+		}
+		rev := cur.Revision
+		if err := fn(cur); err != nil {
+			fnErr = err
+			return err
+		}
+		if err := s.storeConfig(ctx, tx, cur, rows); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, sqlSetMeta, strconv.FormatInt(rev+1, 10), metaRevision); err != nil {
+			return err
+		}
+		out, _, err = loadConfig(ctx, tx)
+		return err
+	})
+	if fnErr != nil {
+		return nil, fnErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: update config: %w", err)
+	}
+	return out, nil
+}
+
+// Replace stores c as the whole configuration if c.Revision is the current
+// revision, and fails with ErrConflict otherwise: the optimistic-concurrency
+// form of Update for a client that read the configuration, edited it and
+// writes it back.
+func (s *Store) Replace(ctx context.Context, c *Config) (*Config, error) {
+	return s.Update(ctx, func(cur *Config) error {
+		if cur.Revision != c.Revision {
+			return fmt.Errorf("%w: configuration is at revision %d, not %d", ErrConflict, cur.Revision, c.Revision)
+		}
+		cur.Model = c.Model
+		cur.Networks = c.Networks
+		return nil
+	})
+}
+
+// configRows are the stored rows of each kind, as loadConfig read them.
+type configRows struct {
+	roles, users, devices, groups, relations []docRow
+}
+
+// loadConfig reads the configuration in tx.
+func loadConfig(ctx context.Context, tx *sql.Tx) (*Config, *configRows, error) {
+	c := &Config{Networks: map[string][]Network{}}
+	rows := &configRows{}
+	var err error
+	if c.Revision, err = readRevision(ctx, tx); err != nil {
+		return nil, nil, err
+	}
+	for _, k := range []struct {
+		t   docTable
+		dst *[]docRow
+	}{
+		{rolesTable, &rows.roles}, {usersTable, &rows.users}, {devicesTable, &rows.devices},
+		{groupsTable, &rows.groups}, {relationsTable, &rows.relations},
+	} {
+		if *k.dst, err = readDocs(ctx, tx, k.t); err != nil {
+			return nil, nil, err
+		}
+	}
+	m := &c.Model
+	if m.Roles, err = decodeDocs[policy.Role](rolesTable, rows.roles); err != nil {
+		return nil, nil, err
+	}
+	if m.Users, err = decodeDocs[policy.User](usersTable, rows.users); err != nil {
+		return nil, nil, err
+	}
+	devs, err := decodeDocs[deviceDoc](devicesTable, rows.devices)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, d := range devs {
+		m.Devices = append(m.Devices, d.Device)
+		if len(d.Networks) > 0 {
+			c.Networks[d.Name] = d.Networks
+		}
+	}
+	if m.Groups, err = decodeDocs[policy.Group](groupsTable, rows.groups); err != nil {
+		return nil, nil, err
+	}
+	if m.Relations, err = decodeDocs[policy.Relation](relationsTable, rows.relations); err != nil {
+		return nil, nil, err
+	}
+	return c, rows, nil
+}
+
+func readDocs(ctx context.Context, tx *sql.Tx, t docTable) ([]docRow, error) {
+	rs, err := tx.QueryContext(ctx, t.selectAll)
+	if err != nil {
+		return nil, fmt.Errorf("read %ss: %w", t.kind, err)
+	}
+	defer rs.Close()
+	var out []docRow
+	for rs.Next() {
+		var r docRow
+		if err := rs.Scan(&r.name, &r.seq, &r.doc); err != nil {
+			return nil, fmt.Errorf("read %ss: %w", t.kind, err)
+		}
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read %ss: %w", t.kind, err)
+	}
+	return out, nil
+}
+
+func decodeDocs[T any](t docTable, rows []docRow) ([]T, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		if err := json.Unmarshal([]byte(r.doc), &out[i]); err != nil {
+			return nil, fmt.Errorf("bad stored %s %q: %w", t.kind, r.name, err)
+		}
+	}
+	return out, nil
+}
+
+// encodeDocs marshals the entries of one kind, rejecting duplicate names.
+func encodeDocs[T any](t docTable, items []T, name func(T) string, doc func(T) any) ([]entry, error) {
+	out := make([]entry, 0, len(items))
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		n := name(it)
+		if seen[n] {
+			return nil, fmt.Errorf("duplicate %s name %q", t.kind, n)
+		}
+		seen[n] = true
+		b, err := json.Marshal(doc(it))
+		if err != nil {
+			return nil, fmt.Errorf("encode %s %q: %w", t.kind, n, err)
+		}
+		out = append(out, entry{name: n, doc: string(b)})
+	}
+	return out, nil
+}
+
+func self[T any](v T) any { return v }
+
+// storeConfig writes the entries of c that differ from rows.
+func (s *Store) storeConfig(ctx context.Context, tx *sql.Tx, c *Config, rows *configRows) error {
+	m := &c.Model
+	devices := make(map[string]bool, len(m.Devices))
+	for _, d := range m.Devices {
+		devices[d.Name] = true
+	}
+	for name, nets := range c.Networks {
+		if !devices[name] && len(nets) > 0 {
+			return fmt.Errorf("networks for %q, which is not a device of the model", name)
+		}
+		for _, n := range nets {
+			if !n.LAN.IsValid() {
+				return fmt.Errorf("device %q: network with an invalid LAN prefix", name)
+			}
+		}
+	}
+	roles, err := encodeDocs(rolesTable, m.Roles, func(r policy.Role) string { return r.Name }, self)
+	if err != nil {
+		return err
+	}
+	users, err := encodeDocs(usersTable, m.Users, func(u policy.User) string { return u.Name }, self)
+	if err != nil {
+		return err
+	}
+	devs, err := encodeDocs(devicesTable, m.Devices, func(d policy.Device) string { return d.Name },
+		func(d policy.Device) any { return deviceDoc{Device: d, Networks: c.Networks[d.Name]} })
+	if err != nil {
+		return err
+	}
+	groups, err := encodeDocs(groupsTable, m.Groups, func(g policy.Group) string { return g.Name }, self)
+	if err != nil {
+		return err
+	}
+	rels, err := encodeDocs(relationsTable, m.Relations, func(r policy.Relation) string { return r.Name }, self)
+	if err != nil {
+		return err
+	}
+	for _, k := range []struct {
+		t    docTable
+		old  []docRow
+		next []entry
+	}{
+		{rolesTable, rows.roles, roles},
+		{usersTable, rows.users, users},
+		{devicesTable, rows.devices, devs},
+		{groupsTable, rows.groups, groups},
+		{relationsTable, rows.relations, rels},
+	} {
+		if err := s.writeDocs(ctx, tx, k.t, k.old, k.next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeDocs brings one table from old to next: inserts new names (after the
+// existing ones), updates changed documents and deletes missing names.
+func (s *Store) writeDocs(ctx context.Context, tx *sql.Tx, t docTable, old []docRow, next []entry) error {
+	byName := make(map[string]docRow, len(old))
+	var seq int64
+	for _, r := range old {
+		byName[r.name] = r
+		seq = max(seq, r.seq)
+	}
+	kept := make(map[string]bool, len(next))
+	for _, e := range next {
+		kept[e.name] = true
+		r, ok := byName[e.name]
+		switch {
+		case !ok:
+			seq++
+			if _, err := tx.ExecContext(ctx, t.insert, e.name, seq, e.doc); err != nil {
+				return fmt.Errorf("insert %s %q: %w", t.kind, e.name, err)
+			}
+		case r.doc != e.doc:
+			if _, err := tx.ExecContext(ctx, t.update, e.doc, e.name); err != nil {
+				return fmt.Errorf("update %s %q: %w", t.kind, e.name, err)
+			}
+		default:
+			continue
+		}
+		s.docWrites.Add(1)
+	}
+	for _, r := range old {
+		if kept[r.name] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, t.delete, r.name); err != nil {
+			return fmt.Errorf("delete %s %q: %w", t.kind, r.name, err)
+		}
+		s.docWrites.Add(1)
+	}
+	return nil
+}
+
+// errNoRows maps sql.ErrNoRows to ErrNotFound with a description.
+func errNoRows(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %s", ErrNotFound, what)
+	}
+	return err
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/remotegate/remotegate/broker/store"
+	"github.com/remotegate/remotegate/openvpn"
+	"github.com/remotegate/remotegate/pki"
+)
+
+// Names of the broker's secrets in the store.
+const (
+	secretCACert     = "ca/certificate"
+	secretCAKey      = "ca/key"
+	secretServerCert = "openvpn/server-certificate"
+	secretServerKey  = "openvpn/server-key"
+	secretTLSCrypt   = "openvpn/tls-crypt"
+	secretAPICert    = "api/server-certificate"
+	secretAPIKey     = "api/server-key"
+	secretConfigSum  = "config/applied-sha256" // of the broker.yaml applied last
+)
+
+// keys is the broker's key material, created on the first start.
+type keys struct {
+	ca       *pki.CA
+	verifier *pki.Verifier
+	server   tls.Certificate // OpenVPN
+	api      tls.Certificate // management API
+	tlsCrypt *openvpn.StaticKey
+	st       *store.Store
+}
+
+// openKeys loads the CA, the servers' certificates and the tls-crypt key
+// from the store, creating them on the first start. The CA stores every
+// certificate it issues before handing it out (OnIssue), and learns the
+// ones issued before from the store.
+func openKeys(ctx context.Context, st *store.Store) (*keys, error) {
+	k := &keys{st: st}
+	onIssue := func(r pki.Record) error { return st.PutCertificate(context.Background(), r) }
+	certPEM, err := st.Secret(ctx, secretCACert)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		ca, err := pki.NewCA(pki.CAConfig{CommonName: "remotegate broker CA", OnIssue: onIssue})
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := pki.MarshalPrivateKeyPEM(ca.Key(), nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.PutSecret(ctx, secretCAKey, keyPEM); err != nil {
+			return nil, err
+		}
+		if err := st.PutSecret(ctx, secretCACert, pki.EncodeCertificatesPEM(ca.Certificate())); err != nil {
+			return nil, err
+		}
+		k.ca = ca
+	case err != nil:
+		return nil, err
+	default:
+		cert, err := pki.ParseCertificatePEM(certPEM)
+		if err != nil {
+			return nil, fmt.Errorf("stored CA certificate: %w", err)
+		}
+		keyPEM, err := st.Secret(ctx, secretCAKey)
+		if err != nil {
+			return nil, fmt.Errorf("stored CA key: %w", err)
+		}
+		key, err := pki.ParsePrivateKeyPEM(keyPEM, nil)
+		if err != nil {
+			return nil, fmt.Errorf("stored CA key: %w", err)
+		}
+		if k.ca, err = pki.ImportCA(cert, key, pki.CAConfig{OnIssue: onIssue}); err != nil {
+			return nil, err
+		}
+	}
+	if err := k.refresh(ctx); err != nil {
+		return nil, err
+	}
+	k.verifier = &pki.Verifier{CA: k.ca}
+	if k.server, err = k.serverCert(ctx, secretServerCert, secretServerKey, "remotegate broker", nil); err != nil {
+		return nil, err
+	}
+	if k.api, err = k.serverCert(ctx, secretAPICert, secretAPIKey, "localhost", []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}); err != nil {
+		return nil, err
+	}
+	tc, err := st.Secret(ctx, secretTLSCrypt)
+	if errors.Is(err, store.ErrNotFound) {
+		if k.tlsCrypt, err = openvpn.GenerateStaticKey(); err == nil {
+			err = st.PutSecret(ctx, secretTLSCrypt, k.tlsCrypt.Marshal())
+		}
+	} else if err == nil {
+		k.tlsCrypt, err = openvpn.ParseStaticKey(tc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// refresh loads the certificate records from the store: those issued by
+// another process on the same database (the profile command) and
+// revocations made there.
+func (k *keys) refresh(ctx context.Context) error {
+	records, err := k.st.Certificates(ctx)
+	if err != nil {
+		return err
+	}
+	return k.ca.Restore(records)
+}
+
+func (k *keys) serverCert(ctx context.Context, certName, keyName, cn string, ips []net.IP) (tls.Certificate, error) {
+	certPEM, err1 := k.st.Secret(ctx, certName)
+	keyPEM, err2 := k.st.Secret(ctx, keyName)
+	if err1 == nil && err2 == nil {
+		return tls.X509KeyPair(certPEM, keyPEM)
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	req := pki.Request{Profile: pki.ProfileServer, CommonName: cn, PublicKey: key.Public(), IPAddresses: ips}
+	if cn == "localhost" {
+		req.DNSNames = []string{"localhost"}
+	}
+	cert, err := k.ca.Issue(req)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if keyPEM, err = pki.MarshalPrivateKeyPEM(key, nil); err != nil {
+		return tls.Certificate{}, err
+	}
+	certPEM = pki.EncodeCertificatesPEM(cert)
+	if err := k.st.PutSecret(ctx, keyName, keyPEM); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := k.st.PutSecret(ctx, certName, certPEM); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
+// verifyConnection checks an OpenVPN client's certificate against the CA,
+// including revocation. A certificate the CA does not know may have been
+// issued by another process since the last look; the store is read again
+// once before it is refused.
+func (k *keys) verifyConnection(cs tls.ConnectionState) error {
+	err := k.verifier.VerifyConnection(cs)
+	if errors.Is(err, pki.ErrNotIssued) {
+		if rerr := k.refresh(context.Background()); rerr == nil {
+			err = k.verifier.VerifyConnection(cs)
+		}
+	}
+	return err
+}
+
+func (k *keys) roots() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(k.ca.Certificate())
+	return p
+}
+
+// apiTLS: TLS 1.2 at least; client certificates of the CA are asked for
+// but optional, for the certificate login.
+func (k *keys) apiTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{k.api},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    k.roots(),
+	}
+}
+
+func newOpenVPNServer(k *keys, _ *store.Store, log *slog.Logger) (*openvpn.Server, error) {
+	return openvpn.NewServer(&openvpn.ServerConfig{
+		TLS: &tls.Config{
+			Certificates: []tls.Certificate{k.server}, ClientCAs: k.roots(),
+			VerifyConnection: k.verifyConnection,
+		},
+		Protection: openvpn.Protection{Mode: openvpn.ProtectionTLSCrypt, Key: k.tlsCrypt},
+		Logger:     log,
+	})
+}
+
+// printProfile issues a certificate for the participant and prints an
+// OpenVPN profile with everything inline.
+func printProfile(ctx context.Context, w io.Writer, st *store.Store, k *keys, cfg *config, name string) error {
+	sc, err := st.Config(ctx)
+	if err != nil {
+		return err
+	}
+	profile := pki.Profile(-1)
+	for _, u := range sc.Model.Users {
+		if u.Name == name {
+			profile = pki.ProfileUser
+		}
+	}
+	for _, d := range sc.Model.Devices {
+		if d.Name == name {
+			profile = pki.ProfileDevice
+		}
+	}
+	if profile < 0 {
+		return fmt.Errorf("%q is not a participant of the configuration", name)
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	cert, err := k.ca.Issue(pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()})
+	if err != nil {
+		return err
+	}
+	keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
+	if err != nil {
+		return err
+	}
+	return writeProfile(w, cfg, k, name, pki.EncodeCertificatesPEM(cert), keyPEM)
+}
+
+func writeProfile(w io.Writer, cfg *config, k *keys, name string, certPEM, keyPEM []byte) error {
+	_, err := fmt.Fprintf(w, `# remotegate profile for %q: openvpn --config %s.ovpn
+client
+dev tun
+proto udp
+remote %s %d
+nobind
+remote-cert-tls server
+data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305
+verb 3
+<ca>
+%s</ca>
+<cert>
+%s</cert>
+<key>
+%s</key>
+<tls-crypt>
+%s</tls-crypt>
+`, name, name, cfg.PublicAddress, cfg.Port, pki.EncodeCertificatesPEM(k.ca.Certificate()), certPEM, keyPEM, k.tlsCrypt.Marshal())
+	return err
+}
