@@ -82,6 +82,9 @@ type Broker struct {
 	userRoutes []netip.Prefix
 	onAddress  func(name string, a netip.Addr)
 	events     func(Event)
+	// totals of the sessions that ended, for the byte counters
+	closedIn, closedOut uint64
+	handshakes          histogram
 }
 
 // Event is something the event log records: Kind is "connect",
@@ -233,6 +236,9 @@ func (b *Broker) Up(s tunnel.Session) {
 	}
 	b.online[name] = s
 	b.since[name] = time.Now()
+	if r, ok := s.(tunnel.Reporter); ok {
+		b.handshakes.observe(r.HandshakeDuration().Seconds())
+	}
 	b.log.Info("connected", "participant", name, "remote", s.Remote(), "address", b.addresses[name])
 	b.emit("connect", name, "connected", map[string]string{"remote": s.Remote().String(), "address": b.addresses[name].String()})
 	if err := b.rebuild(); err != nil {
@@ -246,8 +252,7 @@ func (b *Broker) Down(s tunnel.Session, cause error) {
 	defer b.mu.Unlock()
 	name := s.Identity().Name
 	if b.online[name] == s {
-		delete(b.online, name)
-		delete(b.since, name)
+		b.forget(name, s)
 		b.log.Info("disconnected", "participant", name, "reason", cause)
 		b.emit("disconnect", name, "disconnected", map[string]string{"reason": fmt.Sprint(cause)})
 		if err := b.rebuild(); err != nil {
@@ -306,11 +311,21 @@ func (b *Broker) apply(snap *policy.Snapshot, devices map[string]DeviceNetworks)
 // runs in its own goroutine because the transport calls Down, which takes
 // b.mu.
 func (b *Broker) closeLocked(name string, s tunnel.Session, cause error) {
-	delete(b.online, name)
-	delete(b.since, name)
+	b.forget(name, s)
 	b.log.Info("closing", "participant", name, "reason", cause)
 	b.emit("disconnect", name, "closed by the broker", map[string]string{"reason": cause.Error()})
 	go s.Close(cause)
+}
+
+// forget detaches a session, keeping its byte counts; b.mu is held.
+func (b *Broker) forget(name string, s tunnel.Session) {
+	delete(b.online, name)
+	delete(b.since, name)
+	if r, ok := s.(tunnel.Reporter); ok {
+		c := r.Counters()
+		b.closedIn += c.BytesIn
+		b.closedOut += c.BytesOut
+	}
 }
 
 // Terminate closes the live session of a participant, if there is one,

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -252,7 +253,13 @@ func TestMetrics(t *testing.T) {
 		l.b.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		body := rec.Body.String()
 		if strings.Contains(body, "remotegate_sessions 2\n") && strings.Contains(body, `remotegate_switch_dropped_packets_total{reason="policy"} 1`+"\n") &&
-			strings.Contains(body, `remotegate_switch_dropped_packets_total{reason="offline"} 1`+"\n") {
+			strings.Contains(body, `remotegate_switch_dropped_packets_total{reason="offline"} 1`+"\n") &&
+			strings.Contains(body, `remotegate_handshake_seconds_bucket{le="+Inf"} 2`+"\n") && strings.Contains(body, "remotegate_handshake_seconds_count 2\n") {
+			// u2 sent two packets: at least two packets' bytes came in.
+			var in int
+			if _, err := fmt.Sscanf(body[strings.Index(body, `remotegate_tunnel_bytes_total{direction="in"}`):], `remotegate_tunnel_bytes_total{direction="in"} %d`, &in); err != nil || in < 2*60 {
+				t.Fatalf("bytes in %d (%v):\n%s", in, err, body)
+			}
 			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 				t.Fatalf("content type %q", ct)
 			}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -229,6 +230,12 @@ type ServerConfig struct {
 	// tcp-nodelay directive). The zero value leaves it on, as stock openvpn
 	// does: small packets then share outer segments while data is in flight.
 	TCPNoDelay bool
+	// OnHandshakeFailure, if set, is told of each client whose TLS
+	// handshake failed (a certificate the verify callback refused, a
+	// revoked one, no common cipher), with the common name of the
+	// certificate it presented, if any, for an event log. Refusals at the
+	// Admit step reach the Handler instead.
+	OnHandshakeFailure func(remote netip.AddrPort, name string, err error)
 	// Logger receives connection events; nil discards them. Secrets and
 	// per-packet events are never logged.
 	Logger *slog.Logger

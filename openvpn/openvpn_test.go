@@ -318,7 +318,11 @@ func TestAuthFailed(t *testing.T) {
 			}
 			return nil
 		}
-		srv, addr := startServer(t, "udp", &ServerConfig{TLS: stls}, h)
+		failures := make(chan string, 1)
+		onFailure := func(remote netip.AddrPort, name string, err error) {
+			failures <- fmt.Sprintf("%s %v %v", name, remote.Addr().IsLoopback(), strings.Contains(err.Error(), "certificate revoked"))
+		}
+		srv, addr := startServer(t, "udp", &ServerConfig{TLS: stls, OnHandshakeFailure: onFailure}, h)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, err := Dial(ctx, "udp", addr, &ClientConfig{TLS: e.cliTLS})
@@ -329,6 +333,14 @@ func TestAuthFailed(t *testing.T) {
 			t.Fatal("a session came up")
 		}
 		waitFor(t, func() bool { return srv.Stats().Sessions == 0 })
+		select {
+		case got := <-failures:
+			if got != "client1 true true" {
+				t.Fatalf("OnHandshakeFailure got %q; want the name, the remote and the verifier's error", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("OnHandshakeFailure was not called")
+		}
 	})
 }
 

@@ -163,6 +163,7 @@ type ServerSession struct {
 	isUDP    bool
 	up       atomic.Bool
 	since    atomic.Int64 // unix nanoseconds when the data channel came up
+	created  time.Time    // when the client's first packet was accepted
 	// guarded by s.mu until pushed
 	assignment tunnel.Assignment
 	pushMsgs   []string
@@ -184,6 +185,15 @@ func (ss *ServerSession) Since() time.Time {
 		return time.Unix(0, n)
 	}
 	return time.Time{}
+}
+
+// HandshakeDuration is how long the handshake took, from the client's
+// first accepted packet to the data channel (tunnel.Reporter); zero before.
+func (ss *ServerSession) HandshakeDuration() time.Duration {
+	if n := ss.since.Load(); n != 0 {
+		return time.Unix(0, n).Sub(ss.created)
+	}
+	return 0
 }
 
 // Counters are the session's traffic totals (tunnel.Reporter).
@@ -509,7 +519,7 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 		srv.peers = append(srv.peers, nil)
 	}
 	srv.nextID++
-	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), isUDP: isUDP}
+	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), isUDP: isUDP, created: srv.now()}
 	s := newSession(wire.RoleServer, codec, local, l, srv.timers, srv.log, srv.now, srv.rand)
 	s.id = srv.nextID
 	s.hardReset = wire.OpControlHardResetServerV2
@@ -596,6 +606,14 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 		// the reliable layer: let it reach the client before the session
 		// goes, so that the client learns why instead of timing out.
 		s.waitAcked(2 * time.Second)
+		srv.log.Info("TLS handshake failed", "session", s.id, "remote", ss.Remote(), "error", err)
+		if f := srv.cfg.OnHandshakeFailure; f != nil {
+			name := ""
+			if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
+				name = pc[0].Subject.CommonName
+			}
+			f(ss.Remote(), name, err)
+		}
 		return fmt.Errorf("openvpn: TLS handshake: %w", err)
 	}
 	buf := make([]byte, 17*1024)

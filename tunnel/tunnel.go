@@ -92,11 +92,14 @@ type Counters struct {
 
 // Reporter is implemented by sessions that describe themselves for a
 // management view: the protocol ("openvpn/udp", "openvpn/tcp", ...), when the
-// data channel came up, and the traffic counters. Sessions of tunneltest and
+// data channel came up after how long a handshake, and the traffic
+// counters. Sessions of tunneltest and
 // other simple implementations need not implement it.
 type Reporter interface {
 	Protocol() string
 	Since() time.Time
+	// HandshakeDuration is how long authentication and key exchange took.
+	HandshakeDuration() time.Duration
 	Counters() Counters
 }
 

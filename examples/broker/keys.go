@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/openvpn"
@@ -178,11 +179,15 @@ func (k *keys) apiTLS() *tls.Config {
 	}
 }
 
-func newOpenVPNServer(k *keys, _ *store.Store, log *slog.Logger) (*openvpn.Server, error) {
+func newOpenVPNServer(k *keys, events *eventQueue, log *slog.Logger) (*openvpn.Server, error) {
 	return openvpn.NewServer(&openvpn.ServerConfig{
 		TLS: &tls.Config{
 			Certificates: []tls.Certificate{k.server}, ClientCAs: k.roots(),
 			VerifyConnection: k.verifyConnection,
+		},
+		OnHandshakeFailure: func(remote netip.AddrPort, name string, err error) {
+			events.add(store.Event{Kind: "auth_failure", Participant: name, Message: "VPN handshake refused",
+				Attrs: map[string]string{"remote": remote.String(), "error": err.Error()}})
 		},
 		Protection: openvpn.Protection{Mode: openvpn.ProtectionTLSCrypt, Key: k.tlsCrypt},
 		Logger:     log,

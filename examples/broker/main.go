@@ -190,7 +190,7 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 	if err != nil {
 		return err
 	}
-	srv, err := newOpenVPNServer(k, st, log)
+	srv, err := newOpenVPNServer(k, events, log)
 	if err != nil {
 		return err
 	}

@@ -301,6 +301,19 @@ func TestBrokerThroughTheAPI(t *testing.T) {
 	if !strings.Contains(l.broker.Log(), "revoked") {
 		t.Errorf("the broker log does not say why u1 was refused:\n%s", l.broker.Log())
 	}
+	var refusals []struct {
+		Participant string `json:"participant"`
+		Message     string `json:"message"`
+	}
+	l.must(http.StatusOK, "GET", "/api/v1/events?kind=auth_failure&participant=u1", nil, &refusals)
+	if len(refusals) == 0 || refusals[0].Message != "VPN handshake refused" {
+		t.Errorf("the event log has no refusal of u1: %+v", refusals)
+	}
+	var disconnects []struct{}
+	l.must(http.StatusOK, "GET", "/api/v1/events?kind=disconnect&participant=u1", nil, &disconnects)
+	if len(disconnects) == 0 {
+		t.Error("the event log has no disconnect of u1")
+	}
 	_ = l.clients["u1"].Stop()
 	// A new profile (a new certificate) connects: the refusal was the
 	// revocation, nothing else.
