@@ -74,7 +74,7 @@ var (
 )
 
 func newPlantLab(t *testing.T) *plantLab {
-	netns.Require(t, "openvpn", "ping", "sysctl")
+	netns.Require(t, "openvpn", "ping", "sysctl", "iperf3")
 	binaries(t)
 	l := &plantLab{t: t, brk: netns.New(t, "rgbrk"), ns: map[string]*netns.NS{}, clients: map[string]*netns.Process{}}
 	for i, n := range []string{"u1", "u2", "dev1", "dev2"} {
@@ -242,6 +242,20 @@ func TestBrokerThroughTheAPI(t *testing.T) {
 	}
 	if got := u2.Ping(t, alias2, 2); got != 0 {
 		t.Fatalf("u2 reached plant 2 before it had a relation")
+	}
+	if got := u2.Ping(t, alias1, 2); got != 0 {
+		t.Fatalf("u2 reached plant 1")
+	}
+	// A TCP connection from u1 to the host behind plant 1.
+	srv := l.ns["lan1"].Start(t, "iperf3", "-s", "-1", "--forceflush")
+	srv.WaitLog(t, "Server listening", 5*time.Second)
+	if out, err := u1.RunErr(20*time.Second, "iperf3", "-c", alias1.String(), "-t", "1"); err != nil {
+		t.Fatalf("u1 TCP to the host behind plant 1: %v\n%s", err, out)
+	}
+	// The relation is one-way: the host behind plant 1 cannot open a flow
+	// to u1 (its replies to u1 passed above).
+	if got := l.ns["lan1"].Ping(t, tunnelAddr(t, l.clients["u1"].Log()), 2); got != 0 {
+		t.Fatalf("the host behind plant 1 reached u1 (%d pings answered)", got)
 	}
 
 	// Acceptance 2: a relation for u2, without reconnecting.
