@@ -202,7 +202,7 @@ func TestUpdateDiffAndOrder(t *testing.T) {
 		t.Fatalf("users %v", got)
 	}
 	// A network change rewrites its device only.
-	c = step(2, func(c *Config) {
+	step(2, func(c *Config) {
 		c.Model.Devices = []policy.Device{{Name: "d1"}, {Name: "d2"}}
 	})
 	c = step(1, func(c *Config) {
