@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -435,3 +436,50 @@ func TestBackupAndRestore(t *testing.T) {
 }
 
 func identity(name string) tunnel.Identity { return tunnel.Identity{Name: name} }
+
+// A user with a client certificate of the CA (a smartcard, in practice)
+// logs in without a password; a revoked certificate does not.
+func TestCertificateLogin(t *testing.T) {
+	e := newEnv(t)
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := e.ca.Issue(pki.Request{Profile: pki.ProfileUser, CommonName: "root", PublicKey: key.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(e.ca.Certificate())
+	hs := httptest.NewUnstartedServer(e.srv)
+	hs.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: roots, MinVersion: tls.VersionTLS12}
+	hs.StartTLS()
+	defer hs.Close()
+	client := hs.Client()
+	client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}
+	login := func() (int, string) {
+		resp, err := client.Post(hs.URL+"/api/v1/login/certificate", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tok tokenResponse
+		_ = json.NewDecoder(resp.Body).Decode(&tok)
+		return resp.StatusCode, tok.Token
+	}
+	code, tok := login()
+	if code != http.StatusOK || tok == "" {
+		t.Fatalf("certificate login: %d", code)
+	}
+	e.expect(http.StatusOK, "GET", "/api/v1/users", tok, nil)
+	// Without a certificate: refused.
+	if code, _ := e.call("POST", "/api/v1/login/certificate", "", nil); code != http.StatusUnauthorized {
+		t.Fatalf("certificate login without a certificate: %d", code)
+	}
+	if err := e.ca.Revoke(cert.SerialNumber, pki.ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := login(); code != http.StatusUnauthorized {
+		t.Fatalf("certificate login with a revoked certificate: %d", code)
+	}
+}
