@@ -20,11 +20,13 @@ func TestManagementView(t *testing.T) {
 	l := newBrokerLab(t)
 	var evMu sync.Mutex
 	var events []string
+	l.b.mu.Lock() // the server goroutine may already be running
 	l.b.events = func(e Event) {
 		evMu.Lock()
 		events = append(events, e.Kind+" "+e.Participant)
 		evMu.Unlock()
 	}
+	l.b.mu.Unlock()
 	u1 := l.mustDial(t, "u1")
 	u2 := l.mustDial(t, "u2")
 	dev2 := l.mustDial(t, "dev2")
