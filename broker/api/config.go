@@ -245,6 +245,33 @@ func (k collection[T]) remove(s *Server, w http.ResponseWriter, r *http.Request,
 	return true
 }
 
+// The handlers of a plain collection (roles, groups, relations), with the
+// signature of route.handle.
+
+func (k collection[T]) listH(s *Server, w http.ResponseWriter, r *http.Request, _ *caller) {
+	k.listAll(s, w, r)
+}
+
+func (k collection[T]) getH(s *Server, w http.ResponseWriter, r *http.Request, _ *caller) {
+	k.get(s, w, r)
+}
+
+func (k collection[T]) createH(s *Server, w http.ResponseWriter, r *http.Request, c *caller) {
+	if v, ok := decode[T](w, r); ok {
+		k.create(s, w, r, c, v, nil)
+	}
+}
+
+func (k collection[T]) putH(s *Server, w http.ResponseWriter, r *http.Request, c *caller) {
+	if v, ok := decode[T](w, r); ok {
+		k.put(s, w, r, c, v, nil)
+	}
+}
+
+func (k collection[T]) deleteH(s *Server, w http.ResponseWriter, r *http.Request, c *caller) {
+	k.remove(s, w, r, c, nil)
+}
+
 var (
 	users     = collection[policy.User]{"user", func(c *store.Config) *[]policy.User { return &c.Model.Users }, func(u *policy.User) string { return u.Name }}
 	roles     = collection[policy.Role]{"role", func(c *store.Config) *[]policy.Role { return &c.Model.Roles }, func(r *policy.Role) string { return r.Name }}
@@ -349,62 +376,6 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, c *caller) 
 	_ = s.cfg.Store.DeleteTokensOf(r.Context(), name)
 	s.event(r, "config_change", name, c.name, fmt.Sprintf("set the password of %q", name), nil)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// Roles, groups and relations are plain entries.
-
-func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, _ *caller) { roles.listAll(s, w, r) }
-func (s *Server) getRole(w http.ResponseWriter, r *http.Request, _ *caller)   { roles.get(s, w, r) }
-func (s *Server) createRole(w http.ResponseWriter, r *http.Request, c *caller) {
-	if v, ok := decode[policy.Role](w, r); ok {
-		roles.create(s, w, r, c, v, nil)
-	}
-}
-func (s *Server) putRole(w http.ResponseWriter, r *http.Request, c *caller) {
-	if v, ok := decode[policy.Role](w, r); ok {
-		roles.put(s, w, r, c, v, nil)
-	}
-}
-func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, c *caller) {
-	roles.remove(s, w, r, c, nil)
-}
-
-func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, _ *caller) {
-	groups.listAll(s, w, r)
-}
-func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, _ *caller) { groups.get(s, w, r) }
-func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c *caller) {
-	if v, ok := decode[policy.Group](w, r); ok {
-		groups.create(s, w, r, c, v, nil)
-	}
-}
-func (s *Server) putGroup(w http.ResponseWriter, r *http.Request, c *caller) {
-	if v, ok := decode[policy.Group](w, r); ok {
-		groups.put(s, w, r, c, v, nil)
-	}
-}
-func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, c *caller) {
-	groups.remove(s, w, r, c, nil)
-}
-
-func (s *Server) listRelations(w http.ResponseWriter, r *http.Request, _ *caller) {
-	relations.listAll(s, w, r)
-}
-func (s *Server) getRelation(w http.ResponseWriter, r *http.Request, _ *caller) {
-	relations.get(s, w, r)
-}
-func (s *Server) createRelation(w http.ResponseWriter, r *http.Request, c *caller) {
-	if v, ok := decode[policy.Relation](w, r); ok {
-		relations.create(s, w, r, c, v, nil)
-	}
-}
-func (s *Server) putRelation(w http.ResponseWriter, r *http.Request, c *caller) {
-	if v, ok := decode[policy.Relation](w, r); ok {
-		relations.put(s, w, r, c, v, nil)
-	}
-}
-func (s *Server) deleteRelation(w http.ResponseWriter, r *http.Request, c *caller) {
-	relations.remove(s, w, r, c, nil)
 }
 
 // Devices carry their networks; changing the networks (the NAT aliases)

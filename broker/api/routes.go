@@ -22,6 +22,7 @@ const (
 // (the x-remotegate-right extension), and that an account without the right
 // gets 403 from each.
 type route struct {
+	op           string // the operationId in openapi.json
 	method, path string
 	access       access
 	right        policy.Rights
@@ -30,59 +31,59 @@ type route struct {
 
 func routes() []route {
 	return []route{
-		{"GET", "/api/v1/openapi.json", public, 0, (*Server).openAPI},
-		{"POST", "/api/v1/login", public, 0, (*Server).login},
-		{"POST", "/api/v1/login/certificate", public, 0, (*Server).loginCertificate},
-		{"POST", "/api/v1/logout", anyAccount, 0, (*Server).logout},
-		{"PUT", "/api/v1/password", anyAccount, 0, (*Server).changePassword},
-		{"POST", "/api/v1/bootstrap", bootstrap, 0, (*Server).finishBootstrap},
+		{"openAPI", "GET", "/api/v1/openapi.json", public, 0, (*Server).openAPI},
+		{"login", "POST", "/api/v1/login", public, 0, (*Server).login},
+		{"loginCertificate", "POST", "/api/v1/login/certificate", public, 0, (*Server).loginCertificate},
+		{"logout", "POST", "/api/v1/logout", anyAccount, 0, (*Server).logout},
+		{"changePassword", "PUT", "/api/v1/password", anyAccount, 0, (*Server).changePassword},
+		{"finishBootstrap", "POST", "/api/v1/bootstrap", bootstrap, 0, (*Server).finishBootstrap},
 
-		{"GET", "/api/v1/users", rightNeeded, policy.RightManageUsers, (*Server).listUsers},
-		{"POST", "/api/v1/users", rightNeeded, policy.RightManageUsers, (*Server).createUser},
-		{"GET", "/api/v1/users/{name}", rightNeeded, policy.RightManageUsers, (*Server).getUser},
-		{"PUT", "/api/v1/users/{name}", rightNeeded, policy.RightManageUsers, (*Server).putUser},
-		{"DELETE", "/api/v1/users/{name}", rightNeeded, policy.RightManageUsers, (*Server).deleteUser},
-		{"PUT", "/api/v1/users/{name}/password", rightNeeded, policy.RightManageUsers, (*Server).setPassword},
+		{"listUsers", "GET", "/api/v1/users", rightNeeded, policy.RightManageUsers, (*Server).listUsers},
+		{"createUser", "POST", "/api/v1/users", rightNeeded, policy.RightManageUsers, (*Server).createUser},
+		{"getUser", "GET", "/api/v1/users/{name}", rightNeeded, policy.RightManageUsers, (*Server).getUser},
+		{"putUser", "PUT", "/api/v1/users/{name}", rightNeeded, policy.RightManageUsers, (*Server).putUser},
+		{"deleteUser", "DELETE", "/api/v1/users/{name}", rightNeeded, policy.RightManageUsers, (*Server).deleteUser},
+		{"setPassword", "PUT", "/api/v1/users/{name}/password", rightNeeded, policy.RightManageUsers, (*Server).setPassword},
 
-		{"GET", "/api/v1/roles", rightNeeded, policy.RightManageUsers, (*Server).listRoles},
-		{"POST", "/api/v1/roles", rightNeeded, policy.RightManageUsers, (*Server).createRole},
-		{"GET", "/api/v1/roles/{name}", rightNeeded, policy.RightManageUsers, (*Server).getRole},
-		{"PUT", "/api/v1/roles/{name}", rightNeeded, policy.RightManageUsers, (*Server).putRole},
-		{"DELETE", "/api/v1/roles/{name}", rightNeeded, policy.RightManageUsers, (*Server).deleteRole},
+		{"listRoles", "GET", "/api/v1/roles", rightNeeded, policy.RightManageUsers, roles.listH},
+		{"createRole", "POST", "/api/v1/roles", rightNeeded, policy.RightManageUsers, roles.createH},
+		{"getRole", "GET", "/api/v1/roles/{name}", rightNeeded, policy.RightManageUsers, roles.getH},
+		{"putRole", "PUT", "/api/v1/roles/{name}", rightNeeded, policy.RightManageUsers, roles.putH},
+		{"deleteRole", "DELETE", "/api/v1/roles/{name}", rightNeeded, policy.RightManageUsers, roles.deleteH},
 
-		{"GET", "/api/v1/devices", rightNeeded, policy.RightManageDevices, (*Server).listDevices},
-		{"POST", "/api/v1/devices", rightNeeded, policy.RightManageDevices, (*Server).createDevice},
-		{"GET", "/api/v1/devices/{name}", rightNeeded, policy.RightManageDevices, (*Server).getDevice},
-		{"PUT", "/api/v1/devices/{name}", rightNeeded, policy.RightManageDevices, (*Server).putDevice},
-		{"DELETE", "/api/v1/devices/{name}", rightNeeded, policy.RightManageDevices, (*Server).deleteDevice},
-		{"GET", "/api/v1/devices/{name}/networks", rightNeeded, policy.RightManageAddressSpaces, (*Server).getNetworks},
-		{"PUT", "/api/v1/devices/{name}/networks", rightNeeded, policy.RightManageAddressSpaces, (*Server).putNetworks},
+		{"listDevices", "GET", "/api/v1/devices", rightNeeded, policy.RightManageDevices, (*Server).listDevices},
+		{"createDevice", "POST", "/api/v1/devices", rightNeeded, policy.RightManageDevices, (*Server).createDevice},
+		{"getDevice", "GET", "/api/v1/devices/{name}", rightNeeded, policy.RightManageDevices, (*Server).getDevice},
+		{"putDevice", "PUT", "/api/v1/devices/{name}", rightNeeded, policy.RightManageDevices, (*Server).putDevice},
+		{"deleteDevice", "DELETE", "/api/v1/devices/{name}", rightNeeded, policy.RightManageDevices, (*Server).deleteDevice},
+		{"getNetworks", "GET", "/api/v1/devices/{name}/networks", rightNeeded, policy.RightManageAddressSpaces, (*Server).getNetworks},
+		{"putNetworks", "PUT", "/api/v1/devices/{name}/networks", rightNeeded, policy.RightManageAddressSpaces, (*Server).putNetworks},
 
-		{"GET", "/api/v1/groups", rightNeeded, policy.RightManageGroups, (*Server).listGroups},
-		{"POST", "/api/v1/groups", rightNeeded, policy.RightManageGroups, (*Server).createGroup},
-		{"GET", "/api/v1/groups/{name}", rightNeeded, policy.RightManageGroups, (*Server).getGroup},
-		{"PUT", "/api/v1/groups/{name}", rightNeeded, policy.RightManageGroups, (*Server).putGroup},
-		{"DELETE", "/api/v1/groups/{name}", rightNeeded, policy.RightManageGroups, (*Server).deleteGroup},
+		{"listGroups", "GET", "/api/v1/groups", rightNeeded, policy.RightManageGroups, groups.listH},
+		{"createGroup", "POST", "/api/v1/groups", rightNeeded, policy.RightManageGroups, groups.createH},
+		{"getGroup", "GET", "/api/v1/groups/{name}", rightNeeded, policy.RightManageGroups, groups.getH},
+		{"putGroup", "PUT", "/api/v1/groups/{name}", rightNeeded, policy.RightManageGroups, groups.putH},
+		{"deleteGroup", "DELETE", "/api/v1/groups/{name}", rightNeeded, policy.RightManageGroups, groups.deleteH},
 
-		{"GET", "/api/v1/relations", rightNeeded, policy.RightManageGroups, (*Server).listRelations},
-		{"POST", "/api/v1/relations", rightNeeded, policy.RightManageGroups, (*Server).createRelation},
-		{"GET", "/api/v1/relations/{name}", rightNeeded, policy.RightManageGroups, (*Server).getRelation},
-		{"PUT", "/api/v1/relations/{name}", rightNeeded, policy.RightManageGroups, (*Server).putRelation},
-		{"DELETE", "/api/v1/relations/{name}", rightNeeded, policy.RightManageGroups, (*Server).deleteRelation},
+		{"listRelations", "GET", "/api/v1/relations", rightNeeded, policy.RightManageGroups, relations.listH},
+		{"createRelation", "POST", "/api/v1/relations", rightNeeded, policy.RightManageGroups, relations.createH},
+		{"getRelation", "GET", "/api/v1/relations/{name}", rightNeeded, policy.RightManageGroups, relations.getH},
+		{"putRelation", "PUT", "/api/v1/relations/{name}", rightNeeded, policy.RightManageGroups, relations.putH},
+		{"deleteRelation", "DELETE", "/api/v1/relations/{name}", rightNeeded, policy.RightManageGroups, relations.deleteH},
 
-		{"GET", "/api/v1/certificates", rightNeeded, policy.RightManageCertificates, (*Server).listCertificates},
-		{"POST", "/api/v1/certificates", rightNeeded, policy.RightManageCertificates, (*Server).issueCertificate},
-		{"GET", "/api/v1/certificates/{serial}", rightNeeded, policy.RightManageCertificates, (*Server).getCertificate},
-		{"POST", "/api/v1/certificates/{serial}/renew", rightNeeded, policy.RightManageCertificates, (*Server).renewCertificate},
-		{"POST", "/api/v1/certificates/{serial}/revoke", rightNeeded, policy.RightManageCertificates, (*Server).revokeCertificate},
-		{"POST", "/api/v1/participants/{name}/profile", rightNeeded, policy.RightManageCertificates, (*Server).exportProfile},
+		{"listCertificates", "GET", "/api/v1/certificates", rightNeeded, policy.RightManageCertificates, (*Server).listCertificates},
+		{"issueCertificate", "POST", "/api/v1/certificates", rightNeeded, policy.RightManageCertificates, (*Server).issueCertificate},
+		{"getCertificate", "GET", "/api/v1/certificates/{serial}", rightNeeded, policy.RightManageCertificates, (*Server).getCertificate},
+		{"renewCertificate", "POST", "/api/v1/certificates/{serial}/renew", rightNeeded, policy.RightManageCertificates, (*Server).renewCertificate},
+		{"revokeCertificate", "POST", "/api/v1/certificates/{serial}/revoke", rightNeeded, policy.RightManageCertificates, (*Server).revokeCertificate},
+		{"exportProfile", "POST", "/api/v1/participants/{name}/profile", rightNeeded, policy.RightManageCertificates, (*Server).exportProfile},
 
-		{"GET", "/api/v1/participants", rightNeeded, policy.RightViewEvents, (*Server).listParticipants},
-		{"GET", "/api/v1/sessions", rightNeeded, policy.RightViewEvents, (*Server).listSessions},
-		{"DELETE", "/api/v1/sessions/{participant}", rightNeeded, policy.RightSystemSettings, (*Server).terminateSession},
-		{"GET", "/api/v1/events", rightNeeded, policy.RightViewEvents, (*Server).listEvents},
+		{"listParticipants", "GET", "/api/v1/participants", rightNeeded, policy.RightViewEvents, (*Server).listParticipants},
+		{"listSessions", "GET", "/api/v1/sessions", rightNeeded, policy.RightViewEvents, (*Server).listSessions},
+		{"terminateSession", "DELETE", "/api/v1/sessions/{participant}", rightNeeded, policy.RightSystemSettings, (*Server).terminateSession},
+		{"listEvents", "GET", "/api/v1/events", rightNeeded, policy.RightViewEvents, (*Server).listEvents},
 
-		{"POST", "/api/v1/backup", rightNeeded, policy.RightBackup, (*Server).backup},
-		{"POST", "/api/v1/restore", rightNeeded, policy.RightBackup, (*Server).restore},
+		{"backup", "POST", "/api/v1/backup", rightNeeded, policy.RightBackup, (*Server).backup},
+		{"restore", "POST", "/api/v1/restore", rightNeeded, policy.RightBackup, (*Server).restore},
 	}
 }
