@@ -460,3 +460,15 @@ func TestLinked(t *testing.T) {
 		}
 	}
 }
+
+func TestIsDevice(t *testing.T) {
+	snap, err := Compile(&Model{Users: []User{{Name: "alice"}}, Devices: []Device{{Name: "gw"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := snap.Lookup("alice")
+	g, _ := snap.Lookup("gw")
+	if snap.IsDevice(a) || !snap.IsDevice(g) || snap.IsDevice(ParticipantID(9999)) {
+		t.Fatal("IsDevice mixes up users and devices")
+	}
+}

@@ -454,3 +454,10 @@ func (s *Snapshot) Enabled(id ParticipantID) bool {
 	p := s.participant(id)
 	return p != nil && !p.disabled
 }
+
+// IsDevice reports whether the participant is a device (a plant gateway)
+// rather than a user.
+func (s *Snapshot) IsDevice(id ParticipantID) bool {
+	p := s.participant(id)
+	return p != nil && p.device
+}

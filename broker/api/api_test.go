@@ -483,3 +483,13 @@ func TestCertificateLogin(t *testing.T) {
 		t.Fatalf("certificate login with a revoked certificate: %d", code)
 	}
 }
+
+// A device's certificate does not log in to the management API.
+func TestDeviceCannotLogIn(t *testing.T) {
+	e := newEnv(t)
+	root := e.mustLogin("root")
+	e.expect(http.StatusCreated, "POST", "/api/v1/devices", root, map[string]any{"name": "gw"})
+	if e.srv.can("gw", 0) {
+		t.Fatal("a device counts as an enabled user")
+	}
+}

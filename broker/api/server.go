@@ -152,8 +152,8 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 	}
 }
 
-// can reports whether the account is an enabled user of the model in force
-// holding the rights r (none: just enabled).
+// can reports whether the account is an enabled user (not a device) of
+// the model in force holding the rights r (none: just enabled).
 func (s *Server) can(name string, r policy.Rights) bool {
 	s.mu.Lock()
 	snap := s.snap
@@ -162,7 +162,7 @@ func (s *Server) can(name string, r policy.Rights) bool {
 		return false
 	}
 	p, ok := snap.Lookup(name)
-	return ok && snap.Enabled(p) && (r == 0 || snap.Can(name, r))
+	return ok && snap.Enabled(p) && !snap.IsDevice(p) && (r == 0 || snap.Can(name, r))
 }
 
 func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request, _ *caller) {
