@@ -3,9 +3,11 @@ package ovpninterop
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +23,8 @@ import (
 // machines are noise (run it with `make perf`; the results are recorded in
 // docs/PERFORMANCE.md).
 //
-// RG_PERF=quick measures AES-256-GCM only, two rounds. RG_PERF_PROTO=udp or
+// RG_PERF=quick measures AES-256-GCM only, two rounds. RG_PERF_PIN=0
+// lets all processes share both CPUs instead of splitting the machine. RG_PERF_PROTO=udp or
 // tcp restricts the run to one transport; RG_PERF_CPUPROFILE=DIR makes our
 // server write a CPU profile per run into DIR; RG_PERF_STRACE=DIR runs both
 // servers under strace -c (slower, but the system call counts per packet
@@ -39,6 +42,15 @@ func TestThroughputVsStock(t *testing.T) {
 	if os.Getenv("RG_PERF") == "quick" {
 		rounds, ciphers = 2, ciphers[:1]
 	}
+	// By default the machine is split as if it were two: the client side
+	// (stock client, iperf3 client) on CPU 0, the server side (the server
+	// under test, iperf3 server) on CPU 1, each namespace's packets
+	// received on its own CPU. Without that, the kernel work of each
+	// segment the client sends to the server runs in the client's
+	// context, and the client, not the server, sets the pace (see
+	// docs/PERFORMANCE.md). RG_PERF_PIN=0 shares both CPUs among all.
+	pinned := os.Getenv("RG_PERF_PIN") != "0" && runtime.NumCPU() >= 2
+	t.Logf("pinned as two machines: %v", pinned)
 	var report strings.Builder
 	protos := []string{"udp", "tcp"}
 	if p := os.Getenv("RG_PERF_PROTO"); p != "" {
@@ -79,13 +91,20 @@ func TestThroughputVsStock(t *testing.T) {
 					}
 					c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(o, files, "client1")))
 					c.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
+					if pinned {
+						pinAsTwoMachines(t, srv, cli, s, c)
+					}
 					// Besides throughput: what each server costs the machine
 					// (its CPU, its threads' context switches, the machine's
 					// idle share) and what it sends where, per megabyte
 					// carried, so that two runs can be compared beyond the
 					// one number.
 					before := sample(t, s, c, srv)
-					res := iperf3(t, cli, srv, tunnelGateway, d)
+					var pinIperf []string
+					if pinned {
+						pinIperf = []string{"-A", "0,1"} // client on CPU 0, server on CPU 1
+					}
+					res := iperf3(t, cli, srv, tunnelGateway, d, pinIperf...)
 					after := sample(t, s, c, srv)
 					mb := res.BitsPerSecond * d.Seconds() / 8 / 1e6
 					per := func(a, b uint64) float64 { return float64(b-a) / mb }
@@ -133,6 +152,36 @@ func cpuTime(t *testing.T, p *netns.Process) time.Duration {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// pinAsTwoMachines makes the one machine behave more like a server and a
+// client machine: the server on CPU 1, the client on CPU 0, and each
+// namespace's received packets processed on its own CPU (RPS), so that
+// the kernel work of one side's traffic is not done in the other's
+// context.
+func pinAsTwoMachines(t *testing.T, srv, cli *netns.NS, server, client *netns.Process) {
+	t.Helper()
+	for _, pin := range []struct {
+		ns   *netns.NS
+		p    *netns.Process
+		cpu  string
+		mask string
+	}{{srv, server, "1", "2"}, {cli, client, "0", "1"}} {
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", pin.cpu, strconv.Itoa(pin.p.Cmd.Process.Pid)).CombinedOutput(); err != nil {
+			t.Fatalf("taskset: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(pin.ns.Run(t, 5*time.Second, "ip", "-o", "link", "show"), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			if name == "lo" || strings.HasPrefix(name, "tun") {
+				continue
+			}
+			pin.ns.Run(t, 5*time.Second, "sh", "-c", fmt.Sprintf("echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus", pin.mask, name))
+		}
+	}
 }
 
 // counters is what TestThroughputVsStock reads before and after a run.
