@@ -183,3 +183,89 @@ func TestZeroLengthReadReturnsAtOnce(t *testing.T) {
 		t.Fatalf("Read(nil) = %d, %v", n, err)
 	}
 }
+
+func udpPair(t testing.TB) (w, r *Conn) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lost datagram must fail a test, not hang it.
+	_ = pc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	t.Cleanup(func() { pc.Close() })
+	c, err := net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	w, err = New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = New(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, r
+}
+
+// The data path calls Read and Write for every packet: they must not
+// allocate.
+func TestReadWriteDoNotAllocate(t *testing.T) {
+	w, r := udpPair(t)
+	out, in := make([]byte, 1400), make([]byte, 2048)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := w.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := r.Read(in); err != nil || n != len(out) {
+			t.Fatalf("Read = %d, %v", n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per datagram written and read, want 0", allocs)
+	}
+}
+
+func BenchmarkWriteRead(b *testing.B) {
+	w, r := udpPair(b)
+	out, in := make([]byte, 1400), make([]byte, 2048)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(out)))
+	for b.Loop() {
+		if _, err := w.Write(out); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Read(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Concurrent writers do not mix their datagrams' bytes.
+func TestConcurrentWriters(t *testing.T) {
+	w, r := udpPair(t)
+	const writers, each = 4, 10 // 40 KB: fits the receive buffer, nothing is dropped
+	done := make(chan struct{})
+	for i := range writers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			p := bytes.Repeat([]byte{byte('a' + i)}, 1000)
+			for range each {
+				if _, err := w.Write(p); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	buf := make([]byte, 2000)
+	for got := 0; got < writers*each; got++ {
+		n, err := r.Read(buf)
+		if err != nil || n != 1000 || !bytes.Equal(buf[:n], bytes.Repeat(buf[:1], 1000)) {
+			t.Fatalf("datagram %d: %d bytes, %v, mixed: %q", got, n, err, buf[:8])
+		}
+	}
+	for range writers {
+		<-done
+	}
+}
