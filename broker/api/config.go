@@ -439,6 +439,17 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *caller) {
 	writeJSON(w, http.StatusOK, viewDevice(cfg, cfg.Model.Devices[i]))
 }
 
+// setNetworks returns the step that stores a device's networks, for
+// create and put.
+func setNetworks(name string, nets []store.Network) func(*store.Config) {
+	return func(cfg *store.Config) {
+		if cfg.Networks == nil {
+			cfg.Networks = map[string][]store.Network{}
+		}
+		cfg.Networks[name] = nets
+	}
+}
+
 func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *caller) {
 	v, ok := decode[deviceView](w, r)
 	if !ok {
@@ -452,12 +463,7 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *caller)
 		writeError(w, http.StatusForbidden, fmt.Sprintf("%q lacks the right %s needed for networks", c.name, policy.RightManageAddressSpaces))
 		return
 	}
-	devices.create(s, w, r, c, v.device(), func(cfg *store.Config) {
-		if cfg.Networks == nil {
-			cfg.Networks = map[string][]store.Network{}
-		}
-		cfg.Networks[v.Name] = v.Networks
-	})
+	devices.create(s, w, r, c, v.device(), setNetworks(v.Name, v.Networks))
 }
 
 func (s *Server) putDevice(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -480,12 +486,7 @@ func (s *Server) putDevice(w http.ResponseWriter, r *http.Request, c *caller) {
 			return
 		}
 	}
-	devices.put(s, w, r, c, v.device(), func(cfg *store.Config) {
-		if cfg.Networks == nil {
-			cfg.Networks = map[string][]store.Network{}
-		}
-		cfg.Networks[v.Name] = v.Networks
-	})
+	devices.put(s, w, r, c, v.device(), setNetworks(v.Name, v.Networks))
 }
 
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -526,10 +527,7 @@ func (s *Server) putNetworks(w http.ResponseWriter, r *http.Request, c *caller) 
 		if i < 0 {
 			return fmt.Errorf("%w: device %q", errNotFound, name)
 		}
-		if cfg.Networks == nil {
-			cfg.Networks = map[string][]store.Network{}
-		}
-		cfg.Networks[name] = nets
+		setNetworks(name, nets)(cfg)
 		cfg.Model.Devices[i].Subnets = nil
 		for _, n := range nets {
 			cfg.Model.Devices[i].Subnets = append(cfg.Model.Devices[i].Subnets, n.LAN)

@@ -135,14 +135,12 @@ func TestThroughputVsStock(t *testing.T) {
 					}
 				}
 			}
-			line := fmt.Sprintf("| %s | %s | %s | %s | %.2f | %s | %s | %.2f |\n", proto, cipher,
-				mbits(ours), mbits(stock), median(ours)/median(stock),
-				seconds(oursCPU), seconds(stockCPU), median(oursCPU)/median(stockCPU))
+			line := tableLine(proto, cipher, ours, stock, oursCPU, stockCPU)
 			report.WriteString(line)
 			t.Log(strings.TrimSpace(line))
 		}
 	}
-	t.Logf("\n| transport | cipher | remotegate Mbit/s | stock Mbit/s | throughput ratio | remotegate server CPU s/GB | stock server CPU s/GB | CPU ratio |\n|---|---|---|---|---|---|---|---|\n%s", report.String())
+	t.Logf("\n%s%s", tableHeader, report.String())
 }
 
 func cpuTime(t *testing.T, p *netns.Process) time.Duration {
@@ -274,6 +272,16 @@ func machineIdle(t *testing.T) float64 {
 		}
 	}
 	return idle / 100 / float64(runtime.NumCPU()) // USER_HZ is 100 on Linux
+}
+
+// tableHeader and tableLine make the markdown table of docs/PERFORMANCE.md:
+// the rounds of each implementation, and the ratios of the medians.
+const tableHeader = "| transport | cipher | remotegate Mbit/s | stock Mbit/s | throughput ratio | remotegate server CPU s/GB | stock server CPU s/GB | CPU ratio |\n|---|---|---|---|---|---|---|---|\n"
+
+func tableLine(proto, cipher string, ours, stock, oursCPU, stockCPU []float64) string {
+	return fmt.Sprintf("| %s | %s | %s | %s | %.2f | %s | %s | %.2f |\n", proto, cipher,
+		mbits(ours), mbits(stock), median(ours)/median(stock),
+		seconds(oursCPU), seconds(stockCPU), median(oursCPU)/median(stockCPU))
 }
 
 func seconds(v []float64) string {

@@ -1,7 +1,6 @@
 package ovpninterop
 
 import (
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -187,11 +186,9 @@ func TestRelayVsStock(t *testing.T) {
 				_ = s.Stop()
 			}
 		}
-		line := fmt.Sprintf("| %s | %s | %s | %s | %.2f | %s | %s | %.2f |\n", proto, cipher,
-			mbits(ours), mbits(stock), median(ours)/median(stock),
-			seconds(oursCPU), seconds(stockCPU), median(oursCPU)/median(stockCPU))
+		line := tableLine(proto, cipher, ours, stock, oursCPU, stockCPU)
 		report.WriteString(line)
 		t.Log(strings.TrimSpace(line))
 	}
-	t.Logf("\n| transport | cipher | remotegate Mbit/s | stock Mbit/s | throughput ratio | remotegate server CPU s/GB | stock server CPU s/GB | CPU ratio |\n|---|---|---|---|---|---|---|---|\n%s", report.String())
+	t.Logf("\n%s%s", tableHeader, report.String())
 }
