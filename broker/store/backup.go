@@ -7,6 +7,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -276,8 +277,13 @@ func (s *Store) restoreFrom(ctx context.Context, path string) (err error) {
 		return fmt.Errorf("attach backup: %w", err)
 	}
 	defer func() {
-		if _, derr := conn.ExecContext(context.Background(), sqlDetachBackup); derr != nil && err == nil {
-			err = fmt.Errorf("detach backup: %w", derr)
+		if _, derr := conn.ExecContext(context.Background(), sqlDetachBackup); derr != nil {
+			// Do not return a connection with the backup attached to the
+			// pool: database/sql discards one that reports ErrBadConn.
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+			if err == nil {
+				err = fmt.Errorf("detach backup: %w", derr)
+			}
 		}
 	}()
 	return inTx(ctx, conn, nil, func(tx *sql.Tx) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -325,5 +326,27 @@ func TestConcurrentStores(t *testing.T) {
 	must(t, err)
 	if c.Revision != 2*each || len(c.Model.Groups) != 2*each {
 		t.Fatalf("revision %d with %d groups, want %d", c.Revision, len(c.Model.Groups), 2*each)
+	}
+}
+
+func TestUpdatePanicReleasesLock(t *testing.T) {
+	s, _ := openTest(t)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("no panic")
+			}
+		}()
+		s.Update(bg, func(c *Config) error {
+			c.Model.Users = []policy.User{{Name: "ghost"}}
+			panic("fn panics")
+		})
+	}()
+	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	c, err := s.Update(ctx, func(*Config) error { return nil })
+	must(t, err)
+	if c.Revision != 1 || len(c.Model.Users) != 0 {
+		t.Fatalf("after a panicking update: %+v", c)
 	}
 }

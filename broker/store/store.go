@@ -189,14 +189,12 @@ func inTx(ctx context.Context, b beginner, opts *sql.TxOptions, fn func(*sql.Tx)
 	if err != nil {
 		return err
 	}
+	// Rolls back if fn fails or panics; a no-op after Commit.
+	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	return nil
+	return tx.Commit()
 }
 
 // lockWrites waits for this process's write turn; the returned function ends it.
