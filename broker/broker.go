@@ -297,12 +297,19 @@ func (b *Broker) apply(snap *policy.Snapshot, devices map[string]DeviceNetworks)
 		b.snap, b.devices = oldSnap, oldDevices
 		return err
 	}
+	// Sessions are closed only once the new tables are known to install,
+	// and the tables are built again only if a session went.
+	closed := false
 	for name, s := range b.online {
 		_, isDevice := b.devices[name]
 		p, _ := snap.Lookup(name)
 		if !snap.Enabled(p) || (!isDevice && !snap.Can(name, policy.RightConnectVPN)) {
 			b.closeLocked(name, s, fmt.Errorf("%w: %q", ErrDisabledParticipant, name))
+			closed = true
 		}
+	}
+	if !closed {
+		return nil
 	}
 	return b.rebuild()
 }

@@ -493,3 +493,15 @@ func TestDeviceCannotLogIn(t *testing.T) {
 		t.Fatal("a device counts as an enabled user")
 	}
 }
+
+// Creating a user under an existing name is refused and does not touch
+// that user's password.
+func TestCreateExistingUserKeepsItsPassword(t *testing.T) {
+	e := newEnv(t)
+	root := e.mustLogin("root")
+	e.expect(http.StatusConflict, "POST", "/api/v1/users", root, map[string]any{"name": "nobody", "password": "an attacker's password"})
+	if _, code := e.login("nobody", "an attacker's password"); code != http.StatusUnauthorized {
+		t.Fatalf("the refused create changed the password: login %d", code)
+	}
+	e.mustLogin("nobody")
+}

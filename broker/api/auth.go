@@ -55,10 +55,6 @@ func (c PasswordCost) withDefaults() PasswordCost {
 // declarative configuration may give it (so that no password is written
 // down in the clear).
 func HashPassword(password string, cost PasswordCost) (string, error) {
-	return hashPassword(password, cost)
-}
-
-func hashPassword(password string, cost PasswordCost) (string, error) {
 	cost = cost.withDefaults()
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
@@ -286,7 +282,7 @@ var (
 )
 
 func dummyHash(cost PasswordCost) string {
-	dummyOnce.Do(func() { dummy, _ = hashPassword("not a password", cost) })
+	dummyOnce.Do(func() { dummy, _ = HashPassword("not a password", cost) })
 	return dummy
 }
 
@@ -366,7 +362,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 }
 
 func (s *Server) setAccountPassword(ctx context.Context, name, password string, mustChange bool) error {
-	h, err := hashPassword(password, s.cfg.PasswordCost)
+	h, err := HashPassword(password, s.cfg.PasswordCost)
 	if err != nil {
 		return err
 	}

@@ -315,17 +315,13 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *caller) {
 			return
 		}
 	}
-	// The account first: a user that exists without its password could
-	// not log in, while an account without its user cannot either.
-	if u.Password != "" {
+	// The account is written only once the user exists, so that a
+	// refused create (an existing name) leaves that user's password alone.
+	// Should writing it fail, the user exists without a password and one
+	// can be set with PUT /users/{name}/password.
+	if users.create(s, w, r, c, u.User, nil) && u.Password != "" {
 		if err := s.setAccountPassword(r.Context(), u.Name, u.Password, false); err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-	}
-	if !users.create(s, w, r, c, u.User, nil) && u.Password != "" {
-		if _, err := s.cfg.Store.Account(r.Context(), u.Name); err == nil && !s.userExists(u.Name) {
-			_ = s.cfg.Store.DeleteAccount(r.Context(), u.Name)
+			s.log.Error("store the new user's password", "user", u.Name, "error", err)
 		}
 	}
 }
