@@ -9,7 +9,7 @@
 
 GO        ?= go
 FUZZTIME  ?= 10s
-DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping tcpdump openssl softhsm2 opensc
+DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping tcpdump openssl softhsm2 opensc strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
 # The interop tests build the example programs and run stock peers in network
 # namespaces; they need root. Without root they skip, saying so (in CI they fail).
 

@@ -21,6 +21,7 @@ var (
 	ErrDisabledParticipant = errors.New("broker: participant disabled")
 	ErrNoVPNRight          = errors.New("broker: user may not connect")
 	ErrPoolExhausted       = errors.New("broker: tunnel address pool exhausted")
+	ErrBeyondCapacity      = errors.New("broker: participant beyond the licensed capacity")
 )
 
 // DeviceNetworks says what is behind a device: its real LANs and, when
@@ -85,6 +86,15 @@ type Broker struct {
 	// totals of the sessions that ended, for the byte counters
 	closedIn, closedOut uint64
 	handshakes          histogram
+
+	// capacity is how many participants may connect (0: no limit), and
+	// capacityText describes it and the licenses behind it for refusals.
+	capacity     int
+	capacityText string
+	// senior is the set of participants within capacity, the oldest
+	// first; computed for seniorOf and rebuilt when the model changes.
+	senior   map[string]bool
+	seniorOf *policy.Snapshot
 }
 
 // Event is something the event log records: Kind is "connect",
@@ -172,6 +182,11 @@ func (b *Broker) Admit(_ context.Context, id tunnel.Identity, remote netip.AddrP
 		b.log.Info("refused", "participant", id.Name, "remote", remote, "reason", "no connect-vpn right")
 		b.emit("refused", id.Name, "no connect-vpn right", map[string]string{"remote": remote.String()})
 		return tunnel.Assignment{}, fmt.Errorf("%w: %q lacks the connect-vpn right", ErrNoVPNRight, id.Name)
+	case !b.withinCapacity(id.Name):
+		reason := "beyond the licensed capacity of " + b.capacityText
+		b.log.Info("refused", "participant", id.Name, "remote", remote, "reason", reason)
+		b.emit("refused", id.Name, reason, map[string]string{"remote": remote.String()})
+		return tunnel.Assignment{}, fmt.Errorf("%w: %q is not among the %d oldest participants (%s)", ErrBeyondCapacity, id.Name, b.capacity, b.capacityText)
 	}
 	addr, err := b.addressFor(id.Name)
 	if err != nil {
@@ -184,6 +199,37 @@ func (b *Broker) Admit(_ context.Context, id tunnel.Identity, remote netip.AddrP
 	}
 	b.log.Info("admitted", "participant", id.Name, "remote", remote, "address", addr, "routes", asg.Routes)
 	return asg, nil
+}
+
+// SetCapacity limits how many participants may connect: only the n oldest
+// (policy.Model.Seniority) are admitted, so that when a license lapses the
+// participants created last lose access and the others keep working.
+// Sessions already up stay up; the limit applies at the next connect. n <= 0
+// removes the limit, which is also the zero value. description, e.g.
+// license.Capacity.String(), is given to refused participants and the
+// event log.
+func (b *Broker) SetCapacity(n int, description string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.capacity, b.capacityText = max(n, 0), description
+	b.senior, b.seniorOf = nil, nil
+}
+
+// withinCapacity reports whether name is among the participants that may
+// connect; b.mu is held.
+func (b *Broker) withinCapacity(name string) bool {
+	if b.capacity == 0 {
+		return true
+	}
+	if b.seniorOf != b.snap || b.senior == nil {
+		names := b.snap.Model().Seniority()
+		b.senior = make(map[string]bool, min(len(names), b.capacity))
+		for _, n := range names[:min(len(names), b.capacity)] {
+			b.senior[n] = true
+		}
+		b.seniorOf = b.snap
+	}
+	return b.senior[name]
 }
 
 func (b *Broker) addressFor(name string) (netip.Addr, error) {

@@ -88,6 +88,9 @@ func NewState(v *Verifier, installation string, grace time.Duration) *State {
 	return &State{v: v, installation: installation, grace: max(grace, 0)}
 }
 
+// Installation returns the installation ID the State was made for.
+func (s *State) Installation() string { return s.installation }
+
 // find returns the entry for number, or nil. s.mu must be held.
 func (s *State) find(number string) *Entry {
 	for _, e := range s.entries {

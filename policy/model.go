@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -134,6 +135,10 @@ type User struct {
 	Roles    []string `json:"roles,omitempty"`
 	Groups   []string `json:"groups,omitempty"`
 	Disabled bool     `json:"disabled,omitempty"`
+	// Created is when the participant was created; the zero Time means
+	// before anything was recorded. It orders participants by seniority
+	// when a license limits how many may connect: the oldest keep working.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // Device is a plant gateway: a participant with machine networks behind it.
@@ -142,6 +147,8 @@ type Device struct {
 	Groups   []string       `json:"groups,omitempty"`
 	Subnets  []netip.Prefix `json:"subnets,omitempty"`
 	Disabled bool           `json:"disabled,omitempty"`
+	// Created is when the participant was created, as for User.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // Group is a participant group. Members of its subgroups are members of it
@@ -367,4 +374,28 @@ func Load(r io.Reader) (*Model, error) {
 		return nil, fmt.Errorf("%w: data after the model", ErrInvalid)
 	}
 	return &m, nil
+}
+
+// Seniority returns the names of all participants, users and devices, the
+// oldest first: by Created, with the zero time first; participants created
+// at the same time keep their order in the model, users before devices. A
+// product that may hold only N participants lets the first N connect.
+func (m *Model) Seniority() []string {
+	type entry struct {
+		name    string
+		created time.Time
+	}
+	all := make([]entry, 0, len(m.Users)+len(m.Devices))
+	for _, u := range m.Users {
+		all = append(all, entry{u.Name, u.Created})
+	}
+	for _, d := range m.Devices {
+		all = append(all, entry{d.Name, d.Created})
+	}
+	slices.SortStableFunc(all, func(a, b entry) int { return a.created.Compare(b.created) })
+	names := make([]string, len(all))
+	for i, e := range all {
+		names[i] = e.name
+	}
+	return names
 }

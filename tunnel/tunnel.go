@@ -13,8 +13,9 @@ import (
 const Headroom = 96
 
 // Tailroom is the number of bytes producers leave after packet data so that an
-// AEAD can append its tag in place.
-const Tailroom = 32
+// AEAD can append its tag in place, and ESP with AES-CBC its padding (up to 15
+// bytes), pad length and next header (2) and an HMAC-SHA2-512-256 ICV (32).
+const Tailroom = 64
 
 // MaxPacketSize is the largest inner IP packet the SDK's buffers are sized for.
 const MaxPacketSize = 1600

@@ -51,7 +51,10 @@ const testPassword = "correct horse battery"
 
 // newEnv starts the API on a fresh store with an administrator "root"
 // (password testPassword) and a user "nobody" without rights.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the server's Config adjusted by adjust.
+func newEnvWith(t *testing.T, adjust func(*Config)) *env {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "broker.db"))
 	if err != nil {
@@ -78,7 +81,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	srv, err := New(ctx, Config{
+	cfg := Config{
 		Store: st, Broker: b, CA: ca, Verifier: &pki.Verifier{CA: ca},
 		Profile: func(w io.Writer, name string, certPEM, keyPEM []byte) error {
 			_, err := fmt.Fprintf(w, "client\n# %s\n<cert>\n%s</cert>\n<key>\n%s</key>\n", name, certPEM, keyPEM)
@@ -86,7 +89,11 @@ func newEnv(t *testing.T) *env {
 		},
 		PasswordCost: PasswordCost{Time: 1, MemoryKiB: 64, Threads: 1},
 		Now:          clk.now,
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	srv, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

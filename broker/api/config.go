@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/broker/store"
@@ -63,7 +64,7 @@ func (s *Server) Load(ctx context.Context) error {
 		return err
 	}
 	s.snap = snap
-	return nil
+	return s.loadLicenses(ctx)
 }
 
 var (
@@ -82,7 +83,11 @@ func (s *Server) change(r *http.Request, c *caller, what string, fn func(*store.
 	var snap *policy.Snapshot
 	var devices map[string]broker.DeviceNetworks
 	_, err := s.cfg.Store.Update(r.Context(), func(cfg *store.Config) error {
+		before := Participants(cfg)
 		if err := fn(cfg); err != nil {
+			return err
+		}
+		if err := CheckNewParticipants(before, cfg, s.cfg.Licenses, s.now()); err != nil {
 			return err
 		}
 		var err error
@@ -118,7 +123,7 @@ func (s *Server) change(r *http.Request, c *caller, what string, fn func(*store.
 
 func writeChangeError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, errExists):
+	case errors.Is(err, errExists), errors.Is(err, ErrCapacity):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, errNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -382,10 +387,12 @@ type deviceView struct {
 	Groups   []string        `json:"groups,omitempty"`
 	Disabled bool            `json:"disabled,omitempty"`
 	Networks []store.Network `json:"networks,omitempty"`
+	// Created is shown, and ignored in requests (see CheckNewParticipants).
+	Created time.Time `json:"created,omitzero"`
 }
 
 func viewDevice(cfg *store.Config, d policy.Device) deviceView {
-	return deviceView{Name: d.Name, Groups: d.Groups, Disabled: d.Disabled, Networks: cfg.Networks[d.Name]}
+	return deviceView{Name: d.Name, Groups: d.Groups, Disabled: d.Disabled, Networks: cfg.Networks[d.Name], Created: d.Created}
 }
 
 func (v deviceView) device() policy.Device {

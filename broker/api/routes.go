@@ -83,6 +83,10 @@ func routes() []route {
 		{"terminateSession", "DELETE", "/api/v1/sessions/{participant}", rightNeeded, policy.RightSystemSettings, (*Server).terminateSession},
 		{"listEvents", "GET", "/api/v1/events", rightNeeded, policy.RightViewEvents, (*Server).listEvents},
 
+		{"listLicenses", "GET", "/api/v1/licenses", rightNeeded, policy.RightManageLicenses, (*Server).listLicenses},
+		{"addLicense", "POST", "/api/v1/licenses", rightNeeded, policy.RightManageLicenses, (*Server).addLicense},
+		{"releaseLicense", "POST", "/api/v1/licenses/{number}/release", rightNeeded, policy.RightManageLicenses, (*Server).releaseLicense},
+
 		{"backup", "POST", "/api/v1/backup", rightNeeded, policy.RightBackup, (*Server).backup},
 		{"restore", "POST", "/api/v1/restore", rightNeeded, policy.RightBackup, (*Server).restore},
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/broker/store"
+	"github.com/remotegate/remotegate/license"
 	"github.com/remotegate/remotegate/pki"
 	"github.com/remotegate/remotegate/policy"
 )
@@ -57,6 +59,15 @@ type Config struct {
 	// LoginLimit bounds failed logins; the zero value allows 5 failures
 	// per account and per client address in 15 minutes.
 	LoginLimit LoginLimit
+	// Licenses are the installation's participant licenses: they are
+	// listed, added and released through the API, creating participants
+	// beyond their capacity is refused (ErrCapacity), and the broker admits
+	// only as many participants as they allow. Nil means the product does
+	// not limit participants.
+	Licenses *license.State
+	// InstallationKey signs the release statements of released licenses;
+	// with nil, licenses cannot be released through the API.
+	InstallationKey ed25519.PrivateKey
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now; nil is time.Now.
@@ -77,6 +88,11 @@ type Server struct {
 	mu sync.Mutex
 	// snap is the access model in force, for authorization.
 	snap *policy.Snapshot
+
+	// licMu serialises license changes and the periodic check; licChecked
+	// is when CheckLicenses last ran.
+	licMu      sync.Mutex
+	licChecked time.Time
 }
 
 // New returns the API server. It loads the stored configuration and
@@ -105,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})
+	s.licChecked = s.now()
 	if err := s.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -200,7 +217,11 @@ func readJSON(r *http.Request, v any) error {
 // event appends to the event log; a failure is logged, not returned: the
 // change it records has happened.
 func (s *Server) event(r *http.Request, kind, participant, actor, msg string, attrs map[string]string) {
-	_, err := s.cfg.Store.Append(r.Context(), store.Event{Time: s.now(), Kind: kind, Participant: participant, Actor: actor, Message: msg, Attrs: attrs})
+	s.appendEvent(r.Context(), kind, participant, actor, msg, attrs)
+}
+
+func (s *Server) appendEvent(ctx context.Context, kind, participant, actor, msg string, attrs map[string]string) {
+	_, err := s.cfg.Store.Append(ctx, store.Event{Time: s.now(), Kind: kind, Participant: participant, Actor: actor, Message: msg, Attrs: attrs})
 	if err != nil {
 		s.log.Error("event log", "error", err, "kind", kind, "message", msg)
 	}

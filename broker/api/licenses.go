@@ -1,0 +1,296 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/remotegate/remotegate/broker/store"
+	"github.com/remotegate/remotegate/license"
+)
+
+// ErrCapacity refuses a change that would take the number of participants
+// (users plus devices) beyond the licensed capacity.
+var ErrCapacity = errors.New("api: participant capacity reached")
+
+// maxLicenseFile bounds an uploaded license file; real ones are well under
+// a kilobyte.
+const maxLicenseFile = 64 << 10
+
+// Participants maps the name of every participant of c, users and devices,
+// to its creation time.
+func Participants(c *store.Config) map[string]time.Time {
+	m := make(map[string]time.Time, len(c.Model.Users)+len(c.Model.Devices))
+	for _, u := range c.Model.Users {
+		m[u.Name] = u.Created
+	}
+	for _, d := range c.Model.Devices {
+		m[d.Name] = d.Created
+	}
+	return m
+}
+
+// CheckNewParticipants finishes a change of the configuration c whose
+// participants were before (from Participants) until now. It sets the
+// creation times: participants that existed keep theirs, whatever the
+// change said (a creation time orders participants by seniority and is not
+// editable), new ones are created now. It then refuses, with ErrCapacity,
+// a change that adds participants beyond the capacity of lic (nil: no
+// limit); a change that does not add participants is never refused, so an
+// installation over its capacity (after a license lapsed) can still be
+// edited and cleaned up.
+func CheckNewParticipants(before map[string]time.Time, c *store.Config, lic *license.State, now time.Time) error {
+	m := &c.Model
+	for i := range m.Users {
+		m.Users[i].Created = createdAt(before, m.Users[i].Name, now)
+	}
+	for i := range m.Devices {
+		m.Devices[i].Created = createdAt(before, m.Devices[i].Name, now)
+	}
+	if lic == nil {
+		return nil
+	}
+	n := len(m.Users) + len(m.Devices)
+	if capacity := lic.Capacity(now); n > len(before) && n > capacity.Participants {
+		return fmt.Errorf("%w: %d participants would exceed the licensed capacity of %s", ErrCapacity, n, capacity)
+	}
+	return nil
+}
+
+func createdAt(before map[string]time.Time, name string, now time.Time) time.Time {
+	if t, ok := before[name]; ok {
+		return t
+	}
+	return now.UTC().Truncate(time.Second)
+}
+
+// loadLicenses restores the license state from the store. A stored license
+// that no longer verifies (say the product dropped the vendor key that
+// signed it) is skipped with an error in the log rather than keeping the
+// broker from starting: it just does not count.
+func (s *Server) loadLicenses(ctx context.Context) error {
+	lic := s.cfg.Licenses
+	if lic == nil {
+		return nil
+	}
+	stored, err := s.cfg.Store.Licenses(ctx)
+	if err != nil {
+		return err
+	}
+	entries := make([]license.Entry, 0, len(stored))
+	for _, l := range stored {
+		entries = append(entries, license.Entry{File: l.File, Activated: l.Added, Released: l.Released})
+	}
+	if err := lic.Restore(entries); err != nil {
+		var good []license.Entry
+		for _, e := range entries {
+			if err := lic.Restore(append(good, e)); err != nil {
+				s.log.Error("stored license does not count", "error", err)
+				continue
+			}
+			good = append(good, e)
+		}
+		if err := lic.Restore(good); err != nil {
+			return err
+		}
+	}
+	s.applyCapacity(s.now())
+	return nil
+}
+
+// applyCapacity gives the broker the capacity at now.
+func (s *Server) applyCapacity(now time.Time) {
+	if s.cfg.Licenses == nil {
+		return
+	}
+	c := s.cfg.Licenses.Capacity(now)
+	s.cfg.Broker.SetCapacity(c.Participants, c.String())
+}
+
+// CheckLicenses records the license changes since the last call (expiries,
+// the ends of grace periods) in the event log and gives the broker the
+// capacity they leave. The embedding product calls it periodically, e.g.
+// once a minute; New does it once.
+func (s *Server) CheckLicenses(ctx context.Context) {
+	lic := s.cfg.Licenses
+	if lic == nil {
+		return
+	}
+	now := s.now()
+	s.licMu.Lock()
+	from := s.licChecked
+	s.licChecked = now
+	s.licMu.Unlock()
+	for _, e := range lic.EventsBetween(from, now) {
+		// Activations and releases through the API are logged when they
+		// happen, with who did them.
+		if e.Kind == license.EventActivated || e.Kind == license.EventReleased {
+			continue
+		}
+		s.appendEvent(ctx, "license", "", "", fmt.Sprintf("license %s %s; capacity %s", e.Number, e.Kind, lic.Capacity(now)), map[string]string{"license": e.Number, "change": e.Kind})
+	}
+	s.applyCapacity(now)
+}
+
+// licenseView is a license as the API shows it.
+type licenseView struct {
+	Number       string     `json:"number"`
+	Product      string     `json:"product"`
+	Edition      string     `json:"edition"`
+	Participants int        `json:"participants"`
+	Issued       string     `json:"issued"`
+	Expires      string     `json:"expires,omitempty"`
+	Installation string     `json:"installation,omitempty"`
+	Activated    time.Time  `json:"activated"`
+	Released     *time.Time `json:"released,omitempty"`
+	// State is "counting", "in-grace", "lapsed" or "released".
+	State string `json:"state"`
+}
+
+type licensesView struct {
+	Installation string `json:"installation"`
+	// Capacity is the number of participants the licenses allow; 0 when
+	// the product does not limit it.
+	Capacity    int           `json:"capacity"`
+	Description string        `json:"description"`
+	InUse       int           `json:"participants"`
+	Licenses    []licenseView `json:"licenses"`
+}
+
+const dateOnly = "2006-01-02"
+
+func viewOf(e license.Entry, c license.Capacity) licenseView {
+	l := e.License
+	v := licenseView{
+		Number: l.Number, Product: l.Product, Edition: l.Edition, Participants: l.Participants,
+		Issued: l.Issued.Format(dateOnly), Installation: l.Installation, Activated: e.Activated, State: "lapsed",
+	}
+	if !l.Expires.IsZero() {
+		v.Expires = l.Expires.Format(dateOnly)
+	}
+	if !e.Released.IsZero() {
+		r := e.Released
+		v.Released, v.State = &r, "released"
+		return v
+	}
+	for _, x := range c.Counting {
+		if x.Number == l.Number {
+			v.State = "counting"
+		}
+	}
+	for _, x := range c.InGrace {
+		if x.Number == l.Number {
+			v.State = "in-grace"
+		}
+	}
+	return v
+}
+
+func (s *Server) listLicenses(w http.ResponseWriter, r *http.Request, _ *caller) {
+	cfg, err := s.cfg.Store.Config(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := licensesView{InUse: len(cfg.Model.Users) + len(cfg.Model.Devices), Licenses: []licenseView{}, Description: "no limit"}
+	if lic := s.cfg.Licenses; lic != nil {
+		c := lic.Capacity(s.now())
+		out.Installation, out.Capacity, out.Description = lic.Installation(), c.Participants, c.String()
+		for _, e := range lic.Entries() {
+			out.Licenses = append(out.Licenses, viewOf(e, c))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// addLicense activates the license file in the request body.
+func (s *Server) addLicense(w http.ResponseWriter, r *http.Request, c *caller) {
+	lic := s.cfg.Licenses
+	if lic == nil {
+		writeError(w, http.StatusConflict, "this broker does not limit participants by license")
+		return
+	}
+	file, err := io.ReadAll(io.LimitReader(r.Body, maxLicenseFile+1))
+	switch {
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "reading the license file: "+err.Error())
+		return
+	case len(file) > maxLicenseFile:
+		writeError(w, http.StatusRequestEntityTooLarge, "a license file is at most 64 KiB")
+		return
+	}
+	s.licMu.Lock()
+	defer s.licMu.Unlock()
+	now := s.now()
+	before := lic.Entries()
+	l, err := lic.Activate(file, now)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, license.ErrDuplicate) || errors.Is(err, license.ErrReleased) || errors.Is(err, license.ErrRevoked) {
+			status = http.StatusConflict
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	if err := s.cfg.Store.PutLicense(r.Context(), store.License{Number: l.Number, File: file, Added: now}); err != nil {
+		_ = lic.Restore(before) // not stored, so not activated
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	capacity := lic.Capacity(now)
+	s.applyCapacity(now)
+	s.event(r, "license", "", c.name, fmt.Sprintf("activated license %s (+%d); capacity %s", l.Number, l.Participants, capacity),
+		map[string]string{"license": l.Number, "change": license.EventActivated, "capacity": strconv.Itoa(capacity.Participants)})
+	for _, e := range lic.Entries() {
+		if e.License.Number == l.Number {
+			writeJSON(w, http.StatusCreated, viewOf(e, capacity))
+			return
+		}
+	}
+}
+
+// releaseLicense releases a license and answers with the release statement
+// that lets the vendor re-issue it for another installation.
+func (s *Server) releaseLicense(w http.ResponseWriter, r *http.Request, c *caller) {
+	lic := s.cfg.Licenses
+	if lic == nil || s.cfg.InstallationKey == nil {
+		writeError(w, http.StatusConflict, "this broker does not limit participants by license")
+		return
+	}
+	number := r.PathValue("number")
+	s.licMu.Lock()
+	defer s.licMu.Unlock()
+	now := s.now()
+	before := lic.Entries()
+	stmt, err := lic.Release(number, s.cfg.InstallationKey, now)
+	if err != nil {
+		status := http.StatusConflict
+		if errors.Is(err, license.ErrNotActivated) {
+			status = http.StatusNotFound
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	var released time.Time
+	for _, e := range lic.Entries() {
+		if e.License.Number == number {
+			released = e.Released
+		}
+	}
+	if err := s.cfg.Store.ReleaseLicense(r.Context(), number, released); err != nil {
+		_ = lic.Restore(before)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	capacity := lic.Capacity(now)
+	s.applyCapacity(now)
+	s.event(r, "license", "", c.name, fmt.Sprintf("released license %s; capacity %s", number, capacity),
+		map[string]string{"license": number, "change": license.EventReleased, "capacity": strconv.Itoa(capacity.Participants)})
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+number+`.release"`)
+	_, _ = w.Write(stmt)
+}
