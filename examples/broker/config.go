@@ -35,11 +35,20 @@ type config struct {
 	Users      []userConfig     `yaml:"users"`
 	Devices    []deviceConfig   `yaml:"devices"`
 	Relations  []relationConfig `yaml:"relations"`
+	// Licenses are license files to activate (paths relative to this
+	// file), and to release: a license with release_to is released and its
+	// release statement written there, for the vendor.
+	Licenses []licenseConfig `yaml:"licenses"`
 
 	path       string         // the file, empty for the built-in config
 	raw        []byte         // its content
 	pool       netip.Prefix   // Pool, parsed
 	userRoutes []netip.Prefix // UserRoutes, parsed
+}
+
+type licenseConfig struct {
+	File      string `yaml:"file"`
+	ReleaseTo string `yaml:"release_to"`
 }
 
 type groupConfig struct {

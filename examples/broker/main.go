@@ -46,6 +46,8 @@ func main() {
 	flag.StringVar(&o.configPath, "config", "", "broker.yaml, applied at start; empty: the built-in demo setup on first start")
 	flag.StringVar(&o.metrics, "metrics", "127.0.0.1:9155", "address for Prometheus /metrics (local only by default); empty: off")
 	flag.StringVar(&o.api, "api", "127.0.0.1:8443", "address of the HTTPS management API (local only by default; another address exposes it); empty: off")
+	flag.Var(&o.vendorKeys, "vendor-key", "vendor public key `file` that licenses must be signed with (licensetool keygen writes it; repeat for a key rotation); none: only the base license of 4 participants")
+	flag.DurationVar(&o.licenseGrace, "license-grace", 14*24*time.Hour, "how long an expired license keeps counting")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: broker [flags] [profile NAME | status | hash-password]\n")
 		flag.PrintDefaults()
@@ -60,7 +62,15 @@ func main() {
 
 type options struct {
 	dataDir, configPath, metrics, api string
+	vendorKeys                        stringList
+	licenseGrace                      time.Duration
 }
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func run(o options, args []string, log *slog.Logger) error {
 	if len(args) == 1 && args[0] == "hash-password" {
@@ -79,7 +89,14 @@ func run(o options, args []string, log *slog.Logger) error {
 	}
 	defer st.Close()
 	ctx := context.Background()
-	if err := applyConfig(ctx, st, cfg, o.configPath != ""); err != nil {
+	lic, err := openLicensing(ctx, st, o.vendorKeys, o.licenseGrace)
+	if err != nil {
+		return err
+	}
+	if err := lic.restore(ctx, st, log); err != nil {
+		return err
+	}
+	if err := applyConfig(ctx, st, cfg, lic, o.configPath != "", log); err != nil {
 		return err
 	}
 	k, err := openKeys(ctx, st)
@@ -90,19 +107,21 @@ func run(o options, args []string, log *slog.Logger) error {
 	case len(args) == 2 && args[0] == "profile":
 		return printProfile(ctx, os.Stdout, st, k, cfg, args[1])
 	case len(args) == 1 && args[0] == "status":
-		return printStatus(ctx, os.Stdout, o.dataDir, st, k)
+		return printStatus(ctx, os.Stdout, o.dataDir, st, k, lic)
 	case len(args) != 0:
 		return fmt.Errorf("unknown command %q (want profile NAME, status or hash-password)", args)
 	}
-	return serve(ctx, o, st, k, cfg, log)
+	return serve(ctx, o, st, k, cfg, lic, log)
 }
 
 // applyConfig writes the file's setup into the store (entries the file
 // names are replaced, others made through the API stay): the built-in demo
 // setup into an empty store only, a file whenever its content differs from
 // the one applied last, so that a restart with the same file keeps the
-// changes made through the API since.
-func applyConfig(ctx context.Context, st *store.Store, cfg *config, fromFile bool) error {
+// changes made through the API since. The file's licenses are applied
+// first; participants beyond the capacity they give are refused, as through
+// the API.
+func applyConfig(ctx context.Context, st *store.Store, cfg *config, lic *licensing, fromFile bool, log *slog.Logger) error {
 	current, err := st.Config(ctx)
 	if err != nil {
 		return err
@@ -114,8 +133,15 @@ func applyConfig(ctx context.Context, st *store.Store, cfg *config, fromFile boo
 	if last, err := st.Secret(ctx, secretConfigSum); err == nil && bytes.Equal(last, sum[:]) {
 		return nil
 	}
+	if err := applyLicenses(ctx, st, lic, cfg, log); err != nil {
+		return err
+	}
 	_, err = st.Update(ctx, func(sc *store.Config) error {
+		before := api.Participants(sc)
 		if err := cfg.apply(sc); err != nil {
+			return err
+		}
+		if err := api.CheckNewParticipants(before, sc, lic.state, time.Now()); err != nil {
 			return err
 		}
 		_, _, err := api.Compile(sc)
@@ -148,7 +174,7 @@ func applyConfig(ctx context.Context, st *store.Store, cfg *config, fromFile boo
 	return nil
 }
 
-func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config, log *slog.Logger) error {
+func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config, lic *licensing, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	addresses, err := st.Addresses(ctx)
@@ -181,11 +207,26 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 		Profile: func(w io.Writer, name string, certPEM, keyPEM []byte) error {
 			return writeProfile(w, cfg, k, name, certPEM, keyPEM)
 		},
+		Licenses: lic.state, InstallationKey: lic.key,
 		Logger: log,
 	})
 	if err != nil {
 		return err
 	}
+	go func() {
+		// Expiries and the ends of grace periods reach the event log and
+		// the broker within a minute.
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				apiSrv.CheckLicenses(ctx)
+			}
+		}
+	}()
 	password, bootstrapState, err := apiSrv.Bootstrap(ctx)
 	if err != nil {
 		return err
@@ -284,7 +325,7 @@ func firstUser(ctx context.Context, st *store.Store) string {
 
 // printStatus lists the participants with their stable addresses and the
 // bootstrap state.
-func printStatus(ctx context.Context, w io.Writer, dir string, st *store.Store, k *keys) error {
+func printStatus(ctx context.Context, w io.Writer, dir string, st *store.Store, k *keys, lic *licensing) error {
 	cfg, err := st.Config(ctx)
 	if err != nil {
 		return err
@@ -312,6 +353,7 @@ func printStatus(ctx context.Context, w io.Writer, dir string, st *store.Store, 
 	for _, d := range cfg.Model.Devices {
 		line(d.Name, "device", d.Disabled)
 	}
+	printLicenses(w, lic, len(cfg.Model.Users)+len(cfg.Model.Devices))
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/remotegate/remotegate/internal/netns"
+	"github.com/remotegate/remotegate/license"
 )
 
 // plantLab is the product as its users see it: examples/broker in its
@@ -24,15 +25,18 @@ import (
 // gateways (stock openvpn clients) with the same LAN 192.168.0.0/24 and a
 // host at .10 behind each, and two engineers (stock openvpn clients).
 type plantLab struct {
-	t       *testing.T
-	brk     *netns.NS
-	ns      map[string]*netns.NS // u1, u2, dev1, dev2, and lan1, lan2
-	data    string
-	yaml    string
-	broker  *netns.Process
-	clients map[string]*netns.Process
-	api     *http.Client
-	token   string
+	t    *testing.T
+	brk  *netns.NS
+	ns   map[string]*netns.NS // u1, u2, dev1, dev2, and lan1, lan2
+	data string
+	yaml string
+	// vendorKey is the vendor public key file the broker verifies
+	// licenses with.
+	vendorKey string
+	broker    *netns.Process
+	clients   map[string]*netns.Process
+	api       *http.Client
+	token     string
 }
 
 const plantYAML = `
@@ -66,6 +70,10 @@ relations:
     to: plant1
     direction: one-way
     services: [tcp, icmp]
+# Four participants here and the administrator: one more than the base
+# license allows.
+licenses:
+  - file: rg-64.lic
 `
 
 var (
@@ -94,6 +102,17 @@ func newPlantLab(t *testing.T) *plantLab {
 	dir := t.TempDir()
 	l.data = filepath.Join(dir, "data")
 	l.yaml = WriteFile(t, dir, "broker.yaml", plantYAML)
+	// The vendor's key pair and a +64 license, as licensetool makes them.
+	pub, priv, err := license.GenerateVendorKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.vendorKey = WriteFile(t, dir, "vendor.pub", string(license.MarshalVendorPublicKey(pub)))
+	lic, err := license.Issue(priv, license.License{Number: "RG-TEST-64", Product: "remotegate", Edition: "standard", Participants: 64, Issued: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	WriteFile(t, dir, "rg-64.lic", string(lic))
 	l.api = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 		DialContext:     l.brk.DialContext,
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the broker's own CA; the test checks the API, not the PKI
@@ -104,7 +123,7 @@ func newPlantLab(t *testing.T) *plantLab {
 // start runs the broker and waits until it serves.
 func (l *plantLab) start() {
 	l.t.Helper()
-	l.broker = l.brk.Start(l.t, brokerBin, "-data", l.data, "-config", l.yaml)
+	l.broker = l.brk.Start(l.t, brokerBin, "-data", l.data, "-config", l.yaml, "-vendor-key", l.vendorKey)
 	l.broker.WaitLog(l.t, "remotegate broker is running", 30*time.Second)
 }
 
@@ -423,7 +442,10 @@ func TestBrokerThroughTheAPI(t *testing.T) {
 		}
 	}
 	t.Logf("%d writes acknowledged before SIGKILL, all present after the restart", len(acked))
-	if out, err := l.brk.RunErr(10*time.Second, brokerBin, "-data", l.data, "status"); err != nil || !strings.Contains(out, "bootstrap administrator: done") {
+	// Five participants (four from the file and the administrator) on the
+	// base license and the file's +64.
+	if out, err := l.brk.RunErr(10*time.Second, brokerBin, "-data", l.data, "-vendor-key", l.vendorKey, "status"); err != nil ||
+		!strings.Contains(out, "bootstrap administrator: done") || !strings.Contains(out, "participants: 5 of 68 participants: base 4 + RG-TEST-64 (+64)") {
 		t.Errorf("status after the crash: %v\n%s", err, out)
 	}
 }
