@@ -197,6 +197,9 @@ func (b *Broker) Admit(_ context.Context, id tunnel.Identity, remote netip.AddrP
 		Gateway:   b.Gateway(),
 		Routes:    b.routesFor(snap, p, isDevice),
 	}
+	if isDevice {
+		asg.Networks = b.devices[id.Name].LANs
+	}
 	b.log.Info("admitted", "participant", id.Name, "remote", remote, "address", addr, "routes", asg.Routes)
 	return asg, nil
 }

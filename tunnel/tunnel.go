@@ -66,6 +66,11 @@ type Assignment struct {
 	Gateway netip.Addr
 	// Routes are the networks the peer should route into the tunnel.
 	Routes []netip.Prefix
+	// Networks are the networks behind the peer that it may send from and
+	// receive for besides its Addresses: a device's LANs. IPsec narrows the
+	// peer's traffic selectors to them; OpenVPN servers need not use them
+	// (the Handler routes by them).
+	Networks []netip.Prefix
 }
 
 // Session is one authenticated tunnel of any protocol.
