@@ -1,0 +1,18 @@
+// Package ipsec is an IKEv2 responder (RFC 7296) with ESP in userspace
+// over UDP (RFC 4303, RFC 3948): no kernel XFRM, and no privileges beyond
+// binding its ports. Its sessions are tunnel.Sessions, so IPsec peers join
+// the broker's switch exactly like OpenVPN clients.
+//
+// A Server authenticates initiators by certificate (RSA, ECDSA and the
+// RFC 7427 signature method; the check itself is a callback, so that the
+// broker plugs in its PKI) or by pre-shared key, asks the Handler to admit
+// them, hands out a virtual address in the configuration payload, narrows
+// the traffic selectors to what the Handler assigned, and answers
+// CREATE_CHILD_SA (rekeys of child and IKE SAs) and INFORMATIONAL (dead
+// peer detection, deletes). Since its only ESP is ESP-in-UDP, it makes
+// every initiator believe that it is behind a NAT, which makes them
+// encapsulate.
+//
+// The wire codec, the IKE cryptography and the ESP data path are in
+// internal packages (message, ikecrypto, esp).
+package ipsec
