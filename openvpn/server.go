@@ -50,7 +50,6 @@ type Server struct {
 	byAddr   map[netip.AddrPort]*ServerSession
 	peers    []*ServerSession // index = peer id
 	count    int
-	nextID   uint64
 	closed   bool
 	peerView atomic.Pointer[[]*ServerSession]
 
@@ -518,10 +517,9 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 		peerID = len(srv.peers)
 		srv.peers = append(srv.peers, nil)
 	}
-	srv.nextID++
 	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), isUDP: isUDP, created: srv.now()}
 	s := newSession(wire.RoleServer, codec, local, l, srv.timers, srv.log, srv.now, srv.rand)
-	s.id = srv.nextID
+	s.id = tunnel.NewSessionID()
 	s.hardReset = wire.OpControlHardResetServerV2
 	s.remoteSID = remote
 	s.runKeyFn = ss.runKey

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -75,7 +76,9 @@ type Assignment struct {
 
 // Session is one authenticated tunnel of any protocol.
 type Session interface {
-	// ID is unique among the sessions of one server for its lifetime.
+	// ID is unique among the sessions of the process, whatever their
+	// protocol and server (see NewSessionID), so that a Handler can key
+	// its tables by it.
 	ID() uint64
 	Identity() Identity
 	// Remote is the peer's current outer address.
@@ -88,6 +91,15 @@ type Session interface {
 	// Close tears the session down; cause is reported to Handler.Down.
 	Close(cause error) error
 }
+
+// sessionIDs is the process-wide source of session IDs.
+var sessionIDs atomic.Uint64
+
+// NewSessionID returns a session ID never returned before in this process.
+// Every transport takes its sessions' IDs from here, so that the sessions
+// of an OpenVPN and an IPsec server feeding the same Handler never share
+// one.
+func NewSessionID() uint64 { return sessionIDs.Add(1) }
 
 // Counters are what a session carried since it started: bytes of the
 // encrypted packets on the wire, and those packets.

@@ -248,13 +248,18 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 			writeError(w, http.StatusBadRequest, "this broker exports no .ovpn profiles")
 			return
 		}
+	case "swanctl":
+		if s.cfg.SwanctlProfile == nil {
+			writeError(w, http.StatusBadRequest, "this broker exports no strongSwan profiles")
+			return
+		}
 	case "pkcs12":
 		if req.Password == "" {
 			writeError(w, http.StatusBadRequest, "a PKCS#12 file needs a password")
 			return
 		}
 	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want ovpn or pkcs12", req.Format))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want ovpn, swanctl or pkcs12", req.Format))
 		return
 	}
 	key, err := pki.GenerateKey(pki.ECDSAP256)
@@ -269,10 +274,14 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 	}
 	var body bytes.Buffer
 	contentType := "application/x-openvpn-profile"
-	if req.Format == "ovpn" {
+	if req.Format == "ovpn" || req.Format == "swanctl" {
+		render := s.cfg.Profile
+		if req.Format == "swanctl" {
+			render, contentType = s.cfg.SwanctlProfile, "application/x-tar"
+		}
 		keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
 		if err == nil {
-			err = s.cfg.Profile(&body, name, pki.EncodeCertificatesPEM(cert), keyPEM)
+			err = render(&body, name, pki.EncodeCertificatesPEM(cert), keyPEM)
 		}
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -289,6 +298,6 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 	}
 	s.event(r, "certificate", name, c.name, fmt.Sprintf("exported a %s profile with certificate %s for %q", req.Format, serialText(cert.SerialNumber), name), nil)
 	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name+"."+map[string]string{"ovpn": "ovpn", "pkcs12": "p12"}[req.Format]))
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name+"."+map[string]string{"ovpn": "ovpn", "pkcs12": "p12", "swanctl": "tar"}[req.Format]))
 	_, _ = w.Write(body.Bytes())
 }

@@ -48,6 +48,9 @@ type Config struct {
 	Verifier *pki.Verifier
 	// Profile renders .ovpn profiles; nil disables the ovpn format.
 	Profile ProfileFunc
+	// SwanctlProfile renders IPsec profiles for strongSwan (a tar archive
+	// for /etc/swanctl); nil disables the swanctl format.
+	SwanctlProfile ProfileFunc
 	// Compile turns a stored configuration into what the broker runs; nil
 	// uses api.Compile.
 	Compile func(*store.Config) (*policy.Snapshot, map[string]broker.DeviceNetworks, error)

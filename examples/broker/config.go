@@ -27,6 +27,9 @@ type config struct {
 	PublicAddress string `yaml:"public_address"`
 	// Pool is the tunnel network; empty means 10.8.0.0/24.
 	Pool string `yaml:"pool"`
+	// IPsec configures the IKEv2 responder; by default it serves UDP 4500
+	// and, with the privileges, 500.
+	IPsec ipsecConfig `yaml:"ipsec"`
 	// UserRoutes are pushed to every user besides the networks its
 	// relations reach, e.g. the whole alias range, so that relations added
 	// later work without reconnecting.
@@ -141,6 +144,7 @@ func loadConfig(path string) (*config, error) {
 	if c.Pool == "" {
 		c.Pool = "10.8.0.0/24"
 	}
+	c.IPsec.defaults()
 	c.path, c.raw = path, data
 	var err error
 	if c.pool, err = netip.ParsePrefix(c.Pool); err != nil {

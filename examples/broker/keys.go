@@ -195,8 +195,9 @@ func newOpenVPNServer(k *keys, events *eventQueue, log *slog.Logger) (*openvpn.S
 }
 
 // printProfile issues a certificate for the participant and prints an
-// OpenVPN profile with everything inline.
-func printProfile(ctx context.Context, w io.Writer, st *store.Store, k *keys, cfg *config, name string) error {
+// OpenVPN profile with everything inline, or with swanctl the tar archive
+// of a strongSwan profile.
+func printProfile(ctx context.Context, w io.Writer, st *store.Store, k *keys, cfg *config, name string, swanctl bool) error {
 	sc, err := st.Config(ctx)
 	if err != nil {
 		return err
@@ -226,6 +227,13 @@ func printProfile(ctx context.Context, w io.Writer, st *store.Store, k *keys, cf
 	keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
 	if err != nil {
 		return err
+	}
+	if swanctl {
+		lans, err := deviceLANs(ctx, st, name)
+		if err != nil {
+			return err
+		}
+		return writeSwanctlProfile(w, cfg, k, name, lans, pki.EncodeCertificatesPEM(cert), keyPEM)
 	}
 	return writeProfile(w, cfg, k, name, pki.EncodeCertificatesPEM(cert), keyPEM)
 }

@@ -5,6 +5,7 @@
 //	go run ./examples/broker                      start with the built-in demo setup
 //	go run ./examples/broker -config broker.yaml  start with your setup
 //	go run ./examples/broker profile engineer     print engineer's .ovpn profile
+//	go run ./examples/broker swanctl-profile gw   write gw's strongSwan profile (a tar for /etc/swanctl)
 //	go run ./examples/broker status               print the CA, the participants and the bootstrap state
 //	go run ./examples/broker hash-password        read a password on stdin, print its hash for broker.yaml
 //
@@ -49,7 +50,7 @@ func main() {
 	flag.Var(&o.vendorKeys, "vendor-key", "vendor public key `file` that licenses must be signed with (licensetool keygen writes it; repeat for a key rotation); none: only the base license of 4 participants")
 	flag.DurationVar(&o.licenseGrace, "license-grace", 14*24*time.Hour, "how long an expired license keeps counting")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: broker [flags] [profile NAME | status | hash-password]\n")
+		fmt.Fprintf(os.Stderr, "usage: broker [flags] [profile NAME | swanctl-profile NAME | status | hash-password]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -105,11 +106,13 @@ func run(o options, args []string, log *slog.Logger) error {
 	}
 	switch {
 	case len(args) == 2 && args[0] == "profile":
-		return printProfile(ctx, os.Stdout, st, k, cfg, args[1])
+		return printProfile(ctx, os.Stdout, st, k, cfg, args[1], false)
+	case len(args) == 2 && args[0] == "swanctl-profile":
+		return printProfile(ctx, os.Stdout, st, k, cfg, args[1], true)
 	case len(args) == 1 && args[0] == "status":
 		return printStatus(ctx, os.Stdout, o.dataDir, st, k, lic)
 	case len(args) != 0:
-		return fmt.Errorf("unknown command %q (want profile NAME, status or hash-password)", args)
+		return fmt.Errorf("unknown command %q (want profile NAME, swanctl-profile NAME, status or hash-password)", args)
 	}
 	return serve(ctx, o, st, k, cfg, lic, log)
 }
@@ -207,6 +210,13 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 		Profile: func(w io.Writer, name string, certPEM, keyPEM []byte) error {
 			return writeProfile(w, cfg, k, name, certPEM, keyPEM)
 		},
+		SwanctlProfile: func(w io.Writer, name string, certPEM, keyPEM []byte) error {
+			lans, err := deviceLANs(ctx, st, name)
+			if err != nil {
+				return err
+			}
+			return writeSwanctlProfile(w, cfg, k, name, lans, certPEM, keyPEM)
+		},
 		Licenses: lic.state, InstallationKey: lic.key,
 		Logger: log,
 	})
@@ -245,9 +255,22 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 		udp.Close()
 		return err
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.ServeUDP(ctx, udp.(*net.UDPConn), b) }()
 	go func() { errc <- srv.ServeTCP(ctx, tcp, b) }()
+	servers := 2
+	if cfg.IPsec.Port > 0 {
+		ipsecErr, err := startIPsec(ctx, cfg, k, b, events, log)
+		if err != nil {
+			stop()
+			for range servers {
+				<-errc
+			}
+			return err
+		}
+		servers++
+		go func() { errc <- <-ipsecErr }()
+	}
 	if o.metrics != "" {
 		ml, err := net.Listen("tcp", o.metrics)
 		if err != nil {
@@ -288,7 +311,7 @@ remotegate broker is running. Next:
 		}
 	}
 	var firstErr error
-	for range 2 {
+	for range servers {
 		if err := <-errc; err != nil && firstErr == nil {
 			firstErr = err
 			stop()

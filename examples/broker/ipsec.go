@@ -1,0 +1,213 @@
+package main
+
+import (
+	"archive/tar"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/remotegate/remotegate/broker"
+	"github.com/remotegate/remotegate/broker/store"
+	"github.com/remotegate/remotegate/ipsec"
+	"github.com/remotegate/remotegate/pki"
+	"github.com/remotegate/remotegate/tunnel"
+)
+
+// ipsecServer is the broker's IKEv2 responder: devices and users with
+// strongSwan (or any IKEv2 client) connect to it as they connect to the
+// OpenVPN server, and reach each other through the same switch.
+func startIPsec(ctx context.Context, cfg *config, k *keys, b *broker.Broker, events *eventQueue, log *slog.Logger) (<-chan error, error) {
+	leaf := k.server.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(k.server.Certificate[0]); err != nil {
+			return nil, err
+		}
+	}
+	signer, ok := k.server.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("ipsec: the server key cannot sign")
+	}
+	srv, err := ipsec.NewServer(&ipsec.Config{
+		Certificate:            []*x509.Certificate{leaf},
+		PrivateKey:             signer,
+		CertificateAuthorities: []*x509.Certificate{k.ca.Certificate()},
+		VerifyPeer: func(id ipsec.ID, chain []*x509.Certificate) (tunnel.Identity, error) {
+			name, err := k.verifier.Verify(chain)
+			if errors.Is(err, pki.ErrNotIssued) {
+				// Issued by another process since we last looked.
+				if rerr := k.refresh(context.Background()); rerr == nil {
+					name, err = k.verifier.Verify(chain)
+				}
+			}
+			if err != nil {
+				var subject string
+				if len(chain) > 0 {
+					subject = chain[0].Subject.CommonName
+				}
+				events.add(store.Event{Kind: "auth_failure", Participant: subject, Message: "IKE authentication refused",
+					Attrs: map[string]string{"error": err.Error()}})
+				return tunnel.Identity{}, err
+			}
+			return tunnel.Identity{Name: name}, nil
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var conns []*net.UDPConn
+	for _, port := range []int{cfg.IPsec.Port, cfg.IPsec.IKEPort} {
+		if port <= 0 {
+			continue
+		}
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(cfg.Listen), Port: port})
+		if err != nil {
+			if port == cfg.IPsec.IKEPort && len(conns) > 0 {
+				// Port 500 needs privileges; profiles use 4500 only.
+				log.Warn("IKE on port 500 not available; IKEv2 clients must use port 4500", "error", err)
+				continue
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, fmt.Errorf("ipsec: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, b, conns...) }()
+	log.Info("IPsec listening", "port", cfg.IPsec.Port, "ike_port", cfg.IPsec.IKEPort, "identity", ipsecIdentity(leaf))
+	return errc, nil
+}
+
+// ipsecIdentity is the broker's IKE identity as strongSwan writes it: its
+// certificate's subject (it has no DNS name).
+func ipsecIdentity(leaf *x509.Certificate) string {
+	if len(leaf.DNSNames) > 0 {
+		return leaf.DNSNames[0]
+	}
+	return leaf.Subject.String()
+}
+
+// writeSwanctlProfile writes a tar archive for /etc/swanctl: swanctl.conf
+// with the connection "remotegate", the participant's certificate and key,
+// and the CA. A device announces its LANs as its traffic selectors; the
+// broker narrows them to the networks configured for it.
+func writeSwanctlProfile(w io.Writer, cfg *config, k *keys, name string, lans []netip.Prefix, certPEM, keyPEM []byte) error {
+	leaf := k.server.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(k.server.Certificate[0]); err != nil {
+			return err
+		}
+	}
+	localTS := []string{"dynamic"}
+	for _, l := range lans {
+		localTS = append(localTS, l.Masked().String())
+	}
+	remoteTS := "0.0.0.0/0"
+	if lans != nil {
+		remoteTS = cfg.pool.Masked().String()
+	}
+	conf := fmt.Sprintf(`# remotegate IPsec profile for %[1]q.
+# Unpack into /etc/swanctl (tar -C /etc/swanctl -xf %[1]s.tar), then:
+#   swanctl --load-all && swanctl --initiate --child remotegate
+connections {
+  remotegate {
+    version = 2
+    remote_addrs = %[2]s
+    local_port = 4500
+    remote_port = %[3]d
+    encap = yes
+    vips = 0.0.0.0
+    proposals = aes256gcm16-prfsha256-x25519-ecp256, aes256-sha256-x25519-ecp256-modp2048
+    dpd_delay = 30s
+    local {
+      auth = pubkey
+      certs = %[1]s.pem
+    }
+    remote {
+      auth = pubkey
+      id = "%[4]s"
+    }
+    children {
+      remotegate {
+        local_ts = %[5]s
+        remote_ts = %[6]s
+        esp_proposals = aes256gcm16, aes128gcm16, chacha20poly1305
+        dpd_action = restart
+        start_action = start
+      }
+    }
+  }
+}
+`, name, cfg.PublicAddress, cfg.IPsec.Port, ipsecIdentity(leaf), strings.Join(localTS, ","), remoteTS)
+	tw := tar.NewWriter(w)
+	now := time.Now()
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode int64
+	}{
+		{"swanctl.conf", []byte(conf), 0o644},
+		{"x509/" + name + ".pem", certPEM, 0o644},
+		{"private/" + name + ".pem", keyPEM, 0o600},
+		{"x509ca/remotegate-ca.pem", pki.EncodeCertificatesPEM(k.ca.Certificate()), 0o644},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// ipsecConfig is the IPsec part of broker.yaml.
+type ipsecConfig struct {
+	// Port is the UDP port of IKE with NAT traversal and of ESP; zero
+	// means 4500, negative turns IPsec off.
+	Port int `yaml:"port"`
+	// IKEPort is the plain IKE port initiators start on by default; zero
+	// means 500, negative none. It needs privileges; without them the
+	// broker serves 4500 only (its profiles use 4500).
+	IKEPort int `yaml:"ike_port"`
+}
+
+func (c *ipsecConfig) defaults() {
+	if c.Port == 0 {
+		c.Port = 4500
+	}
+	if c.IKEPort == 0 {
+		c.IKEPort = 500
+	}
+}
+
+// deviceLANs are the networks of a device (non-nil, possibly empty), or
+// nil for a user.
+func deviceLANs(ctx context.Context, st *store.Store, name string) ([]netip.Prefix, error) {
+	sc, err := st.Config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range sc.Model.Devices {
+		if d.Name == name {
+			lans := []netip.Prefix{}
+			for _, n := range sc.Networks[name] {
+				lans = append(lans, n.LAN)
+			}
+			return lans, nil
+		}
+	}
+	return nil, nil
+}
