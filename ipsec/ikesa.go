@@ -471,7 +471,7 @@ func (sa *ikeSA) handleAuth(ctx context.Context, ps []message.Payload) ([]messag
 	s.mu.Lock()
 	delete(s.halfOpen, halfOpenKey{sa.spii, sa.firstRemote})
 	s.mu.Unlock()
-	sess := &session{id: s.nextID.Add(1), identity: identity, asg: asg, since: s.now(), handshake: s.now().Sub(sa.created)}
+	sess := &session{id: tunnel.NewSessionID(), identity: identity, asg: asg, since: s.now(), handshake: s.now().Sub(sa.created)}
 	sess.setSA(sa)
 	sa.session.Store(sess)
 	initialContact := false

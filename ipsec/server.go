@@ -45,8 +45,7 @@ type Server struct {
 	// inbound ESP SAs by our SPI, for the receive path without locks.
 	children esp.Table[*childSA]
 
-	nextID atomic.Uint64
-	stats  stats
+	stats stats
 }
 
 type halfOpenKey struct {
