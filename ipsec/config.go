@@ -147,6 +147,20 @@ type Config struct {
 	// no ESP packet from the peer) before the server checks that the peer
 	// is alive. Zero: 30 s. Negative: never.
 	DPDInterval time.Duration
+	// RetransmitTimeout is how long the server waits for the answer to a
+	// request of its own (a dead peer check, a delete) before it sends it
+	// again; each further wait is 1.8 times longer. RetransmitTries is how
+	// many times the request is sent in all before the peer counts as dead
+	// (ErrDeadPeer). Zero: 2 s and 5 tries, which declares a silent peer
+	// dead about 45 s after the first check.
+	RetransmitTimeout time.Duration
+	RetransmitTries   int
+	// ReadBuffer is the receive buffer size, in bytes, that Serve sets on
+	// its sockets, which carry both IKE and ESP: large enough that bursts
+	// of ESP do not crowd out IKE messages. The kernel caps it (on Linux
+	// at net.core.rmem_max). Zero: 4 MiB. Negative: Serve leaves the
+	// sockets' buffers as they are.
+	ReadBuffer int
 	// CookieThreshold is the number of half-open IKE SAs above which
 	// new initiators must first return a cookie (RFC 7296 §2.6), so that a
 	// flood of spoofed requests costs no state. Zero: 32.

@@ -1,7 +1,9 @@
-// Package ipsec is an IKEv2 responder (RFC 7296) with ESP in userspace
-// over UDP (RFC 4303, RFC 3948): no kernel XFRM, and no privileges beyond
-// binding its ports. Its sessions are tunnel.Sessions, so IPsec peers join
-// the broker's switch exactly like OpenVPN clients.
+// Package ipsec is IKEv2 (RFC 7296) with ESP in userspace over UDP
+// (RFC 4303, RFC 3948): no kernel XFRM, and no privileges beyond binding
+// its ports. Server is the responder; its sessions are tunnel.Sessions, so
+// IPsec peers join the broker's switch exactly like OpenVPN clients. Dial
+// is the initiator, for device-side gateways: its Client is a
+// tunnel.Device that a TUN can be bridged to (see examples/ipsec-gateway).
 //
 // A Server authenticates initiators by certificate (RSA, ECDSA and the
 // RFC 7427 signature method; the check itself is a callback, so that the

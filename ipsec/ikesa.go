@@ -23,13 +23,16 @@ import (
 
 // Retransmission of our own requests (DPD, deletes): after 2 s, then
 // 1.8 times longer each time, five tries, like strongSwan's defaults but
-// faster at first.
+// faster at first. These are the defaults of Config.RetransmitTimeout and
+// Config.RetransmitTries.
 const (
 	retransmitFirst = 2 * time.Second
 	retransmitTries = 5
 	nonceLen        = 32
 	// rekeyedGrace keeps the inbound ESP SA of a rekeyed child for packets
-	// still in flight when the peer does not delete it itself.
+	// still in flight when the peer does not delete it itself; it is also
+	// the longest our traffic stays on it when the peer neither sends on
+	// the new child nor deletes the old one (ikeSA.handOver).
 	rekeyedGrace = 10 * time.Second
 )
 
@@ -488,6 +491,7 @@ func (sa *ikeSA) handleAuth(ctx context.Context, ps []message.Payload) ([]messag
 			s.closeOthers(identity.Name, sess)
 		}
 		if child != nil {
+			child.logEstablished("CHILD_SA established", identity.Name)
 			sess.out.Store(child)
 		}
 		sess.up.Store(true)
@@ -542,7 +546,7 @@ func (sa *ikeSA) firstChild(ps []message.Payload, asg tunnel.Assignment) ([]mess
 	}
 	ni, nr := narrow(tsi.Selectors, allowedI), narrow(tsr.Selectors, allowedR)
 	if len(ni) == 0 || len(nr) == 0 {
-		sa.srv.log.Info("CHILD_SA refused: traffic selectors", "initiator", tsi.Selectors, "responder", tsr.Selectors, "allowed", allowedI)
+		sa.srv.log.Info("CHILD_SA refused: traffic selectors", "initiator", tsString(tsi.Selectors), "responder", tsString(tsr.Selectors), "allowed", allowedI)
 		return append(out, &message.Notify{NotifyType: message.NotifyTSUnacceptable}), nil
 	}
 	sel, err := selectESP(sa.srv.cfg.ESPProposals, saP, 0)
@@ -644,13 +648,29 @@ func (sa *ikeSA) removeChildByOutSPI(spi uint32) *childSA {
 		if c.outSPI == spi {
 			sa.children = append(sa.children[:i], sa.children[i+1:]...)
 			sa.srv.children.Remove(c.inSPI)
-			if sess := sa.session.Load(); sess != nil {
-				sess.out.CompareAndSwap(c, nil)
-			}
+			sa.handOver(c)
 			return c
 		}
 	}
 	return nil
+}
+
+// handOver moves the session's outbound traffic off c, which is going
+// away, to the child that replaced it in a rekey, if any; sa.mu is held.
+func (sa *ikeSA) handOver(c *childSA) {
+	sess := sa.session.Load()
+	for _, n := range sa.children {
+		if n.replaces.Load() == c {
+			n.replaces.Store(nil)
+			if sess != nil {
+				sess.out.CompareAndSwap(c, n)
+			}
+			return
+		}
+	}
+	if sess != nil {
+		sess.out.CompareAndSwap(c, nil)
+	}
 }
 
 // handleCreateChild rekeys a child SA or the IKE SA, or adds a child
@@ -731,6 +751,7 @@ func (sa *ikeSA) handleCreateChild(ps []message.Payload) ([]message.Payload, fun
 		ni, nrTS = narrow(tsi.Selectors, allowedI), narrow(tsr.Selectors, allowedR)
 	}
 	if len(ni) == 0 || len(nrTS) == 0 {
+		s.log.Info("CHILD_SA refused: traffic selectors", "initiator", tsString(tsi.Selectors), "responder", tsString(tsr.Selectors))
 		return []message.Payload{&message.Notify{NotifyType: message.NotifyTSUnacceptable}}, func() {}
 	}
 	child, err := sa.newChild(sel, shared, nonce.Data, nr, false, ni, nrTS)
@@ -745,13 +766,25 @@ func (sa *ikeSA) handleCreateChild(ps []message.Payload) ([]message.Payload, fun
 	out = append(out, &message.TrafficSelectors{Selectors: ni}, &message.TrafficSelectors{Responder: true, Selectors: nrTS})
 	if old != nil {
 		old.rekeyed = s.now()
+		// Our traffic stays on the old SA until the peer shows that it has
+		// the new one, by sending on it or deleting the old one (RFC 7296
+		// §2.8; strongSwan does the same as responder): if this response
+		// is lost, the peer installs the new SA only when our answer to its
+		// retransmission arrives, seconds later, and all we sent on the
+		// new SA meanwhile would be dropped.
+		child.replaces.Store(old)
 	}
 	return out, func() {
-		// New traffic goes out on the new SA at once; the old inbound SA
-		// takes what is in flight until the peer deletes it.
-		if sess := sa.session.Load(); sess != nil {
-			sess.out.Store(child)
+		sess := sa.session.Load()
+		if sess == nil {
+			return
 		}
+		if old == nil {
+			child.logEstablished("CHILD_SA established", sess.identity.Name)
+			sess.out.Store(child)
+			return
+		}
+		child.logEstablished("CHILD_SA rekeyed", sess.identity.Name)
 	}
 }
 
@@ -857,7 +890,7 @@ func (sa *ikeSA) request(ps []message.Payload) {
 	if err != nil {
 		return
 	}
-	sa.pending, sa.pendingSent, sa.pendingWait, sa.pendingTry = msg, sa.srv.now(), retransmitFirst, 1
+	sa.pending, sa.pendingSent, sa.pendingWait, sa.pendingTry = msg, sa.srv.now(), sa.srv.cfg.RetransmitTimeout, 1
 	ep := sa.ep.Load()
 	sendIKE(ep.pc, ep.remote, msg)
 }
@@ -874,6 +907,7 @@ func (sa *ikeSA) tick(now time.Time) {
 		if !c.rekeyed.IsZero() && now.Sub(c.rekeyed) > rekeyedGrace {
 			sa.children = append(sa.children[:i], sa.children[i+1:]...)
 			sa.srv.children.Remove(c.inSPI)
+			sa.handOver(c)
 			i--
 		}
 	}
@@ -881,7 +915,7 @@ func (sa *ikeSA) tick(now time.Time) {
 		if now.Sub(sa.pendingSent) < sa.pendingWait {
 			return
 		}
-		if sa.pendingTry >= retransmitTries {
+		if sa.pendingTry >= sa.srv.cfg.RetransmitTries {
 			sa.srv.log.Info("peer not responding", "remote", sa.ep.Load().remote)
 			sa.closeLocked(ErrDeadPeer, false)
 			return

@@ -53,6 +53,9 @@ type halfOpenKey struct {
 	remote netip.AddrPort
 }
 
+// defaultReadBuffer is the default of Config.ReadBuffer.
+const defaultReadBuffer = 4 << 20
+
 // stats are the drop counters, by reason.
 type stats struct {
 	malformed, unknownSPI, espDrop, cookiesSent, halfOpenDropped atomic.Uint64
@@ -81,6 +84,18 @@ func NewServer(cfg *Config) (*Server, error) {
 	}
 	if c.DPDInterval == 0 {
 		c.DPDInterval = 30 * time.Second
+	}
+	if c.ReadBuffer == 0 {
+		c.ReadBuffer = defaultReadBuffer
+	}
+	if c.RetransmitTimeout == 0 {
+		c.RetransmitTimeout = retransmitFirst
+	}
+	if c.RetransmitTries == 0 {
+		c.RetransmitTries = retransmitTries
+	}
+	if c.RetransmitTimeout < 0 || c.RetransmitTries < 0 {
+		return nil, fmt.Errorf("%w: negative RetransmitTimeout or RetransmitTries", ErrConfig)
 	}
 	if c.CookieThreshold == 0 {
 		c.CookieThreshold = 32
@@ -162,6 +177,15 @@ func (s *Server) Serve(ctx context.Context, h tunnel.Handler, conns ...*net.UDPC
 	var wg sync.WaitGroup
 	errc := make(chan error, len(conns))
 	for _, c := range conns {
+		if s.cfg.ReadBuffer > 0 {
+			// IKE shares the socket with ESP: with the default buffer
+			// (208 KiB on Linux) a burst of ESP overflows it, and the IKE
+			// requests lost with it delay rekeys by the peer's
+			// retransmission timeout (4 s for strongSwan), long enough for
+			// a CHILD_SA to reach its hard lifetime. Best effort: the
+			// kernel caps it at net.core.rmem_max.
+			_ = c.SetReadBuffer(s.cfg.ReadBuffer)
+		}
 		pc := &packetConn{uc: udpbatch.New(c)}
 		pc.local = pc.uc.LocalAddr()
 		stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
@@ -270,6 +294,11 @@ func (s *Server) handleESP(pkt []byte, from netip.AddrPort, buf []byte, d *deliv
 		return
 	}
 	child.sa.lastInbound.Store(s.now().UnixNano())
+	if old := child.replaces.Load(); old != nil && child.replaces.CompareAndSwap(old, nil) {
+		// The first packet on a rekeyed child: the peer has installed it,
+		// so our traffic may move over from the old one.
+		sess.out.CompareAndSwap(old, child)
+	}
 	if !child.allowsInbound(inner) {
 		s.stats.espDrop.Add(1)
 		return

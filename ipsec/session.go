@@ -1,6 +1,7 @@
 package ipsec
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,17 @@ type childSA struct {
 	in              *esp.Inbound
 	out             *esp.Outbound
 	peerTS, localTS []message.Selector
+	// replaces is the child this one replaced in a rekey the peer
+	// initiated, as long as the session still sends on that one: until
+	// the peer shows that it has installed this child (ikeSA.handOver).
+	replaces atomic.Pointer[childSA]
+}
+
+// logEstablished logs the child's SPIs and the traffic selectors it
+// carries, ours first, as strongSwan does.
+func (c *childSA) logEstablished(msg, participant string) {
+	c.sa.srv.log.Info(msg, "participant", participant, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI),
+		"ts", tsString(c.localTS)+" === "+tsString(c.peerTS), "proposal", c.suite.String())
 }
 
 // allowsInbound checks an inner packet against the traffic selectors:

@@ -1,7 +1,9 @@
 package ipsec
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/remotegate/remotegate/ipsec/internal/message"
 )
@@ -53,4 +55,25 @@ func minAddr(a, b netip.Addr) netip.Addr {
 		return a
 	}
 	return b
+}
+
+// tsString renders selectors the way strongSwan logs them: a range that is
+// a prefix as the prefix ("10.240.0.0/24"), any other as "first-last",
+// followed by "[protocol/ports]" unless they are any.
+func tsString(sel []message.Selector) string {
+	parts := make([]string, 0, len(sel))
+	for _, s := range sel {
+		r := s.Start.String() + "-" + s.End.String()
+		for bits := 0; bits <= s.Start.BitLen(); bits++ {
+			if p := netip.PrefixFrom(s.Start, bits); p.Masked().Addr() == s.Start && lastAddr(p) == s.End {
+				r = p.String()
+				break
+			}
+		}
+		if s.Protocol != 0 || s.StartPort != 0 || s.EndPort != 0xffff {
+			r += fmt.Sprintf("[%d/%d-%d]", s.Protocol, s.StartPort, s.EndPort)
+		}
+		parts = append(parts, r)
+	}
+	return strings.Join(parts, " ")
 }

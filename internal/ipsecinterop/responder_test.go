@@ -25,7 +25,8 @@ type goResponder struct {
 // startGoResponder runs an ipsec.Server in R on 10.231.0.2 ports 500 and
 // 4500, with a TUN that carries the pool (and the initiator's network in
 // site-to-site mode) to R's kernel, which owns the protected network.
-func startGoResponder(t *testing.T, l *swaninterop.Lab, psk string) *goResponder {
+// Each tweak may change the server's Config before it starts.
+func startGoResponder(t *testing.T, l *swaninterop.Lab, psk string, tweaks ...func(*ipsec.Config)) *goResponder {
 	t.Helper()
 	var conns []*net.UDPConn
 	var tun *tunnel.TUN
@@ -79,6 +80,9 @@ func startGoResponder(t *testing.T, l *swaninterop.Lab, psk string) *goResponder
 			}
 			return []byte(psk), id.String(), true
 		}
+	}
+	for _, tweak := range tweaks {
+		tweak(cfg)
 	}
 	srv, err := ipsec.NewServer(cfg)
 	if err != nil {

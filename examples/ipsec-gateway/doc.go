@@ -1,0 +1,36 @@
+// Command ipsec-gateway is a device-side IPsec gateway: it connects to an
+// IKEv2 responder (strongSwan, or the SDK's ipsec.Server) with package
+// ipsec's initiator, opens a TUN device, routes the networks the tunnel
+// reaches into it, and carries the packets of the device and of the LAN
+// behind it. It reconnects with a growing backoff when the tunnel ends
+// (dead peer, delete, network failure), and on SIGTERM or SIGINT deletes
+// the IKE SA (so that the responder frees it at once) and exits with
+// status 0.
+//
+// Site to site, a LAN behind the gateway reaching the networks behind the
+// responder, with certificates:
+//
+//	ipsec-gateway -server vpn.example.com -remote-id vpn.example.com \
+//	    -cert gw.pem -key gw.key -ca ca.pem \
+//	    -lan 192.168.10.0/24 -remote-ts 10.0.0.0/8
+//
+// As a road warrior, with a virtual address from the responder's pool and
+// a pre-shared key:
+//
+//	ipsec-gateway -server 203.0.113.7 -id gw1.example.com -psk-file psk.txt
+//
+// Identities are written as in strongSwan's swanctl.conf: a host name
+// (FQDN), an IP address, an e-mail address, or a distinguished name such
+// as "C=CH, O=Example, CN=gw1". Without -id the certificate's first DNS
+// name (else its subject) is used. Keys are PEM: PKCS#8, or the PKCS#1
+// and SEC 1 forms. The -ca file may hold several certificates.
+//
+// The TUN gets the virtual address (road warrior); the routes to the
+// responder's networks (the traffic selectors it agreed to, narrowed from
+// -remote-ts) use that address, or the gateway's own address in -lan, as
+// source. Hosts on the LAN need the gateway as their route to those
+// networks, and the gateway needs IP forwarding
+// (sysctl net.ipv4.ip_forward=1), which it does not switch on by itself.
+// ESP runs in UDP (port 4500 on the responder) from -listen, an ephemeral
+// port by default. The process needs CAP_NET_ADMIN for the TUN and routes.
+package main
