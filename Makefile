@@ -4,7 +4,7 @@
 #             then runs vet, the unit and interop tests, and the race tests.
 # make bench  runs the benchmarks.
 # make fuzz   runs every Fuzz target for FUZZTIME each.
-# make perf   compares examples/ovpn-server and the broker's relay with stock openvpn (throughput and CPU, side by side).
+# make perf   compares examples/ovpn-server and the broker's relay with stock openvpn, and the broker's IPsec relay with a strongSwan hub (throughput and CPU, side by side).
 # make demo   runs the example OpenVPN server with throw-away keys (writes a client profile).
 
 GO        ?= go
@@ -45,7 +45,7 @@ race:
 test: deps vet unit race
 
 perf: deps
-	RG_PERF=1 $(GO) test -count=1 -run 'TestThroughputVsStock|TestRelayVsStock' -v -timeout 30m ./internal/ovpninterop/
+	RG_PERF=1 $(GO) test -count=1 -run 'TestThroughputVsStock|TestRelayVsStock|TestIPsecRelayVsStrongSwan' -v -timeout 30m ./internal/ovpninterop/
 
 demo:
 	$(GO) run ./examples/broker -data /tmp/remotegate-data
