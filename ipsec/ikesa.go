@@ -351,24 +351,8 @@ func (sa *ikeSA) handle(ctx context.Context, pc *packetConn, msg []byte, h messa
 
 // open authenticates and decrypts the SK payload of a message and parses
 // its inner payloads.
-func (sa *ikeSA) open(msg []byte, h message.Header) ([]message.Payload, bool) {
-	_, ps, err := message.Parse(msg)
-	if err != nil || len(ps) == 0 {
-		sa.srv.stats.malformed.Add(1)
-		return nil, false
-	}
-	sk, ok := ps[len(ps)-1].(*message.Encrypted)
-	if !ok {
-		sa.srv.stats.malformed.Add(1)
-		return nil, false
-	}
-	prefix := msg[:len(msg)-len(sk.Body)]
-	plain, err := sa.skIn.Open(prefix, sk.Body)
-	if err != nil {
-		sa.srv.stats.malformed.Add(1)
-		return nil, false
-	}
-	inner, err := message.ParsePayloads(sk.NextPayload, plain)
+func (sa *ikeSA) open(msg []byte, _ message.Header) ([]message.Payload, bool) {
+	inner, err := openSK(sa.skIn, msg)
 	if err != nil {
 		sa.srv.stats.malformed.Add(1)
 		return nil, false
@@ -376,18 +360,46 @@ func (sa *ikeSA) open(msg []byte, h message.Header) ([]message.Payload, bool) {
 	return inner, true
 }
 
+// openSK authenticates and decrypts the SK payload of a message (the last
+// payload, RFC 7296 §3.14) with sk and parses the payloads inside.
+func openSK(sk *ikecrypto.SKCipher, msg []byte) ([]message.Payload, error) {
+	_, ps, err := message.Parse(msg)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 0 {
+		return nil, errors.New("ipsec: message without SK payload")
+	}
+	enc, ok := ps[len(ps)-1].(*message.Encrypted)
+	if !ok {
+		return nil, errors.New("ipsec: message without SK payload")
+	}
+	plain, err := sk.Open(msg[:len(msg)-len(enc.Body)], enc.Body)
+	if err != nil {
+		return nil, err
+	}
+	return message.ParsePayloads(enc.NextPayload, plain)
+}
+
 // seal builds an encrypted message.
 func (sa *ikeSA) seal(h message.Header, ps []message.Payload) ([]byte, error) {
+	return sealSK(sa.skOut, h, ps)
+}
+
+// sealSK builds a message whose payloads are all inside one SK payload:
+// the header and the SK header are written with their final lengths
+// first, because they are the AEAD's associated data (or under the ICV).
+func sealSK(sk *ikecrypto.SKCipher, h message.Header, ps []message.Payload) ([]byte, error) {
 	inner, first, err := message.AppendPayloads(nil, ps)
 	if err != nil {
 		return nil, err
 	}
-	body := sa.skOut.BodyLen(len(inner))
+	body := sk.BodyLen(len(inner))
 	h.NextPayload = message.PayloadSK
 	h.Length = uint32(message.HeaderLen + 4 + body)
 	buf := h.AppendTo(make([]byte, 0, int(h.Length)))
 	buf = append(buf, byte(first), 0, byte((4+body)>>8), byte(4+body))
-	return sa.skOut.Seal(buf, inner)
+	return sk.Seal(buf, inner)
 }
 
 // handleAuth authenticates the initiator, admits it, and sets up the first
@@ -936,11 +948,7 @@ func (sa *ikeSA) tick(now time.Time) {
 func (sa *ikeSA) close(cause error, notify bool) {
 	sa.mu.Lock()
 	defer sa.mu.Unlock()
-	if notify && sa.established && !sa.closed {
-		sa.pending = nil
-		sa.request([]message.Payload{&message.Delete{Protocol: message.ProtoIKE}})
-	}
-	sa.closeLocked(cause, false)
+	sa.closeLocked(cause, notify)
 }
 
 // closeLocked tears the IKE SA down; sa.mu is held.
@@ -949,7 +957,13 @@ func (sa *ikeSA) closeLocked(cause error, notify bool) {
 		return
 	}
 	if notify && sa.established {
-		sa.pending = nil
+		if sa.pending != nil {
+			// A DPD check is unanswered: the Delete takes the next message
+			// ID, since the peer would take a new request under the same ID
+			// for a retransmission and ignore it.
+			sa.pending = nil
+			sa.myMID++
+		}
 		sa.request([]message.Payload{&message.Delete{Protocol: message.ProtoIKE}})
 	}
 	sa.closed = true

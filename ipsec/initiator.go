@@ -834,38 +834,12 @@ func (k *clientIKE) seal(exchange message.ExchangeType, response bool, mid uint3
 	if response {
 		h.Flags |= message.FlagResponse
 	}
-	inner, first, err := message.AppendPayloads(nil, ps)
-	if err != nil {
-		return nil, err
-	}
-	body := k.skOut.BodyLen(len(inner))
-	h.NextPayload = message.PayloadSK
-	h.Length = uint32(message.HeaderLen + 4 + body)
-	buf := h.AppendTo(make([]byte, 0, int(h.Length)))
-	buf = append(buf, byte(first), 0, byte((4+body)>>8), byte(4+body))
-	return k.skOut.Seal(buf, inner)
+	return sealSK(k.skOut, h, ps)
 }
 
 // open authenticates and decrypts a message of this IKE SA and parses its
 // inner payloads.
-func (k *clientIKE) open(msg []byte) ([]message.Payload, error) {
-	_, ps, err := message.Parse(msg)
-	if err != nil {
-		return nil, err
-	}
-	if len(ps) == 0 {
-		return nil, errors.New("ipsec: message without SK payload")
-	}
-	sk, ok := ps[len(ps)-1].(*message.Encrypted)
-	if !ok {
-		return nil, errors.New("ipsec: message without SK payload")
-	}
-	plain, err := k.skIn.Open(msg[:len(msg)-len(sk.Body)], sk.Body)
-	if err != nil {
-		return nil, err
-	}
-	return message.ParsePayloads(sk.NextPayload, plain)
-}
+func (k *clientIKE) open(msg []byte) ([]message.Payload, error) { return openSK(k.skIn, msg) }
 
 // notifyError is the first error notify of a response as an error:
 // ErrNoProposal for NO_PROPOSAL_CHOSEN, ErrAuthentication for

@@ -85,7 +85,9 @@ func TestStrongSwanDPDAnswered(t *testing.T) {
 	log := ini.Log()
 	sent, answered := countLog(log, `sending DPD request`), countLog(log, `parsed INFORMATIONAL response \d+ \[ \]`)
 	t.Logf("strongSwan sent %d DPD requests in %v, %d answered", sent, idle, answered)
-	if sent < 3 || answered < sent {
+	// The last request may be on its way when the log is read; a lost
+	// answer would show as a retransmission below.
+	if sent < 3 || answered < sent-1 {
 		t.Errorf("strongSwan sent %d DPD requests in %v and got %d answers; want at least 3, all answered", sent, idle, answered)
 	}
 	for _, bad := range []string{"giving up", `retransmit \d+ of request`} {
