@@ -182,8 +182,8 @@ func TestGoInitiatorToStrongSwanResponder(t *testing.T) {
 		cases = append(cases, tc{name: p.ike + "/ecdsa", ike: p.ike, esp: p.esp, want: p.want, key: swaninterop.ECDSAP256, iperf: 10 * time.Second, port: 4500})
 	}
 	cases = append(cases,
-		tc{name: "default/rsa", ike: "default", esp: "default", key: swaninterop.RSA2048, iperf: 3 * time.Second, port: 4500},
-		tc{name: "default/psk", ike: "default", esp: "default", key: swaninterop.ECDSAP256, psk: "a pre-shared key of the lab", iperf: 3 * time.Second},
+		tc{name: "default/rsa", ike: "default", esp: "default", key: swaninterop.RSA2048, iperf: 10 * time.Second, port: 4500},
+		tc{name: "default/psk", ike: "default", esp: "default", key: swaninterop.ECDSAP256, psk: "a pre-shared key of the lab", iperf: 10 * time.Second},
 		tc{name: "site-to-site/ecdsa/rekeys", ike: "aes256gcm16-prfsha256-ecp256", esp: "aes256gcm16-ecp256", want: "aes256gcm16-prfsha256-ecp256",
 			key: swaninterop.ECDSAP256, mode: swaninterop.SiteToSite, iperf: 3 * time.Second, rekey: true},
 	)

@@ -150,8 +150,8 @@ func TestStrongSwanInitiatorToGoResponder(t *testing.T) {
 		cases = append(cases, tc{name: p.ike + "/ecdsa", ike: p.ike, esp: p.esp, key: swaninterop.ECDSAP256, iperf: 10 * time.Second})
 	}
 	cases = append(cases,
-		tc{name: "default/rsa", ike: "default", esp: "default", key: swaninterop.RSA2048, iperf: 3 * time.Second},
-		tc{name: "default/psk", ike: "default", esp: "default", key: swaninterop.ECDSAP256, psk: "a pre-shared key of the lab", iperf: 3 * time.Second},
+		tc{name: "default/rsa", ike: "default", esp: "default", key: swaninterop.RSA2048, iperf: 10 * time.Second},
+		tc{name: "default/psk", ike: "default", esp: "default", key: swaninterop.ECDSAP256, psk: "a pre-shared key of the lab", iperf: 10 * time.Second},
 	)
 	if testing.Short() {
 		cases = cases[4:5]
