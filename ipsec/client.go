@@ -267,7 +267,7 @@ func (c *Client) awaitDelete(ike *clientIKE, done chan struct{}) {
 		}
 		c.mu.Lock()
 		if ike.pending != nil && ike.pendingDone == done {
-			c.sendIKE(ike.pending)
+			c.sendIKEs(ike.pending)
 		}
 		c.mu.Unlock()
 		t.Reset(500 * time.Millisecond)
@@ -323,7 +323,7 @@ func (c *Client) requestLocked(ike *clientIKE, exchange message.ExchangeType, ps
 	done := make(chan struct{})
 	ike.pending, ike.pendingDone = msg, done
 	ike.pendingSent, ike.pendingWait, ike.pendingTry = c.now(), retransmitFirst, 1
-	c.sendIKE(msg)
+	c.sendIKEs(msg)
 	return done, nil
 }
 
@@ -468,7 +468,7 @@ func (c *Client) handleIKE(msg []byte, from netip.AddrPort) {
 		if ike.pending == nil || h.MessageID != ike.myMID {
 			return
 		}
-		if _, err := ike.open(msg); err != nil {
+		if _, done, err := ike.open(msg, &ike.respFrags); err != nil || !done {
 			return
 		}
 		ike.pending, ike.myMID = nil, ike.myMID+1
@@ -480,14 +480,18 @@ func (c *Client) handleIKE(msg []byte, from netip.AddrPort) {
 		return
 	}
 	if h.MessageID+1 == ike.peerMID && ike.lastResp != nil {
-		c.sendIKE(ike.lastResp) // a retransmitted request: the same answer
+		// A retransmitted request: the same answer (all its fragments),
+		// once per retransmission, so only for its first fragment.
+		if firstFragment(msg) {
+			c.sendIKEs(ike.lastResp)
+		}
 		return
 	}
 	if h.MessageID != ike.peerMID {
 		return
 	}
-	inner, err := ike.open(msg)
-	if err != nil {
+	inner, done, err := ike.open(msg, &ike.reqFrags)
+	if err != nil || !done {
 		return
 	}
 	c.lastInbound.Store(c.now().UnixNano())
@@ -511,7 +515,7 @@ func (c *Client) handleIKE(msg []byte, from netip.AddrPort) {
 	}
 	ike.peerMID++
 	ike.lastResp = resp
-	c.sendIKE(resp)
+	c.sendIKEs(resp)
 	after()
 }
 
@@ -554,7 +558,7 @@ func (c *Client) handleInformational(ike *clientIKE, ps []message.Payload) ([]me
 			// that the caller reconnects.
 			c.log.Info("the responder deleted the child SA", "remote", c.Remote())
 			if msg, err := ike.seal(message.Informational, false, ike.myMID, []message.Payload{&message.Delete{Protocol: message.ProtoIKE}}); err == nil && ike.pending == nil {
-				c.sendIKE(msg)
+				c.sendIKEs(msg)
 			}
 			c.terminateLocked(ErrDeleted)
 		}
@@ -707,7 +711,7 @@ func (c *Client) rekeyIKE(ike *clientIKE, saP *message.SA, ke *message.KE, ni []
 	if err != nil {
 		return refuse(message.NotifyTemporaryFailure, nil)
 	}
-	n := &clientIKE{suite: sel}
+	n := &clientIKE{suite: sel, fragLimit: ike.fragLimit}
 	copy(n.spii[:], sel.spi)
 	for n.spir == ([8]byte{}) || n.spir == ike.spir {
 		if _, err := io.ReadFull(c.rand, n.spir[:]); err != nil {
@@ -781,7 +785,7 @@ func (c *Client) tick(now time.Time) {
 		ike.pendingTry++
 		ike.pendingSent = now
 		ike.pendingWait = ike.pendingWait * 18 / 10
-		c.sendIKE(ike.pending)
+		c.sendIKEs(ike.pending)
 	case c.cfg.DPDInterval > 0 && now.Sub(time.Unix(0, c.lastInbound.Load())) > c.cfg.DPDInterval:
 		_, _ = c.requestLocked(ike, message.Informational, nil)
 	}

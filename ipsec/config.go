@@ -171,6 +171,18 @@ type Config struct {
 	// HalfOpenTimeout is how long an IKE SA may wait for its IKE_AUTH.
 	// Zero: 30 s.
 	HalfOpenTimeout time.Duration
+	// Fragmentation says whether IKE fragmentation (RFC 7383) is
+	// supported: the zero value, FragmentationSupported, echoes an
+	// initiator's IKEV2_FRAGMENTATION_SUPPORTED, reassembles its fragments
+	// (strongSwan sends IKE_AUTH with RSA certificates in two) and
+	// fragments our own large messages. FragmentationDisabled turns it
+	// off.
+	Fragmentation FragmentationMode
+	// FragmentSize is the largest IP datagram (IP and UDP headers, non-ESP
+	// marker and IKE message) of a fragment we send, like strongSwan's
+	// charon.fragment_size; messages that fit are not fragmented. Zero:
+	// 1280. Otherwise at least 256.
+	FragmentSize int
 	// Rand is the source of randomness (SPIs, nonces, DH keys, IVs).
 	// Nil: crypto/rand.
 	Rand io.Reader

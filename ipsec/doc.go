@@ -15,6 +15,12 @@
 // every initiator believe that it is behind a NAT, which makes them
 // encapsulate.
 //
+// Both roles support IKE fragmentation (RFC 7383) unless
+// Config.Fragmentation or DialConfig.Fragmentation disables it: IKE_AUTH
+// with certificate chains then travels in fragments of at most
+// FragmentSize bytes instead of IP fragments, which NATs and firewalls
+// often drop.
+//
 // The wire codec, the IKE cryptography and the ESP data path are in
 // internal packages (message, ikecrypto, esp).
 package ipsec

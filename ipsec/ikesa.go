@@ -67,11 +67,17 @@ type ikeSA struct {
 	peerHashes  []uint16
 	psk         []byte // the pre-shared key, when the peer used one
 
-	peerMID  uint32 // the next request ID expected from the peer
-	lastResp []byte // the answer to request peerMID-1, for retransmissions
+	// frag: both sides support IKE fragmentation (RFC 7383), negotiated
+	// in IKE_SA_INIT and kept by rekeyed IKE SAs; reqFrags and respFrags
+	// collect the fragments of the peer's requests and responses.
+	frag                bool
+	reqFrags, respFrags reassembly
 
-	myMID       uint32 // the ID of our next request
-	pending     []byte // our outstanding request, nil if none
+	peerMID  uint32   // the next request ID expected from the peer
+	lastResp [][]byte // the answer to request peerMID-1 (its fragments), for retransmissions
+
+	myMID       uint32   // the ID of our next request
+	pending     [][]byte // our outstanding request (its fragments), nil if none
 	pendingSent time.Time
 	pendingWait time.Duration
 	pendingTry  int
@@ -198,6 +204,13 @@ func sendIKE(pc *packetConn, to netip.AddrPort, msg []byte) {
 	_ = pc.send(msg, to)
 }
 
+// sendIKEs sends the fragments of an IKE message (or the one message).
+func sendIKEs(pc *packetConn, to netip.AddrPort, msgs [][]byte) {
+	for _, m := range msgs {
+		sendIKE(pc, to, m)
+	}
+}
+
 func (s *Server) random(n int) ([]byte, error) {
 	b := make([]byte, n)
 	if _, err := io.ReadFull(s.rand, b); err != nil {
@@ -244,10 +257,15 @@ func (s *Server) newIKESA(pc *packetConn, req []byte, ps []message.Payload, h me
 		return nil, nil, err
 	}
 	for _, n := range message.Notifies(ps) {
-		if n.NotifyType == message.NotifySignatureHashAlgorithms {
+		switch n.NotifyType {
+		case message.NotifySignatureHashAlgorithms:
 			for d := n.Data; len(d) >= 2; d = d[2:] {
 				sa.peerHashes = append(sa.peerHashes, binary.BigEndian.Uint16(d))
 			}
+		case message.NotifyFragmentationSupported:
+			// RFC 7383 §2.3: the responder echoes it only when the
+			// initiator sent it, and only then may either side fragment.
+			sa.frag = s.cfg.Fragmentation != FragmentationDisabled
 		}
 	}
 	// Our NAT_DETECTION_SOURCE_IP hashes an address we do not have, so
@@ -276,6 +294,9 @@ func (s *Server) newIKESA(pc *packetConn, req []byte, ps []message.Payload, h me
 		out = append(out, &message.CertReq{Encoding: message.CertX509Signature, Data: req})
 	}
 	out = append(out, &message.Notify{NotifyType: message.NotifySignatureHashAlgorithms, Data: hashes})
+	if sa.frag {
+		out = append(out, &message.Notify{NotifyType: message.NotifyFragmentationSupported})
+	}
 	resp, err := message.Marshal(message.Header{SPIi: sa.spii, SPIr: sa.spir, Version: 0x20, Exchange: message.IKESAInit, Flags: message.FlagResponse}, out)
 	if err != nil {
 		return nil, nil, err
@@ -312,13 +333,17 @@ func (sa *ikeSA) handle(ctx context.Context, pc *packetConn, msg []byte, h messa
 		return
 	}
 	if h.MessageID+1 == sa.peerMID && sa.lastResp != nil {
-		sendIKE(pc, from, sa.lastResp) // retransmitted request: same answer
+		// A retransmitted request: the same answer (all its fragments),
+		// once per retransmission, so only for its first fragment.
+		if firstFragment(msg) {
+			sendIKEs(pc, from, sa.lastResp)
+		}
 		return
 	}
 	if h.MessageID != sa.peerMID {
 		return
 	}
-	inner, ok := sa.open(msg, h)
+	inner, ok := sa.open(msg, &sa.reqFrags)
 	if !ok {
 		return
 	}
@@ -345,61 +370,33 @@ func (sa *ikeSA) handle(ctx context.Context, pc *packetConn, msg []byte, h messa
 	}
 	sa.peerMID++
 	sa.lastResp = resp
-	sendIKE(pc, from, resp)
+	sendIKEs(pc, from, resp)
 	after()
 }
 
-// open authenticates and decrypts the SK payload of a message and parses
-// its inner payloads.
-func (sa *ikeSA) open(msg []byte, _ message.Header) ([]message.Payload, bool) {
-	inner, err := openSK(sa.skIn, msg)
+// open authenticates and decrypts a message (SK, or an SKF fragment
+// collected in frags) and parses its inner payloads; ok is false for
+// malformed messages and for fragments of a message still incomplete.
+func (sa *ikeSA) open(msg []byte, frags *reassembly) ([]message.Payload, bool) {
+	if !sa.frag {
+		frags = nil
+	}
+	inner, done, err := openMessage(sa.skIn, msg, frags)
 	if err != nil {
 		sa.srv.stats.malformed.Add(1)
 		return nil, false
 	}
-	return inner, true
+	return inner, done
 }
 
-// openSK authenticates and decrypts the SK payload of a message (the last
-// payload, RFC 7296 §3.14) with sk and parses the payloads inside.
-func openSK(sk *ikecrypto.SKCipher, msg []byte) ([]message.Payload, error) {
-	_, ps, err := message.Parse(msg)
-	if err != nil {
-		return nil, err
+// seal builds an encrypted message, in fragments when it is larger than
+// FragmentSize and the peer supports them.
+func (sa *ikeSA) seal(h message.Header, ps []message.Payload) ([][]byte, error) {
+	limit := 0
+	if sa.frag {
+		limit = fragmentLimit(sa.srv.cfg.FragmentSize, sa.ep.Load().remote)
 	}
-	if len(ps) == 0 {
-		return nil, errors.New("ipsec: message without SK payload")
-	}
-	enc, ok := ps[len(ps)-1].(*message.Encrypted)
-	if !ok {
-		return nil, errors.New("ipsec: message without SK payload")
-	}
-	plain, err := sk.Open(msg[:len(msg)-len(enc.Body)], enc.Body)
-	if err != nil {
-		return nil, err
-	}
-	return message.ParsePayloads(enc.NextPayload, plain)
-}
-
-// seal builds an encrypted message.
-func (sa *ikeSA) seal(h message.Header, ps []message.Payload) ([]byte, error) {
-	return sealSK(sa.skOut, h, ps)
-}
-
-// sealSK builds a message whose payloads are all inside one SK payload:
-// the header and the SK header are written with their final lengths
-// first, because they are the AEAD's associated data (or under the ICV).
-func sealSK(sk *ikecrypto.SKCipher, h message.Header, ps []message.Payload) ([]byte, error) {
-	inner, first, err := message.AppendPayloads(nil, ps)
-	if err != nil {
-		return nil, err
-	}
-	body := sk.BodyLen(len(inner))
-	h.NextPayload = message.PayloadSK
-	h.Length = uint32(message.HeaderLen + 4 + body)
-	buf := h.AppendTo(make([]byte, 0, int(h.Length)))
-	buf = append(buf, byte(first), 0, byte((4+body)>>8), byte(4+body))
-	return sk.Seal(buf, inner)
+	return sealMessage(sa.skOut, h, ps, limit)
 }
 
 // handleAuth authenticates the initiator, admits it, and sets up the first
@@ -826,7 +823,7 @@ func (sa *ikeSA) rekeyIKE(saP *message.SA, ke *message.KE, ni, nr []byte) ([]mes
 		return []message.Payload{&message.Notify{NotifyType: message.NotifyInvalidSyntax}}, func() {}
 	}
 	n := &ikeSA{srv: s, created: s.now(), firstRemote: sa.firstRemote, suite: sel, ni: bytes.Clone(ni), nr: nr,
-		established: true, peerHashes: sa.peerHashes, psk: sa.psk}
+		established: true, peerHashes: sa.peerHashes, psk: sa.psk, frag: sa.frag}
 	copy(n.spii[:], sel.spi)
 	for {
 		if _, err := io.ReadFull(s.rand, n.spir[:]); err != nil {
@@ -884,7 +881,7 @@ func (sa *ikeSA) handleResponse(msg []byte, h message.Header) {
 	if sa.pending == nil || h.MessageID != sa.myMID {
 		return
 	}
-	if _, ok := sa.open(msg, h); !ok {
+	if _, ok := sa.open(msg, &sa.respFrags); !ok {
 		return
 	}
 	sa.pending = nil
@@ -904,7 +901,7 @@ func (sa *ikeSA) request(ps []message.Payload) {
 	}
 	sa.pending, sa.pendingSent, sa.pendingWait, sa.pendingTry = msg, sa.srv.now(), sa.srv.cfg.RetransmitTimeout, 1
 	ep := sa.ep.Load()
-	sendIKE(ep.pc, ep.remote, msg)
+	sendIKEs(ep.pc, ep.remote, msg)
 }
 
 // tick runs dead peer detection and retransmissions.
@@ -936,7 +933,7 @@ func (sa *ikeSA) tick(now time.Time) {
 		sa.pendingSent = now
 		sa.pendingWait = sa.pendingWait * 18 / 10
 		ep := sa.ep.Load()
-		sendIKE(ep.pc, ep.remote, sa.pending)
+		sendIKEs(ep.pc, ep.remote, sa.pending)
 		return
 	}
 	if sa.rekeyedTo == nil && sa.srv.cfg.DPDInterval > 0 && now.Sub(time.Unix(0, sa.lastInbound.Load())) > sa.srv.cfg.DPDInterval {

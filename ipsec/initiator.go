@@ -95,6 +95,17 @@ type DialConfig struct {
 	// responder is alive; if it does not answer the retransmissions the
 	// Client ends with ErrDeadPeer. Zero: 30 s. Negative: never.
 	DPDInterval time.Duration
+	// Fragmentation says whether IKE fragmentation (RFC 7383) is
+	// offered: the zero value, FragmentationSupported, sends
+	// IKEV2_FRAGMENTATION_SUPPORTED and, when the responder echoes it,
+	// reassembles its fragments and fragments our own large messages
+	// (IKE_AUTH with certificates). FragmentationDisabled turns it off.
+	Fragmentation FragmentationMode
+	// FragmentSize is the largest IP datagram (IP and UDP headers, non-ESP
+	// marker and IKE message) of a fragment we send, like strongSwan's
+	// charon.fragment_size; messages that fit are not fragmented. Zero:
+	// 1280. Otherwise at least 256.
+	FragmentSize int
 	// Rand is the source of randomness (SPIs, nonces, DH keys, IVs).
 	// Nil: crypto/rand.
 	Rand io.Reader
@@ -182,11 +193,19 @@ type clientIKE struct {
 	keys        ikecrypto.IKEKeys
 	skIn, skOut *ikecrypto.SKCipher
 
-	peerMID  uint32 // the next request ID expected from the responder
-	lastResp []byte // the answer to request peerMID-1, for retransmissions
+	// fragLimit is the largest IKE message we send unfragmented, and the
+	// size of our fragments, when both sides support IKE fragmentation
+	// (RFC 7383); 0 when they do not. A rekeyed IKE SA keeps it. reqFrags
+	// and respFrags collect the fragments of the responder's requests and
+	// responses.
+	fragLimit           int
+	reqFrags, respFrags reassembly
 
-	myMID       uint32 // the ID of our next request
-	pending     []byte // our outstanding request, nil if none
+	peerMID  uint32   // the next request ID expected from the responder
+	lastResp [][]byte // the answer to request peerMID-1 (its fragments), for retransmissions
+
+	myMID       uint32   // the ID of our next request
+	pending     [][]byte // our outstanding request (its fragments), nil if none
 	pendingDone chan struct{}
 	pendingSent time.Time
 	pendingWait time.Duration
@@ -320,6 +339,9 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 	if d.DPDInterval == 0 {
 		d.DPDInterval = 30 * time.Second
 	}
+	if err := checkFragmentSize(d.FragmentSize); err != nil {
+		return nil, err
+	}
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	if !remote.Addr().IsValid() || remote.Addr().IsUnspecified() {
 		return nil, fmt.Errorf("%w: invalid responder address %v", ErrConfig, remote)
@@ -384,7 +406,7 @@ func (c *Client) runHandshake(ctx context.Context) error {
 			return err
 		}
 		var resp []byte
-		err = c.exchange(ctx, buf, req, func(msg []byte, rh message.Header) bool {
+		err = c.exchange(ctx, buf, [][]byte{req}, func(msg []byte, rh message.Header) bool {
 			if rh.SPIi != ike.spii || rh.Exchange != message.IKESAInit || !rh.IsResponse() || rh.MessageID != 0 {
 				return false
 			}
@@ -465,6 +487,12 @@ func (c *Client) runHandshake(ctx context.Context) error {
 			}
 		case message.NotifyNATDetectionSourceIP, message.NotifyNATDetectionDestinationIP:
 			natd++
+		case message.NotifyFragmentationSupported:
+			// The echo of ours (RFC 7383 §2.3): we never sent it when
+			// fragmentation is disabled, but a responder might echo anyway.
+			if c.cfg.Fragmentation != FragmentationDisabled {
+				ike.fragLimit = fragmentLimit(c.cfg.FragmentSize, c.Remote())
+			}
 		}
 	}
 	if r := c.Remote(); r.Port() == 500 {
@@ -505,6 +533,9 @@ func (c *Client) initRequest(spii [8]byte, ni []byte, dh ikecrypto.DH, cookie []
 		&message.Notify{NotifyType: message.NotifyNATDetectionDestinationIP, Data: dst[:]},
 		&message.Notify{NotifyType: message.NotifySignatureHashAlgorithms, Data: hashes},
 	)
+	if c.cfg.Fragmentation != FragmentationDisabled {
+		ps = append(ps, &message.Notify{NotifyType: message.NotifyFragmentationSupported})
+	}
 	msg, err := message.Marshal(message.Header{SPIi: spii, Version: message.Version2, Exchange: message.IKESAInit, Flags: message.FlagInitiator}, ps)
 	if err != nil {
 		return nil, fmt.Errorf("ipsec: IKE_SA_INIT: %w", err)
@@ -572,8 +603,8 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *clientIKE, i
 		if rh.SPIi != ike.spii || rh.SPIr != ike.spir || rh.Exchange != message.IKEAuth || !rh.IsResponse() || rh.MessageID != 1 {
 			return false
 		}
-		ps, err := ike.open(msg)
-		if err != nil {
+		ps, done, err := ike.open(msg, &ike.respFrags)
+		if err != nil || !done {
 			return false
 		}
 		inner = ps
@@ -588,8 +619,8 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *clientIKE, i
 	// The IKE SA is up on the responder's side from here on: a failure
 	// deletes it.
 	if err := c.firstChild(ike, child, inner, ni, nr); err != nil {
-		if msg, err2 := ike.seal(message.Informational, false, ike.myMID, []message.Payload{&message.Delete{Protocol: message.ProtoIKE}}); err2 == nil {
-			c.sendIKE(msg)
+		if msgs, err2 := ike.seal(message.Informational, false, ike.myMID, []message.Payload{&message.Delete{Protocol: message.ProtoIKE}}); err2 == nil {
+			c.sendIKEs(msgs)
 		}
 		return err
 	}
@@ -728,13 +759,13 @@ func (c *Client) keyChild(child *childSA, ike *clientIKE, sel chosen, shared, ni
 	return nil
 }
 
-// exchange sends req and waits for the response that accept takes,
-// retransmitting like our other requests. It is the handshake's
-// synchronous I/O, before the read loop runs.
-func (c *Client) exchange(ctx context.Context, buf, req []byte, accept func(msg []byte, h message.Header) bool) error {
+// exchange sends req (all its fragments) and waits for the response that
+// accept takes, retransmitting like our other requests. It is the
+// handshake's synchronous I/O, before the read loop runs.
+func (c *Client) exchange(ctx context.Context, buf []byte, req [][]byte, accept func(msg []byte, h message.Header) bool) error {
 	wait := retransmitFirst
 	for try := 1; ; try++ {
-		c.sendIKE(req)
+		c.sendIKEs(req)
 		next := time.Now().Add(wait)
 		for {
 			if err := ctx.Err(); err != nil {
@@ -809,6 +840,13 @@ func (c *Client) sendIKE(msg []byte) {
 	c.lastOutbound.Store(c.now().UnixNano())
 }
 
+// sendIKEs sends the fragments of an IKE message (or the one message).
+func (c *Client) sendIKEs(msgs [][]byte) {
+	for _, m := range msgs {
+		c.sendIKE(m)
+	}
+}
+
 // install makes the SK ciphers: what the original initiator sends uses
 // SK_ei/SK_ai (RFC 7296 §2.14).
 func (k *clientIKE) install(r io.Reader) error {
@@ -825,8 +863,9 @@ func (k *clientIKE) install(r io.Reader) error {
 	return err
 }
 
-// seal builds an encrypted message of this IKE SA.
-func (k *clientIKE) seal(exchange message.ExchangeType, response bool, mid uint32, ps []message.Payload) ([]byte, error) {
+// seal builds an encrypted message of this IKE SA, in fragments when it
+// is larger than fragLimit.
+func (k *clientIKE) seal(exchange message.ExchangeType, response bool, mid uint32, ps []message.Payload) ([][]byte, error) {
 	h := message.Header{SPIi: k.spii, SPIr: k.spir, Version: message.Version2, Exchange: exchange, MessageID: mid}
 	if k.initiator {
 		h.Flags |= message.FlagInitiator
@@ -834,12 +873,18 @@ func (k *clientIKE) seal(exchange message.ExchangeType, response bool, mid uint3
 	if response {
 		h.Flags |= message.FlagResponse
 	}
-	return sealSK(k.skOut, h, ps)
+	return sealMessage(k.skOut, h, ps, k.fragLimit)
 }
 
-// open authenticates and decrypts a message of this IKE SA and parses its
-// inner payloads.
-func (k *clientIKE) open(msg []byte) ([]message.Payload, error) { return openSK(k.skIn, msg) }
+// open authenticates and decrypts a message of this IKE SA (SK, or an SKF
+// fragment collected in frags) and parses its inner payloads; done is
+// false for a fragment of a message still incomplete.
+func (k *clientIKE) open(msg []byte, frags *reassembly) (ps []message.Payload, done bool, err error) {
+	if k.fragLimit == 0 {
+		frags = nil
+	}
+	return openMessage(k.skIn, msg, frags)
+}
 
 // notifyError is the first error notify of a response as an error:
 // ErrNoProposal for NO_PROPOSAL_CHOSEN, ErrAuthentication for

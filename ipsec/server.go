@@ -97,6 +97,9 @@ func NewServer(cfg *Config) (*Server, error) {
 	if c.RetransmitTimeout < 0 || c.RetransmitTries < 0 {
 		return nil, fmt.Errorf("%w: negative RetransmitTimeout or RetransmitTries", ErrConfig)
 	}
+	if err := checkFragmentSize(c.FragmentSize); err != nil {
+		return nil, err
+	}
 	if c.CookieThreshold == 0 {
 		c.CookieThreshold = 32
 	}
