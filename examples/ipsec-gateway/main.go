@@ -147,8 +147,8 @@ func connectOnce(ctx context.Context, o options, cfg *ipsec.DialConfig, log *slo
 		"addresses", c.Addresses(), "local_ts", c.LocalTS(), "remote_ts", c.RemoteTS(), "source", src,
 		"ike", c.IKEProposal().String(), "esp", c.ESPProposal().String())
 	errc := make(chan error, 2)
-	go func() { errc <- pump(tun, c) }()
-	go func() { errc <- pump(c, tun) }()
+	go func() { errc <- tunnel.Pump(tun, c) }()
+	go func() { errc <- tunnel.Pump(c, tun) }()
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: deleting the IKE SA")
@@ -190,35 +190,6 @@ func sourceAddress(c *ipsec.Client, lan []netip.Prefix) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-// pump copies packets from one device to the other with the headroom
-// that sealing needs, until either is closed.
-func pump(from, to tunnel.Device) error {
-	n := from.BatchSize()
-	bufs := make([][]byte, n)
-	out := make([][]byte, n)
-	sizes := make([]int, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, tunnel.BufferSize)
-	}
-	for {
-		for i := range bufs {
-			bufs[i] = bufs[i][:tunnel.BufferSize-tunnel.Tailroom]
-		}
-		k, err := from.Read(bufs, sizes, tunnel.Headroom)
-		if err != nil {
-			return err
-		}
-		for i := 0; i < k; i++ {
-			out[i] = bufs[i][:tunnel.Headroom+sizes[i]]
-		}
-		// Single bad packets (not IP) are skipped; a closed device ends
-		// the pump.
-		if _, err := to.Write(out[:k], tunnel.Headroom); err != nil && errors.Is(err, tunnel.ErrClosed) {
-			return err
-		}
-	}
 }
 
 // resolve looks the responder up; the port defaults to 4500 (NAT-T),

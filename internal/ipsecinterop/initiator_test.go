@@ -3,7 +3,6 @@ package ipsecinterop
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -118,36 +117,9 @@ func dialFromI(t *testing.T, l *swaninterop.Lab, cfg *ipsec.DialConfig, local ui
 		l.I.Run(t, 5*time.Second, "ip", "route", "replace", p.String(), "dev", tun.Name(), "src", src.String())
 	}
 	g.wg.Add(2)
-	go func() { defer g.wg.Done(); _ = bridgeDevices(tun, c) }()
-	go func() { defer g.wg.Done(); _ = bridgeDevices(c, tun) }()
+	go func() { defer g.wg.Done(); _ = tunnel.Pump(tun, c) }()
+	go func() { defer g.wg.Done(); _ = tunnel.Pump(c, tun) }()
 	return g
-}
-
-// bridgeDevices copies packets from one device to the other, keeping the
-// headroom that the sealing side needs, until either fails.
-func bridgeDevices(from, to tunnel.Device) error {
-	n := from.BatchSize()
-	bufs := make([][]byte, n)
-	out := make([][]byte, n)
-	sizes := make([]int, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, tunnel.BufferSize)
-	}
-	for {
-		for i := range bufs {
-			bufs[i] = bufs[i][:tunnel.BufferSize-tunnel.Tailroom]
-		}
-		k, err := from.Read(bufs, sizes, tunnel.Headroom)
-		if err != nil {
-			return err
-		}
-		for i := 0; i < k; i++ {
-			out[i] = bufs[i][:tunnel.Headroom+sizes[i]]
-		}
-		if _, err := to.Write(out[:k], tunnel.Headroom); err != nil && errors.Is(err, tunnel.ErrClosed) {
-			return err
-		}
-	}
 }
 
 // Acceptance 4: the Go initiator connects to a strongSwan responder with
