@@ -1,7 +1,8 @@
 # remotegate: build, test, benchmark, fuzz.
 #
 # make test   installs the Debian packages the interop tests need (if missing),
-#             then runs vet, the unit and interop tests, and the race tests.
+#             then checks that go.mod is tidy, runs vet, the unit and interop
+#             tests, and the race tests.
 # make bench  runs the benchmarks.
 # make fuzz   runs every Fuzz target for FUZZTIME each.
 # make perf   compares examples/ovpn-server and the broker's relay with stock openvpn, and the broker's IPsec relay with a strongSwan hub (throughput and CPU, side by side).
@@ -13,7 +14,7 @@ DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping tcpdump openssl softhsm2 opens
 # The interop tests build the example programs and run stock peers in network
 # namespaces; they need root. Without root they skip, saying so (in CI they fail).
 
-.PHONY: all build test deps vet unit race bench fuzz perf demo
+.PHONY: all build test deps tidy vet unit race bench fuzz perf demo
 
 all: build
 
@@ -33,6 +34,10 @@ deps:
 		fi; \
 	fi
 
+# go.mod and go.sum must say exactly what the code imports.
+tidy:
+	$(GO) mod tidy -diff
+
 vet:
 	$(GO) vet ./...
 
@@ -42,7 +47,7 @@ unit:
 race:
 	$(GO) test -count=1 -race -short -timeout 15m ./...
 
-test: deps vet unit race
+test: deps tidy vet unit race
 
 perf: deps
 	RG_PERF=1 $(GO) test -count=1 -run 'TestThroughputVsStock|TestRelayVsStock|TestIPsecRelayVsStrongSwan' -v -timeout 30m ./internal/ovpninterop/

@@ -62,6 +62,10 @@ type Config struct {
 	Events func(Event)
 	// Logger receives session events; nil discards them.
 	Logger *slog.Logger
+	// Now is the broker's clock: it ages the switch's flows, checks the
+	// relations' time windows and records when sessions came up. Nil
+	// means time.Now.
+	Now func() time.Time
 }
 
 // Broker is the tunnel.Handler that the transports' servers call: it
@@ -71,6 +75,7 @@ type Config struct {
 type Broker struct {
 	sw  *Switch
 	log *slog.Logger
+	now func() time.Time
 
 	mu         sync.Mutex
 	snap       *policy.Snapshot
@@ -120,8 +125,11 @@ func New(cfg Config) (*Broker, error) {
 	if !cfg.Pool.IsValid() || cfg.Pool.Bits() > cfg.Pool.Addr().BitLen()-2 {
 		return nil, fmt.Errorf("broker: tunnel pool %v is too small", cfg.Pool)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	b := &Broker{
-		sw: NewSwitch(cfg.Policy, cfg.FlowTable), log: cfg.Logger, snap: cfg.Policy, pool: cfg.Pool.Masked(),
+		sw: NewSwitch(cfg.Policy, SwitchConfig{FlowTable: cfg.FlowTable, Now: cfg.Now}), log: cfg.Logger, now: cfg.Now, snap: cfg.Policy, pool: cfg.Pool.Masked(),
 		devices: cfg.Devices, addresses: map[string]netip.Addr{}, taken: map[netip.Addr]string{}, online: map[string]tunnel.Session{},
 		since: map[string]time.Time{}, userRoutes: cfg.UserRoutes, onAddress: cfg.OnAddress, events: cfg.Events,
 	}
@@ -284,7 +292,7 @@ func (b *Broker) Up(s tunnel.Session) {
 		go old.Close(errors.New("broker: replaced by a new session"))
 	}
 	b.online[name] = s
-	b.since[name] = time.Now()
+	b.since[name] = b.now()
 	if r, ok := s.(tunnel.Reporter); ok {
 		b.handshakes.observe(r.HandshakeDuration().Seconds())
 	}

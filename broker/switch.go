@@ -87,10 +87,23 @@ type switchState struct {
 	lengths6  []int
 }
 
+// SwitchConfig configures a Switch. The zero value gives the defaults.
+type SwitchConfig struct {
+	// FlowTable sizes the policy flow table.
+	FlowTable policy.FlowFilterConfig
+	// Now is the clock that ages flows and checks relations' time windows,
+	// read once per batch. Nil means time.Now.
+	Now func() time.Time
+}
+
 // NewSwitch returns a switch that checks packets against snap (with a flow
 // table sized by cfg) and forwards nothing until Update attaches endpoints.
-func NewSwitch(snap *policy.Snapshot, cfg policy.FlowFilterConfig) *Switch {
-	s := &Switch{filter: policy.NewFlowFilter(snap, cfg), now: time.Now}
+func NewSwitch(snap *policy.Snapshot, cfg SwitchConfig) *Switch {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Switch{filter: policy.NewFlowFilter(snap, cfg.FlowTable), now: now}
 	s.state.Store(&switchState{bySession: map[uint64]*endpoint{}, routes: map[netip.Prefix]*endpoint{}})
 	s.scratch.New = func() any { return new(batchScratch) }
 	return s

@@ -83,7 +83,7 @@ func newLab(t testing.TB) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{sw: NewSwitch(snap, policy.FlowFilterConfig{}),
+	l := &lab{sw: NewSwitch(snap, SwitchConfig{}),
 		u1: &fakeSession{id: 1, keep: true}, u2: &fakeSession{id: 2, keep: true},
 		dev1: &fakeSession{id: 3, keep: true}, dev2: &fakeSession{id: 4, keep: true}}
 	nat1, err := nat.NewTable(nat.Mapping{Real: lan, Alias: netip.MustParsePrefix("10.200.1.0/24")})

@@ -24,7 +24,20 @@ import (
 	"github.com/remotegate/remotegate/tunnel"
 )
 
-// clock is a settable time source.
+// clockSkews are the offsets from the real clock at which
+// TestScenariosOnASkewedClock runs the API: whatever decides by the real
+// clock instead of Config.Now fails at one of them.
+var clockSkews = []struct {
+	name string
+	d    time.Duration
+}{
+	{"two-years-behind", -2 * 365 * 24 * time.Hour},
+	{"two-years-ahead", 2 * 365 * 24 * time.Hour},
+}
+
+// clock is a settable time source. Tests start it from the real clock
+// (shifted, for the skew tests), never at a fixed date: the store, the CA
+// and the broker all run on it, so no fixed date meets time.Now.
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -45,6 +58,11 @@ type env struct {
 	b     *broker.Broker
 	ca    *pki.CA
 	clock *clock
+	// start is where the clock began: the real time, shifted by the
+	// test's skew, to the second.
+	start time.Time
+	// dbPath is the store's database file.
+	dbPath string
 }
 
 const testPassword = "correct horse battery"
@@ -56,7 +74,17 @@ func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 // newEnvWith is newEnv with the server's Config adjusted by adjust.
 func newEnvWith(t *testing.T, adjust func(*Config)) *env {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "broker.db"))
+	return newEnvAt(t, 0, adjust)
+}
+
+// newEnvAt is newEnvWith on a clock that starts skew away from the real
+// one; the store, the broker, the CA and the API all read that clock.
+func newEnvAt(t *testing.T, skew time.Duration, adjust func(*Config)) *env {
+	t.Helper()
+	start := time.Now().Add(skew).UTC().Truncate(time.Second)
+	clk := &clock{t: start}
+	dbPath := filepath.Join(t.TempDir(), "broker.db")
+	st, err := store.OpenWith(dbPath, store.Options{Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,15 +100,14 @@ func newEnvWith(t *testing.T, adjust func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(broker.Config{Policy: snap, Pool: netip.MustParsePrefix("10.8.0.0/24")})
+	b, err := broker.New(broker.Config{Policy: snap, Pool: netip.MustParsePrefix("10.8.0.0/24"), Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := pki.NewCA(pki.CAConfig{OnIssue: func(r pki.Record) error { return st.PutCertificate(ctx, r) }})
+	ca, err := pki.NewCA(pki.CAConfig{Now: clk.now, OnIssue: func(r pki.Record) error { return st.PutCertificate(ctx, r) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	cfg := Config{
 		Store: st, Broker: b, CA: ca, Verifier: &pki.Verifier{CA: ca},
 		Profile: func(w io.Writer, name string, certPEM, keyPEM []byte) error {
@@ -104,7 +131,7 @@ func newEnvWith(t *testing.T, adjust func(*Config)) *env {
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &env{t: t, srv: srv, http: hs, store: st, b: b, ca: ca, clock: clk}
+	return &env{t: t, srv: srv, http: hs, store: st, b: b, ca: ca, clock: clk, start: start, dbPath: dbPath}
 }
 
 // call makes a request with an optional bearer token and JSON body, and
@@ -156,7 +183,12 @@ func (e *env) login(name, password string) (string, int) {
 
 func (e *env) mustLogin(name string) string {
 	e.t.Helper()
-	tok, code := e.login(name, testPassword)
+	return e.mustLoginWith(name, testPassword)
+}
+
+func (e *env) mustLoginWith(name, password string) string {
+	e.t.Helper()
+	tok, code := e.login(name, password)
 	if code != http.StatusOK {
 		e.t.Fatalf("login %s: %d", name, code)
 	}
@@ -259,8 +291,10 @@ func TestBootstrapAdministratorWorksExactlyOnce(t *testing.T) {
 	e.expect(http.StatusForbidden, "POST", "/api/v1/bootstrap", alice, map[string]string{"name": "eve", "password": "eve's long password"})
 }
 
-func TestWrongPasswordsAreRateLimited(t *testing.T) {
-	e := newEnv(t)
+func TestWrongPasswordsAreRateLimited(t *testing.T) { testWrongPasswordsAreRateLimited(t, 0) }
+
+func testWrongPasswordsAreRateLimited(t *testing.T, skew time.Duration) {
+	e := newEnvAt(t, skew, nil)
 	for i := 0; i < 5; i++ {
 		if _, code := e.login("root", "wrong password"); code != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: %d", i, code)

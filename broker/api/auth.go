@@ -361,10 +361,22 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// setAccountPassword stores a new password for the account called name,
+// creating the account if it has none; its sessions are kept.
 func (s *Server) setAccountPassword(ctx context.Context, name, password string, mustChange bool) error {
-	h, err := HashPassword(password, s.cfg.PasswordCost)
+	a, err := s.accountWithPassword(ctx, name, password, mustChange)
 	if err != nil {
 		return err
+	}
+	return s.cfg.Store.PutAccount(ctx, a)
+}
+
+// accountWithPassword returns the account called name (a new one if it has
+// none) with the new password, not yet stored.
+func (s *Server) accountWithPassword(ctx context.Context, name, password string, mustChange bool) (store.Account, error) {
+	h, err := HashPassword(password, s.cfg.PasswordCost)
+	if err != nil {
+		return store.Account{}, err
 	}
 	now := s.now()
 	a, err := s.cfg.Store.Account(ctx, name)
@@ -372,10 +384,10 @@ func (s *Server) setAccountPassword(ctx context.Context, name, password string, 
 	case errors.Is(err, store.ErrNotFound):
 		a = &store.Account{Name: name, Created: now}
 	case err != nil:
-		return err
+		return store.Account{}, err
 	}
 	a.PasswordHash, a.MustChange, a.Updated = h, mustChange, now
-	return s.cfg.Store.PutAccount(ctx, *a)
+	return *a, nil
 }
 
 // Bootstrap prepares the first login of a fresh installation: when no
@@ -445,7 +457,7 @@ func (s *Server) finishBootstrap(w http.ResponseWriter, r *http.Request, c *call
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	_ = s.cfg.Store.DeleteTokensOf(ctx, BootstrapAccount)
+	// Deleting the account deletes its tokens with it.
 	if err := s.cfg.Store.DeleteAccount(ctx, BootstrapAccount); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return

@@ -207,7 +207,11 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *ca
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	rec, _ = s.cfg.CA.Lookup(serial)
+	rec, ok = s.cfg.CA.Lookup(serial)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("certificate %s revoked, but the CA no longer lists it", serialText(serial)))
+		return
+	}
 	if err := s.cfg.Store.RevokeCertificate(r.Context(), serialText(serial), rec.RevokedAt, rec.Reason); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return

@@ -104,10 +104,9 @@ func (s *Server) change(r *http.Request, c *caller, what string, fn func(*store.
 	if err != nil {
 		if snap != nil && old != nil {
 			// Stored nothing: put the broker back as it was.
-			if cfg, lerr := s.cfg.Store.Config(r.Context()); lerr == nil {
-				if osnap, odev, cerr := s.cfg.Compile(cfg); cerr == nil {
-					_ = s.cfg.Broker.Apply(osnap, odev)
-				}
+			if rerr := s.reapplyStored(context.WithoutCancel(r.Context())); rerr != nil {
+				s.log.Error("the broker runs a configuration that was not stored", "error", rerr)
+				return fmt.Errorf("%w; and putting the broker back failed: %w", err, rerr)
 			}
 		}
 		return err
@@ -119,6 +118,19 @@ func (s *Server) change(r *http.Request, c *caller, what string, fn func(*store.
 	}
 	s.event(r, "config_change", "", actor, what, nil)
 	return nil
+}
+
+// reapplyStored applies the stored configuration to the broker again.
+func (s *Server) reapplyStored(ctx context.Context) error {
+	cfg, err := s.cfg.Store.Config(ctx)
+	if err != nil {
+		return err
+	}
+	snap, devices, err := s.cfg.Compile(cfg)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Broker.Apply(snap, devices)
 }
 
 func writeChangeError(w http.ResponseWriter, err error) {
@@ -338,20 +350,19 @@ func (s *Server) userExists(name string) bool {
 	return ok
 }
 
+// putUser and deleteUser: the store ends the API sessions of a user that
+// a change disables or removes (and deletes a removed user's account) in
+// the change's own transaction, so a request either does all of it or
+// fails as a whole.
+
 func (s *Server) putUser(w http.ResponseWriter, r *http.Request, c *caller) {
 	if u, ok := decode[policy.User](w, r); ok {
-		if users.put(s, w, r, c, u, nil) && u.Disabled {
-			_ = s.cfg.Store.DeleteTokensOf(r.Context(), u.Name)
-		}
+		users.put(s, w, r, c, u, nil)
 	}
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) {
-	name := r.PathValue("name")
-	if users.remove(s, w, r, c, nil) {
-		_ = s.cfg.Store.DeleteTokensOf(r.Context(), name)
-		_ = s.cfg.Store.DeleteAccount(r.Context(), name)
-	}
+	users.remove(s, w, r, c, nil)
 }
 
 func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -370,11 +381,16 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, c *caller) 
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.setAccountPassword(r.Context(), name, req.Password, false); err != nil {
+	// The new password and the end of the sessions opened with the old
+	// one are one write: a failure leaves both as they were.
+	a, err := s.accountWithPassword(r.Context(), name, req.Password, false)
+	if err == nil {
+		err = s.cfg.Store.ResetAccount(r.Context(), a)
+	}
+	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	_ = s.cfg.Store.DeleteTokensOf(r.Context(), name)
 	s.event(r, "config_change", name, c.name, fmt.Sprintf("set the password of %q", name), nil)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -237,8 +237,7 @@ func (s *Server) addLicense(w http.ResponseWriter, r *http.Request, c *caller) {
 		return
 	}
 	if err := s.cfg.Store.PutLicense(r.Context(), store.License{Number: l.Number, File: file, Added: now}); err != nil {
-		_ = lic.Restore(before) // not stored, so not activated
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.undoLicenseChange(w, before, err) // not stored, so not activated
 		return
 	}
 	capacity := lic.Capacity(now)
@@ -251,6 +250,18 @@ func (s *Server) addLicense(w http.ResponseWriter, r *http.Request, c *caller) {
 			return
 		}
 	}
+}
+
+// undoLicenseChange answers a license change that the store refused with
+// err: the licenses go back to before, as the store still has them.
+func (s *Server) undoLicenseChange(w http.ResponseWriter, before []license.Entry, err error) {
+	if rerr := s.cfg.Licenses.Restore(before); rerr != nil {
+		// The State keeps the change the store does not have: it counts
+		// until the next start, which restores the stored licenses.
+		s.log.Error("licenses in force differ from the stored ones until the next start", "error", rerr)
+		err = fmt.Errorf("%w; and undoing the change failed: %w", err, rerr)
+	}
+	writeError(w, http.StatusInternalServerError, err.Error())
 }
 
 // releaseLicense releases a license and answers with the release statement
@@ -282,8 +293,7 @@ func (s *Server) releaseLicense(w http.ResponseWriter, r *http.Request, c *calle
 		}
 	}
 	if err := s.cfg.Store.ReleaseLicense(r.Context(), number, released); err != nil {
-		_ = lic.Restore(before)
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.undoLicenseChange(w, before, err) // not stored, so not released
 		return
 	}
 	capacity := lic.Capacity(now)

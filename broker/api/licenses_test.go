@@ -29,7 +29,10 @@ type licenseLab struct {
 	root            string
 }
 
-func newLicenseLab(t *testing.T) *licenseLab {
+func newLicenseLab(t *testing.T) *licenseLab { t.Helper(); return newLicenseLabAt(t, 0) }
+
+// newLicenseLabAt is newLicenseLab on a clock skew away from the real one.
+func newLicenseLabAt(t *testing.T, skew time.Duration) *licenseLab {
 	t.Helper()
 	pub, priv, err := license.GenerateVendorKey(nil)
 	if err != nil {
@@ -44,7 +47,7 @@ func newLicenseLab(t *testing.T) *licenseLab {
 		t.Fatal(err)
 	}
 	state := license.NewState(&license.Verifier{Product: "remotegate", Keys: []ed25519.PublicKey{pub}}, installation, 7*24*time.Hour)
-	e := newEnvWith(t, func(c *Config) { c.Licenses, c.InstallationKey = state, ikey })
+	e := newEnvAt(t, skew, func(c *Config) { c.Licenses, c.InstallationKey = state, ikey })
 	return &licenseLab{env: e, vendor: priv, installation: installation, installationKey: ikey, state: state, root: e.mustLogin("root")}
 }
 
@@ -53,7 +56,7 @@ func (l *licenseLab) issue(number string, participants int, installation string,
 	l.t.Helper()
 	file, err := license.Issue(l.vendor, license.License{
 		Number: number, Product: "remotegate", Edition: "standard", Participants: participants,
-		Issued: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Expires: expires, Installation: installation,
+		Issued: l.start.AddDate(0, 0, -22), Expires: expires, Installation: installation,
 	})
 	if err != nil {
 		l.t.Fatal(err)
@@ -79,8 +82,10 @@ func (l *licenseLab) admit(name string) error {
 // Acceptance: with only the base license the fifth participant is refused
 // with the capacity in the answer; after adding a +64 license it is
 // created.
-func TestFifthParticipantNeedsALicense(t *testing.T) {
-	l := newLicenseLab(t)
+func TestFifthParticipantNeedsALicense(t *testing.T) { testFifthParticipantNeedsALicense(t, 0) }
+
+func testFifthParticipantNeedsALicense(t *testing.T, skew time.Duration) {
+	l := newLicenseLabAt(t, skew)
 	// newEnv made the users root and nobody: two of the base four.
 	l.expect(http.StatusCreated, "POST", "/api/v1/devices", l.root, map[string]any{"name": "plant-1"})
 	l.clock.add(time.Minute)
@@ -144,14 +149,14 @@ func TestFifthParticipantNeedsALicense(t *testing.T) {
 	if err := json.Unmarshal(l.expect(http.StatusOK, "GET", "/api/v1/devices/plant-1", l.root, nil), &dev); err != nil {
 		t.Fatal(err)
 	}
-	if want := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC); !dev.Created.Equal(want) {
+	if want := l.start; !dev.Created.Equal(want) {
 		t.Fatalf("plant-1 created %v; want %v", dev.Created, want)
 	}
-	l.expect(http.StatusOK, "PUT", "/api/v1/devices/plant-1", l.root, map[string]any{"name": "plant-1", "created": "2030-01-01T00:00:00Z"})
+	l.expect(http.StatusOK, "PUT", "/api/v1/devices/plant-1", l.root, map[string]any{"name": "plant-1", "created": l.start.AddDate(3, 0, 0)})
 	if err := json.Unmarshal(l.expect(http.StatusOK, "GET", "/api/v1/devices/plant-1", l.root, nil), &dev); err != nil {
 		t.Fatal(err)
 	}
-	if !dev.Created.Equal(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)) {
+	if !dev.Created.Equal(l.start) {
 		t.Fatalf("a PUT changed plant-1's creation time to %v", dev.Created)
 	}
 
@@ -188,8 +193,12 @@ func TestFifthParticipantNeedsALicense(t *testing.T) {
 // A license that expires stops counting after the grace period: the
 // event log says so, and the newest participants are refused at connect.
 func TestExpiredLicenseStopsCountingAfterGrace(t *testing.T) {
-	l := newLicenseLab(t)
-	expires := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	testExpiredLicenseStopsCountingAfterGrace(t, 0)
+}
+
+func testExpiredLicenseStopsCountingAfterGrace(t *testing.T, skew time.Duration) {
+	l := newLicenseLabAt(t, skew)
+	expires := l.start.AddDate(0, 0, 8).Truncate(24 * time.Hour)
 	l.expect(http.StatusCreated, "POST", "/api/v1/licenses", l.root, l.issue("RG-TERM", 64, "", expires))
 	for _, name := range []string{"d1", "d2", "d3"} {
 		l.clock.add(time.Minute)

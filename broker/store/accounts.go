@@ -51,10 +51,22 @@ func (s *Store) Account(ctx context.Context, name string) (*Account, error) {
 // PutAccount stores a, creating the account or replacing the stored one of
 // the same name (whose Created time is kept).
 func (s *Store) PutAccount(ctx context.Context, a Account) error {
+	return s.putAccount(ctx, a, false)
+}
+
+// ResetAccount is PutAccount that also deletes every token of the account,
+// in the same transaction: after an administrator sets a new password, no
+// session opened with the old one remains, even if the store fails half
+// way.
+func (s *Store) ResetAccount(ctx context.Context, a Account) error {
+	return s.putAccount(ctx, a, true)
+}
+
+func (s *Store) putAccount(ctx context.Context, a Account, endSessions bool) error {
 	if a.Name == "" {
 		return errors.New("store: put account: empty name")
 	}
-	now := time.Now()
+	now := s.now()
 	if a.Created.IsZero() {
 		a.Created = now
 	}
@@ -64,6 +76,10 @@ func (s *Store) PutAccount(ctx context.Context, a Account) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, sqlPutAccount, a.Name, a.PasswordHash,
 			boolInt(a.MustChange), boolInt(a.Disabled), formatTime(a.Created), formatTime(a.Updated))
+		if err != nil || !endSessions {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, sqlDeleteTokensOf, a.Name)
 		return err
 	})
 	if err != nil {
@@ -109,7 +125,7 @@ func (s *Store) PutToken(ctx context.Context, t Token) error {
 	case t.Expires.IsZero():
 		return errors.New("store: put token: no expiry")
 	}
-	created := orNow(t.Created)
+	created := s.orNow(t.Created)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, sqlAccountExists, t.Account).Scan(&n); err != nil {
@@ -132,7 +148,7 @@ func (s *Store) PutToken(ctx context.Context, t Token) error {
 func (s *Store) Token(ctx context.Context, hash []byte) (*Token, error) {
 	t := Token{Hash: append([]byte(nil), hash...)}
 	var created, expires string
-	err := s.db.QueryRowContext(ctx, sqlToken, nonNil(hash), formatTime(time.Now())).
+	err := s.db.QueryRowContext(ctx, sqlToken, nonNil(hash), formatTime(s.now())).
 		Scan(&t.Account, &created, &expires)
 	if err != nil {
 		return nil, fmt.Errorf("store: token: %w", errNoRows(err, "token"))

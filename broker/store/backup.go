@@ -177,7 +177,7 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, passphrase []byte) err
 	if err := os.WriteFile(tmp, plain, 0o600); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
-	if err := prepareBackup(ctx, tmp); err != nil {
+	if err := s.prepareBackup(ctx, tmp); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
 	if err := s.restoreFrom(ctx, tmp); err != nil {
@@ -191,7 +191,7 @@ const sqliteMagic = "SQLite format 3\x00"
 
 // prepareBackup checks the decrypted database at path and migrates it to
 // the current schema version.
-func prepareBackup(ctx context.Context, path string) error {
+func (s *Store) prepareBackup(ctx context.Context, path string) error {
 	head := make([]byte, len(sqliteMagic))
 	f, err := os.Open(path)
 	if err != nil {
@@ -220,7 +220,7 @@ func prepareBackup(ctx context.Context, path string) error {
 	case v < 1:
 		return fmt.Errorf("%w: empty schema", ErrBadBackup)
 	}
-	if err := migrate(ctx, db, len(migrations)); err != nil {
+	if err := migrate(ctx, db, len(migrations), s.now); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBackup, err)
 	}
 	return db.Close()

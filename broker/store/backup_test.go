@@ -303,7 +303,7 @@ func TestRestoreOlderSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1.db")
 	db, err := openDB(path, dsnParams, true)
 	must(t, err)
-	must(t, migrate(bg, db, 1))
+	must(t, migrate(bg, db, 1, time.Now))
 	_, err = db.ExecContext(bg, usersTable.insert, "old-user", 1, `{"name":"old-user"}`)
 	must(t, err)
 	_, err = db.ExecContext(bg, sqlSetMeta, "4", metaRevision)

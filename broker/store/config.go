@@ -76,6 +76,11 @@ func (s *Store) Config(ctx context.Context) (*Config, error) {
 // written. Names must be unique within a kind, and Networks may name only
 // devices of the model; changes fn makes to Revision are ignored. The store
 // does not otherwise validate the model (policy.Compile does).
+//
+// A user that the change removes or disables loses its API sessions in the
+// same transaction: a removed user's account (its password) and tokens are
+// deleted, a disabled user's tokens. So a failure cannot leave a usable
+// token, or a password waiting for a new user of the same name, behind.
 func (s *Store) Update(ctx context.Context, fn func(*Config) error) (*Config, error) {
 	var (
 		out   *Config
@@ -87,11 +92,18 @@ func (s *Store) Update(ctx context.Context, fn func(*Config) error) (*Config, er
 			return err
 		}
 		rev := cur.Revision
+		users := make(map[string]bool, len(cur.Model.Users)) // enabled before fn
+		for _, u := range cur.Model.Users {
+			users[u.Name] = !u.Disabled
+		}
 		if err := fn(cur); err != nil {
 			fnErr = err
 			return err
 		}
 		if err := s.storeConfig(ctx, tx, cur, rows); err != nil {
+			return err
+		}
+		if err := endSessionsOfRemoved(ctx, tx, users, cur.Model.Users); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, sqlSetMeta, strconv.FormatInt(rev+1, 10), metaRevision); err != nil {
@@ -107,6 +119,32 @@ func (s *Store) Update(ctx context.Context, fn func(*Config) error) (*Config, er
 		return nil, fmt.Errorf("store: update config: %w", err)
 	}
 	return out, nil
+}
+
+// endSessionsOfRemoved deletes the accounts of the users in before that are
+// not in after, and the tokens of those that after disables.
+func endSessionsOfRemoved(ctx context.Context, tx *sql.Tx, before map[string]bool, after []policy.User) error {
+	if len(before) == 0 {
+		return nil
+	}
+	disabled := make(map[string]bool, len(after)) // name -> disabled, for the users kept
+	for _, u := range after {
+		disabled[u.Name] = u.Disabled
+	}
+	for name := range before {
+		off, kept := disabled[name]
+		switch {
+		case !kept:
+			if _, err := tx.ExecContext(ctx, sqlDeleteAccount, name); err != nil { // its tokens cascade
+				return fmt.Errorf("delete the account of removed user %q: %w", name, err)
+			}
+		case off:
+			if _, err := tx.ExecContext(ctx, sqlDeleteTokensOf, name); err != nil {
+				return fmt.Errorf("delete the tokens of disabled user %q: %w", name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Replace stores c as the whole configuration if c.Revision is the current

@@ -350,3 +350,43 @@ func TestUpdatePanicReleasesLock(t *testing.T) {
 		t.Fatalf("after a panicking update: %+v", c)
 	}
 }
+
+// A change that disables a user deletes its tokens, one that removes a user
+// deletes its account too, in the change's transaction; users the change
+// keeps enabled, and accounts without a user (the bootstrap account), keep
+// theirs.
+func TestUpdateEndsTheSessionsOfUsersWhoLoseAccess(t *testing.T) {
+	s, _ := openTest(t)
+	expires := time.Now().Add(time.Hour)
+	if _, err := s.Update(bg, func(c *Config) error {
+		c.Model.Users = []policy.User{{Name: "alice"}, {Name: "bob"}, {Name: "carol"}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"alice", "bob", "carol", "admin"} {
+		must(t, s.PutAccount(bg, Account{Name: name, PasswordHash: "hash of " + name}))
+		must(t, s.PutToken(bg, Token{Hash: hashOf(name), Account: name, Expires: expires}))
+	}
+	if _, err := s.Update(bg, func(c *Config) error {
+		c.Model.Users = []policy.User{{Name: "alice", Disabled: true}, {Name: "carol"}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name           string
+		account, token bool
+	}{
+		{"alice", true, false}, // disabled
+		{"bob", false, false},  // removed
+		{"carol", true, true},
+		{"admin", true, true},
+	} {
+		_, errA := s.Account(bg, c.name)
+		_, errT := s.Token(bg, hashOf(c.name))
+		if (errA == nil) != c.account || (errT == nil) != c.token {
+			t.Errorf("%s: account %v, token %v; want account %v, token %v", c.name, errA, errT, c.account, c.token)
+		}
+	}
+}

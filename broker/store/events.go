@@ -42,7 +42,7 @@ func (s *Store) Append(ctx context.Context, e Event) (int64, error) {
 	}
 	var id int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, sqlAppendEvent, formatTime(orNow(e.Time)),
+		return tx.QueryRowContext(ctx, sqlAppendEvent, formatTime(s.orNow(e.Time)),
 			e.Kind, e.Participant, e.Actor, e.Message, attrs).Scan(&id)
 	})
 	if err != nil {

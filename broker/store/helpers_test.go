@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestMain(m *testing.M) {
@@ -21,8 +22,15 @@ var productionKDF = kdfParams{time: 3, memory: 64 * 1024, threads: 4}
 // the test.
 func openTest(t testing.TB) (*Store, string) {
 	t.Helper()
+	return openTestAt(t, nil)
+}
+
+// openTestAt is openTest with the store's clock set to now (nil: the real
+// clock).
+func openTestAt(t testing.TB, now func() time.Time) (*Store, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "broker.db")
-	s, err := Open(path)
+	s, err := OpenWith(path, Options{Now: now})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -39,3 +47,15 @@ func must(t testing.TB, err error) {
 }
 
 var bg = context.Background()
+
+// clockSkews are the offsets from the real clock that the clock tests run
+// at: a decision that reads the real clock instead of the store's fails at
+// one of them.
+var clockSkews = []struct {
+	name string
+	d    time.Duration
+}{
+	{"two-years-behind", -2 * 365 * 24 * time.Hour},
+	{"real-time", 0},
+	{"two-years-ahead", 2 * 365 * 24 * time.Hour},
+}

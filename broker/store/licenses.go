@@ -28,7 +28,7 @@ func (s *Store) PutLicense(ctx context.Context, l License) error {
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, sqlPutLicense, l.Number, nonNil(l.File),
-			formatTime(orNow(l.Added)), formatOptionalTime(l.Released))
+			formatTime(s.orNow(l.Added)), formatOptionalTime(l.Released))
 		return err
 	})
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *Store) Licenses(ctx context.Context) ([]License, error) {
 // given time (zero: now); ErrNotFound if there is no such license.
 func (s *Store) ReleaseLicense(ctx context.Context, number string, at time.Time) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlReleaseLicense, formatTime(orNow(at)), number)
+		res, err := tx.ExecContext(ctx, sqlReleaseLicense, formatTime(s.orNow(at)), number)
 		if err != nil {
 			return err
 		}

@@ -4,13 +4,14 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestMigrateFromVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1.db")
 	db, err := openDB(path, dsnParams, true)
 	must(t, err)
-	must(t, migrate(bg, db, 1))
+	must(t, migrate(bg, db, 1, time.Now))
 	if v, err := schemaVersion(bg, db); err != nil || v != 1 {
 		t.Fatalf("version %d, %v; want 1", v, err)
 	}

@@ -89,7 +89,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, at time.Ti
 	}
 	key := serialKey(n)
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, sqlRevokeCertificate, formatTime(orNow(at)), int64(reason), key)
+		res, err := tx.ExecContext(ctx, sqlRevokeCertificate, formatTime(s.orNow(at)), int64(reason), key)
 		if err != nil {
 			return err
 		}

@@ -227,15 +227,30 @@ func hashOf(token string) []byte {
 	return h[:]
 }
 
+// TestTokens runs on the store's clock set two years behind the real one,
+// on it, and two years ahead: a token's expiry is judged by that clock
+// alone, so a store that read the real clock would fail the first or the
+// last run.
 func TestTokens(t *testing.T) {
-	s, _ := openTest(t)
+	for _, skew := range clockSkews {
+		t.Run(skew.name, func(t *testing.T) { testTokens(t, time.Now().Add(skew.d).UTC()) })
+	}
+}
+
+func testTokens(t *testing.T, now time.Time) {
+	s, _ := openTestAt(t, func() time.Time { return now })
 	must(t, s.PutAccount(bg, Account{Name: "alice"}))
 	must(t, s.PutAccount(bg, Account{Name: "bob"}))
-	now := time.Now().UTC()
+	if a, err := s.Account(bg, "alice"); err != nil || !a.Created.Equal(now) || !a.Updated.Equal(now) {
+		t.Fatalf("account stamped %+v (%v), want the store's clock %v", a, err, now)
+	}
 	live := Token{Hash: hashOf("t1"), Account: "alice", Created: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
 	must(t, s.PutToken(bg, live))
 	must(t, s.PutToken(bg, Token{Hash: hashOf("t2"), Account: "alice", Expires: now.Add(-time.Second)}))
 	must(t, s.PutToken(bg, Token{Hash: hashOf("t3"), Account: "bob", Expires: now.Add(time.Hour)}))
+	if tok, err := s.Token(bg, hashOf("t3")); err != nil || !tok.Created.Equal(now) {
+		t.Fatalf("token stamped %+v (%v), want the store's clock %v", tok, err, now)
+	}
 	must(t, s.PutToken(bg, Token{Hash: hashOf("t4"), Account: "bob", Expires: now.Add(time.Hour)}))
 
 	if err := s.PutToken(bg, Token{Hash: hashOf("x"), Account: "nobody", Expires: now.Add(time.Hour)}); !errors.Is(err, ErrNotFound) {
@@ -259,7 +274,7 @@ func TestTokens(t *testing.T) {
 		}
 	}
 
-	n, err := s.PruneTokens(bg, time.Now())
+	n, err := s.PruneTokens(bg, now)
 	must(t, err)
 	if n != 1 {
 		t.Fatalf("pruned %d tokens, want 1", n)

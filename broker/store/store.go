@@ -57,21 +57,43 @@ type Store struct {
 	// docWrites counts configuration rows written (inserted, updated or
 	// deleted), for the tests of Update's diffing.
 	docWrites atomic.Int64
+	// now is Options.Now, never nil.
+	now func() time.Time
 }
 
-// Open opens the database at path, creating it (mode 0600) if missing,
+// Options tune a Store. The zero value gives the defaults.
+type Options struct {
+	// Now is the store's clock: it stamps what is stored without a time of
+	// its own (accounts, tokens, events, licenses, revocations, applied
+	// migrations) and decides whether a token has expired. It should be
+	// the clock of the rest of the program (the API's Config.Now), so that
+	// a token issued at one time is judged on the same clock. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Open opens the database at path with the default Options; see OpenWith.
+func Open(path string) (*Store, error) {
+	return OpenWith(path, Options{})
+}
+
+// OpenWith opens the database at path, creating it (mode 0600) if missing,
 // and applies the schema migrations it lacks, in order. It fails with
 // ErrSchema if the database was written by a newer program.
-func Open(path string) (*Store, error) {
+func OpenWith(path string, opts Options) (*Store, error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	db, err := openDB(path, dsnParams, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(context.Background(), db, len(migrations)); err != nil {
+	if err := migrate(context.Background(), db, len(migrations), now); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, wsem: make(chan struct{}, 1)}, nil
+	return &Store{db: db, path: path, wsem: make(chan struct{}, 1), now: now}, nil
 }
 
 // openDB opens the SQLite database at path with the given DSN parameters,
@@ -139,7 +161,7 @@ func schemaVersion(ctx context.Context, q queryer) (int, error) {
 // migrate brings db to schema version target (at most len(migrations)),
 // each migration in its own transaction. Several processes may migrate the
 // same file at once: a migration already recorded is skipped.
-func migrate(ctx context.Context, db *sql.DB, target int) error {
+func migrate(ctx context.Context, db *sql.DB, target int, now func() time.Time) error {
 	if err := inTx(ctx, db, nil, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, sqlCreateMigrations)
 		return err
@@ -167,7 +189,7 @@ func migrate(ctx context.Context, db *sql.DB, target int) error {
 					return err
 				}
 			}
-			_, err := tx.ExecContext(ctx, sqlRecordMigration, v, formatTime(time.Now()))
+			_, err := tx.ExecContext(ctx, sqlRecordMigration, v, formatTime(now()))
 			return err
 		})
 		if err != nil {
@@ -253,10 +275,10 @@ func parseOptionalTime(s sql.NullString) (time.Time, error) {
 	return parseTime(s.String)
 }
 
-// orNow returns t, or the current time if t is zero.
-func orNow(t time.Time) time.Time {
+// orNow returns t, or the store's current time if t is zero.
+func (s *Store) orNow(t time.Time) time.Time {
 	if t.IsZero() {
-		return time.Now()
+		return s.now()
 	}
 	return t
 }

@@ -279,11 +279,11 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", b.MetricsHandler())
 		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = ms.Serve(ml) }()
+		go func() { logServeEnd(log, "metrics", ms.Serve(ml)) }()
 		defer ms.Close()
 	}
 	if o.api != "" {
-		as, err := serveAPI(o.api, apiSrv, k)
+		as, err := serveAPI(o.api, apiSrv, k, log)
 		if err != nil {
 			return err
 		}
@@ -323,14 +323,21 @@ remotegate broker is running. Next:
 // serveAPI serves the management API over HTTPS with a certificate of the
 // broker's CA; a client certificate of the CA, if presented, allows the
 // certificate (smartcard) login.
-func serveAPI(addr string, h http.Handler, k *keys) (*http.Server, error) {
+func serveAPI(addr string, h http.Handler, k *keys, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("management API: %w", err)
 	}
 	hs := &http.Server{Handler: h, TLSConfig: k.apiTLS(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.ServeTLS(ln, "", "") }()
+	go func() { logServeEnd(log, "management API", hs.ServeTLS(ln, "", "")) }()
 	return hs, nil
+}
+
+// logServeEnd logs why an HTTP server stopped serving, unless it was closed.
+func logServeEnd(log *slog.Logger, what string, err error) {
+	if !errors.Is(err, http.ErrServerClosed) {
+		log.Error(what+" stopped serving", "error", err)
+	}
 }
 
 func firstUser(ctx context.Context, st *store.Store) string {
