@@ -90,7 +90,22 @@ func OpenTUN(cfg TUNConfig) (*TUN, error) {
 	name := t.name
 	cmds := [][]string{{"link", "set", "dev", name, "mtu", strconv.Itoa(mtu)}}
 	for _, a := range cfg.Addresses {
-		cmds = append(cmds, []string{"addr", "add", a.String(), "dev", name})
+		c := []string{"addr", "add", a.String(), "dev", name}
+		if a.Addr().Is6() {
+			// nodad: without it the kernel marks the address tentative
+			// (IFA_F_TENTATIVE) when ip(8) adds it, and clears the flag
+			// only when its ipv6_addrconf worker runs Duplicate Address
+			// Detection. On a TUN (point-to-point, IFF_NOARP) DAD sends
+			// nothing and ends at once, as there are no neighbours to
+			// collide with; accept_dad does not change that. But the worker
+			// runs asynchronously, so under load OpenTUN could return
+			// while the address was still tentative, and a bind to it or a
+			// connect that needs it as source failed with EADDRNOTAVAIL
+			// ("cannot assign requested address"). With nodad the address
+			// is never tentative: usable as soon as ip(8) returns.
+			c = append(c, "nodad")
+		}
+		cmds = append(cmds, c)
 	}
 	cmds = append(cmds, []string{"link", "set", "dev", name, "up"})
 	for _, r := range cfg.Routes {

@@ -5,14 +5,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/remotegate/remotegate/internal/netns"
 	"github.com/remotegate/remotegate/internal/packet"
@@ -55,10 +60,6 @@ func TestTUNCarriesTCP(t *testing.T) {
 }
 
 func tunChild(t *testing.T) {
-	// IPv6 addresses on the TUN must be usable at once.
-	if err := os.WriteFile("/proc/sys/net/ipv6/conf/default/accept_dad", []byte("0"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	for i, c := range []struct {
 		name    string
 		local   netip.Prefix // the TUN's address; both sockets use it
@@ -85,6 +86,14 @@ func tunChild(t *testing.T) {
 			if tun.Offload() != c.offload {
 				t.Fatalf("Offload() = %v, want %v", tun.Offload(), c.offload)
 			}
+			if c.local.Addr().Is6() {
+				// The address must be usable at once, not tentative until
+				// the kernel's DAD worker gets to run (see OpenTUN).
+				flags := ifaFlags(t, tun.Name(), c.local.Addr())
+				if flags&unix.IFA_F_NODAD == 0 || flags&unix.IFA_F_TENTATIVE != 0 {
+					t.Fatalf("%s on %s has flags %#x, want nodad and not tentative", c.local.Addr(), tun.Name(), flags)
+				}
+			}
 			done := make(chan error, 1)
 			go func() { done <- mirrorLoop(tun, c.local.Addr(), c.peer, c.mirror) }()
 			transferThrough(t, c.local.Addr(), c.peer)
@@ -102,6 +111,32 @@ func tunChild(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ifaFlags returns the IFA_F_* flags of the IPv6 address addr on the
+// interface dev, from /proc/net/if_inet6.
+func ifaFlags(t *testing.T, dev string, addr netip.Addr) uint32 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/if_inet6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := addr.As16()
+	want := hex.EncodeToString(a[:])
+	// Each line: address, ifindex, prefix length, scope, flags (all hex),
+	// interface name.
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 6 && f[0] == want && f[5] == dev {
+			flags, err := strconv.ParseUint(f[4], 16, 32)
+			if err != nil {
+				t.Fatalf("/proc/net/if_inet6 line %q: %v", line, err)
+			}
+			return uint32(flags)
+		}
+	}
+	t.Fatalf("%s not on %s in /proc/net/if_inet6:\n%s", addr, dev, b)
+	return 0
 }
 
 // transferThrough sends 16 MiB from a client dialling peer to a server
