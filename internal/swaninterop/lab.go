@@ -2,6 +2,8 @@ package swaninterop
 
 import (
 	"fmt"
+	"maps"
+	"math"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -245,6 +247,14 @@ type ThroughputResult struct {
 	Wall time.Duration
 	// CPU is the processor time each meter used during the run.
 	CPU map[string]time.Duration
+	// Interval is the mean length of the reporting intervals, from
+	// iperf3's own time stamps (on a busy machine they come out a little
+	// longer than asked); ThroughputUntil only.
+	Interval time.Duration
+	// Met reports that ThroughputUntil's condition held before its limit,
+	// and Waited how long after the start of the run it was first seen to.
+	Met    bool
+	Waited time.Duration
 }
 
 // Mbps is the receiver's goodput in Mbit/s.
@@ -256,40 +266,136 @@ func (r ThroughputResult) Mbps() float64 { return r.BitsPerSecond / 1e6 }
 // the iperf3 client ("-R" reverses the direction).
 func (l *Lab) Throughput(t testing.TB, d time.Duration, meters map[string]CPUMeter, extraArgs ...string) ThroughputResult {
 	t.Helper()
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range meters {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	before := make(map[string]time.Duration, len(meters))
-	for _, n := range names {
-		cpu, err := meters[n].CPUTime()
-		if err != nil {
-			t.Fatalf("swaninterop: CPU time of %s: %v", n, err)
-		}
-		before[n] = cpu
-	}
+	cpu := startCPU(t, meters)
 	start := time.Now()
-	res := ThroughputResult{IperfResult: netns.Iperf3(t, l.I, l.R, l.Target(), d, extraArgs...), CPU: map[string]time.Duration{}}
+	res := ThroughputResult{IperfResult: netns.Iperf3(t, l.I, l.R, l.Target(), d, extraArgs...)}
 	res.Wall = time.Since(start)
+	res.CPU = cpu.used(t)
 	var sb strings.Builder
-	dir := "I->R"
-	if slices.Contains(extraArgs, "-R") {
-		dir = "R->I"
-	}
-	fmt.Fprintf(&sb, "%s %s %s: %.1f Mbit/s over %v (%d TCP retransmits)", l.Mode, l.KeyType, dir, res.Mbps(), d, res.Retransmits)
-	for _, n := range names {
-		cpu, err := meters[n].CPUTime()
-		if err != nil {
-			t.Fatalf("swaninterop: CPU time of %s: %v", n, err)
-		}
-		res.CPU[n] = cpu - before[n]
-		fmt.Fprintf(&sb, "; %s CPU %v (%.0f%% of wall)", n, res.CPU[n].Round(time.Millisecond), 100*res.CPU[n].Seconds()/res.Wall.Seconds())
-	}
+	fmt.Fprintf(&sb, "%s %s %s: %.1f Mbit/s over %v (%d TCP retransmits)", l.Mode, l.KeyType, direction(extraArgs), res.Mbps(), d, res.Retransmits)
+	cpu.report(&sb, res)
 	t.Log(sb.String())
 	return res
+}
+
+// ThroughputUntil is Throughput for as long as it takes something to
+// happen, rather than for a fixed time: iperf3 runs from I to Target
+// while until is polled every 100 ms; once until has reported true, the
+// traffic goes on for settle more (so that the aftermath of the awaited
+// event is measured as well) and the client is stopped. At limit iperf3
+// ends by itself (-t) whether or not until held: Met tells. The intervals
+// are iperf3's own reports (--forceflush text output, read after the
+// client stopped), the last one cut short by the stop left out. extraArgs
+// go to the iperf3 client after ThroughputUntil's "-i 0.5" ("-R" reverses
+// the direction, a later "-i" sets the interval).
+func (l *Lab) ThroughputUntil(t testing.TB, limit, settle time.Duration, until func() bool, meters map[string]CPUMeter, extraArgs ...string) ThroughputResult {
+	t.Helper()
+	secs := max(1, int(math.Ceil(limit.Seconds())))
+	srv := l.R.Start(t, "iperf3", "-s", "-1", "--forceflush", "-B", l.Target().String(), "-p", strconv.Itoa(iperfPort))
+	defer srv.Stop()
+	srv.WaitLog(t, `Server listening`, 5*time.Second)
+	cpu := startCPU(t, meters)
+	start := time.Now()
+	args := append([]string{"-c", l.Target().String(), "-p", strconv.Itoa(iperfPort), "-t", strconv.Itoa(secs), "-i", "0.5", "-P", "1", "--forceflush"}, extraArgs...)
+	cli := l.I.Start(t, "iperf3", args...)
+	var res ThroughputResult
+	var metAt time.Time
+	hardStop := start.Add(time.Duration(secs)*time.Second + 10*time.Second) // iperf3 hung
+	tick := time.NewTicker(100 * time.Millisecond)
+	for !cli.Exited() && time.Now().Before(hardStop) {
+		if !res.Met && until() {
+			res.Met, metAt = true, time.Now()
+			res.Waited = metAt.Sub(start)
+		}
+		if res.Met && time.Since(metAt) >= settle {
+			break
+		}
+		<-tick.C
+	}
+	tick.Stop()
+	stoppedEarly := !cli.Exited()
+	_ = cli.Stop() // iperf3 exits non-zero on SIGTERM ("interrupt - the client has terminated")
+	res.Wall = time.Since(start)
+	res.CPU = cpu.used(t)
+	if !res.Met && until() {
+		res.Met = true // in the last moment; Waited stays zero
+	}
+	out := cli.Log()
+	rep, err := parseIperfText(out)
+	if err != nil {
+		t.Fatalf("swaninterop: iperf3 %s -> %s: %v\nclient log:\n%s\nserver log:\n%s", l.I.Name, l.Target(), err, tail(out, logTail), tail(srv.Log(), logTail))
+	}
+	if stoppedEarly && len(rep.bps) > 1 {
+		// The interval iperf3 closed when it got SIGTERM is a fraction of
+		// the others: its rate says little.
+		rep = rep.dropLast()
+	}
+	res.Intervals, res.Retransmits, res.Interval = rep.bps, rep.retransmits, rep.mean()
+	res.BitsPerSecond = rep.average()
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s %s %s: %.1f Mbit/s over %v in %d intervals of %v", l.Mode, l.KeyType, direction(extraArgs), res.Mbps(), res.Wall.Round(time.Millisecond), len(res.Intervals), res.Interval.Round(time.Millisecond))
+	if !slices.Contains(extraArgs, "-R") {
+		fmt.Fprintf(&sb, " (%d TCP retransmits)", res.Retransmits)
+	}
+	if res.Met {
+		fmt.Fprintf(&sb, "; the condition held after %v", res.Waited.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(&sb, "; the condition did not hold within %v", limit)
+	}
+	cpu.report(&sb, res)
+	t.Log(sb.String())
+	return res
+}
+
+// iperfPort is the port of ThroughputUntil's iperf3 server (iperf3's
+// default; every namespace has its own port space).
+const iperfPort = 5201
+
+func direction(iperfArgs []string) string {
+	if slices.Contains(iperfArgs, "-R") {
+		return "R->I"
+	}
+	return "I->R"
+}
+
+// cpuMeters measures the processor time of named meters over a run.
+type cpuMeters struct {
+	names  []string
+	meters map[string]CPUMeter
+	before map[string]time.Duration
+}
+
+func startCPU(t testing.TB, meters map[string]CPUMeter) *cpuMeters {
+	t.Helper()
+	c := &cpuMeters{names: slices.Sorted(maps.Keys(meters)), meters: meters, before: make(map[string]time.Duration, len(meters))}
+	for _, n := range c.names {
+		cpu, err := meters[n].CPUTime()
+		if err != nil {
+			t.Fatalf("swaninterop: CPU time of %s: %v", n, err)
+		}
+		c.before[n] = cpu
+	}
+	return c
+}
+
+// used is the processor time each meter used since startCPU.
+func (c *cpuMeters) used(t testing.TB) map[string]time.Duration {
+	t.Helper()
+	used := make(map[string]time.Duration, len(c.names))
+	for _, n := range c.names {
+		cpu, err := c.meters[n].CPUTime()
+		if err != nil {
+			t.Fatalf("swaninterop: CPU time of %s: %v", n, err)
+		}
+		used[n] = cpu - c.before[n]
+	}
+	return used
+}
+
+func (c *cpuMeters) report(sb *strings.Builder, res ThroughputResult) {
+	for _, n := range c.names {
+		fmt.Fprintf(sb, "; %s CPU %v (%.0f%% of wall)", n, res.CPU[n].Round(time.Millisecond), 100*res.CPU[n].Seconds()/res.Wall.Seconds())
+	}
 }
 
 // Counters are the traffic counters of one CHILD_SA from swanctl --list-sas.
