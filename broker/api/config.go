@@ -160,7 +160,7 @@ func writeChangeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errForbidden):
 		writeError(w, http.StatusForbidden, err.Error())
-	case errors.Is(err, errExists), errors.Is(err, ErrCapacity), errors.Is(err, errLastHolder):
+	case errors.Is(err, errExists), errors.Is(err, ErrCapacity), errors.Is(err, errLastHolder), errors.Is(err, errBootstrapDone):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, errNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
