@@ -79,6 +79,7 @@ func (e *env) expectRefused(right policy.Rights, method, path, token string, bod
 func TestUserManagerGrantsOnlyItsOwnRights(t *testing.T) {
 	for _, r := range everyRight() {
 		t.Run(r.String(), func(t *testing.T) {
+			t.Parallel()
 			e := newEnvWith(t, manyLoginFailures)
 			held := policy.RightManageUsers | r
 			seedRoles := []policy.Role{{Name: "op", Rights: held}}
@@ -188,6 +189,7 @@ func TestAdministratorGrantsEveryRight(t *testing.T) {
 func TestCertificateManagerCertifiesOnlyWithinItsRights(t *testing.T) {
 	for _, r := range everyRight() {
 		t.Run(r.String(), func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			held := policy.RightManageCertificates | r
 			seedRoles := []policy.Role{{Name: "certop", Rights: held}}
