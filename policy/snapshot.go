@@ -165,6 +165,29 @@ func (s *Snapshot) Can(user string, r Rights) bool {
 	return r != 0 && s.Rights(user)&r == r
 }
 
+// Granted returns the rights the user's roles grant it, whether or not the
+// user is disabled: what the account holds once enabled, and so what a
+// change to the account touches (Rights says what it may do now). An
+// unknown name and a device hold none.
+func (s *Snapshot) Granted(user string) Rights {
+	id, ok := s.byName[user]
+	if !ok {
+		return 0
+	}
+	p := s.participant(id)
+	if p.device {
+		return 0
+	}
+	return p.rights
+}
+
+// RoleRights returns the rights of the role, a predefined one included,
+// and whether the model has the role.
+func (s *Snapshot) RoleRights(role string) (Rights, bool) {
+	r, ok := s.roleRights[role]
+	return r, ok
+}
+
 // ExplainCan says in words why Can answers as it does, naming the roles.
 func (s *Snapshot) ExplainCan(user string, r Rights) string {
 	id, ok := s.byName[user]

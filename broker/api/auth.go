@@ -353,7 +353,14 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.setAccountPassword(r.Context(), c.name, req.New, false); err != nil {
+	// The new password ends every other session of the account, in the
+	// same write: one opened by whoever knew the old password among them.
+	// The session that changed it stays.
+	changed, err := s.accountWithPassword(r.Context(), c.name, req.New, false)
+	if err == nil {
+		err = s.cfg.Store.ResetAccountExcept(r.Context(), changed, c.tokenHash)
+	}
+	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
@@ -421,6 +428,14 @@ func (s *Server) Bootstrap(ctx context.Context) (password, state string, err err
 	return password, "pending", nil
 }
 
+// errBootstrapDone: the installation already has its administrator (409).
+var errBootstrapDone = errors.New("api: the bootstrap is done")
+
+// finishBootstrap names the first administrator. The check that the
+// bootstrap is pending, the new administrator, its password, the mark
+// "done" and the end of the bootstrap account are one transaction: of
+// concurrent requests with the one bootstrap token exactly one succeeds,
+// and a failure half way leaves the bootstrap pending as it was.
 func (s *Server) finishBootstrap(w http.ResponseWriter, r *http.Request, c *caller) {
 	var req loginRequest
 	if err := readJSON(r, &req); err != nil {
@@ -435,31 +450,42 @@ func (s *Server) finishBootstrap(w http.ResponseWriter, r *http.Request, c *call
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	err := s.change(r, c, "bootstrap: named administrator "+req.Name, func(cfg *store.Config) error {
-		for _, u := range cfg.Model.Users {
-			if u.Name == req.Name {
-				return fmt.Errorf("%w: %q exists", errExists, req.Name)
-			}
+	// Hashed before the transaction: it takes a while, and holds nothing.
+	hash, err := HashPassword(req.Password, s.cfg.PasswordCost)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	err = s.changeWith(r, c, "bootstrap: named administrator "+req.Name, func(cfg *store.Config, tx *store.Tx) error {
+		state, err := tx.Secret(bootstrapSecret)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if string(state) != "pending" {
+			return fmt.Errorf("%w: an administrator was named", errBootstrapDone)
+		}
+		switch _, err := tx.Account(BootstrapAccount); {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("%w: the bootstrap account is gone", errBootstrapDone)
+		case err != nil:
+			return err
+		}
+		if users.find(cfg, req.Name) >= 0 {
+			return fmt.Errorf("%w: %q exists", errExists, req.Name)
 		}
 		cfg.Model.Users = append(cfg.Model.Users, policy.User{Name: req.Name, Roles: []string{policy.RoleAdmin}})
-		return nil
+		now := s.now()
+		if err := tx.PutAccount(store.Account{Name: req.Name, PasswordHash: hash, Created: now, Updated: now}); err != nil {
+			return err
+		}
+		if err := tx.PutSecret(bootstrapSecret, []byte("done")); err != nil {
+			return err
+		}
+		// Deleting the account deletes its tokens with it.
+		return tx.DeleteAccount(BootstrapAccount)
 	})
 	if err != nil {
 		writeChangeError(w, err)
-		return
-	}
-	ctx := r.Context()
-	if err := s.setAccountPassword(ctx, req.Name, req.Password, false); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	if err := s.cfg.Store.PutSecret(ctx, bootstrapSecret, []byte("done")); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	// Deleting the account deletes its tokens with it.
-	if err := s.cfg.Store.DeleteAccount(ctx, BootstrapAccount); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"name": req.Name})

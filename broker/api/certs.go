@@ -139,12 +139,45 @@ func (s *Server) issueCertificate(w http.ResponseWriter, r *http.Request, c *cal
 		}
 		pub = key.Public()
 	}
-	cert, err := s.cfg.CA.Issue(pki.Request{Profile: profile, CommonName: req.CommonName, PublicKey: pub})
+	cert, err := s.issueFor(c, "issue", pki.Request{Profile: profile, CommonName: req.CommonName, PublicKey: pub}, nil)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeCertError(w, err, http.StatusBadRequest)
 		return
 	}
 	s.writeIssued(w, r, c, "issued", cert, profile, key)
+}
+
+// issueFor issues the certificate req describes (or, with issue set, the
+// one issue makes) for c, if c may hold a certificate in its name (see
+// mayCertify and checkSubject). The check and the issue are made under the
+// lock that configuration changes take, so that the user the check saw is
+// the user the certificate is issued for.
+func (s *Server) issueFor(c *caller, verb string, req pki.Request, issue func() (*x509.Certificate, error)) (*x509.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := mayCertify(c, s.snap, verb, req.CommonName); err != nil {
+		return nil, err
+	}
+	if err := checkSubject(s.snap, req.CommonName, req.Profile); err != nil {
+		return nil, err
+	}
+	if issue == nil {
+		issue = func() (*x509.Certificate, error) { return s.cfg.CA.Issue(req) }
+	}
+	return issue()
+}
+
+// writeCertError answers a refused certificate: 403 for one beyond the
+// caller's rights, 400 for one that names no participant, otherwise (the
+// CA's refusal) status.
+func writeCertError(w http.ResponseWriter, err error, status int) {
+	switch {
+	case errors.Is(err, errForbidden):
+		status = http.StatusForbidden
+	case errors.Is(err, errInvalid):
+		status = http.StatusBadRequest
+	}
+	writeError(w, status, err.Error())
 }
 
 func (s *Server) writeIssued(w http.ResponseWriter, r *http.Request, c *caller, verb string, cert *x509.Certificate, profile pki.Profile, key crypto.Signer) {
@@ -180,9 +213,11 @@ func (s *Server) renewCertificate(w http.ResponseWriter, r *http.Request, c *cal
 			return
 		}
 	}
-	cert, err := s.cfg.CA.Renew(rec.Certificate, pub)
+	cert, err := s.issueFor(c, "renew", pki.Request{Profile: rec.Profile, CommonName: rec.Certificate.Subject.CommonName}, func() (*x509.Certificate, error) {
+		return s.cfg.CA.Renew(rec.Certificate, pub)
+	})
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeCertError(w, err, http.StatusBadRequest)
 		return
 	}
 	s.writeIssued(w, r, c, "renewed", cert, rec.Profile, nil)
@@ -203,6 +238,15 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *ca
 		return
 	}
 	serial := rec.Certificate.SerialNumber
+	// Revoking a user's certificate locks the user out of certificate
+	// login: only a caller holding every right of the user may.
+	s.mu.Lock()
+	err := mayCertify(c, s.snap, "revoke", rec.Certificate.Subject.CommonName)
+	s.mu.Unlock()
+	if err != nil {
+		writeCertError(w, err, http.StatusInternalServerError)
+		return
+	}
 	if err := s.cfg.CA.Revoke(serial, req.Reason); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -271,9 +315,9 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	cert, err := s.cfg.CA.Issue(pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()})
+	cert, err := s.issueFor(c, "export", pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()}, nil)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeCertError(w, err, http.StatusInternalServerError)
 		return
 	}
 	var body bytes.Buffer

@@ -74,35 +74,58 @@ var (
 )
 
 // change applies fn to the stored configuration, checks that the result
-// compiles and that the broker accepts its networks, commits it, and
-// records who changed what. Only then does the broker run with it.
+// compiles, that it is within the caller's rights and keeps an
+// administrator (see checkGrants and checkLastHolders), and that the broker
+// accepts its networks, commits it, and records who changed what. Only
+// then does the broker run with it.
 func (s *Server) change(r *http.Request, c *caller, what string, fn func(*store.Config) error) error {
+	return s.changeWith(r, c, what, func(cfg *store.Config, _ *store.Tx) error { return fn(cfg) })
+}
+
+// changeWith is change whose fn may also write accounts and secrets in the
+// change's transaction.
+func (s *Server) changeWith(r *http.Request, c *caller, what string, fn func(*store.Config, *store.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.snap
-	var snap *policy.Snapshot
-	var devices map[string]broker.DeviceNetworks
-	_, err := s.cfg.Store.Update(r.Context(), func(cfg *store.Config) error {
-		before := Participants(cfg)
-		if err := fn(cfg); err != nil {
+	var snap *policy.Snapshot // the model in force once the change is stored
+	applied := false
+	_, err := s.cfg.Store.UpdateWith(r.Context(), func(cfg *store.Config, tx *store.Tx) error {
+		// The model before the change, read in the change's transaction:
+		// the rights are judged on what is stored, not on what this
+		// process last loaded.
+		before, _, err := s.cfg.Compile(cfg)
+		if err != nil {
+			return fmt.Errorf("api: the stored configuration: %w", err)
+		}
+		beforeModel := before.Model()
+		participants := Participants(cfg)
+		if err := fn(cfg, tx); err != nil {
 			return err
 		}
-		if err := CheckNewParticipants(before, cfg, s.cfg.Licenses, s.now()); err != nil {
+		if err := CheckNewParticipants(participants, cfg, s.cfg.Licenses, s.now()); err != nil {
 			return err
 		}
-		var err error
-		if snap, devices, err = s.cfg.Compile(cfg); err != nil {
+		after, devices, err := s.cfg.Compile(cfg)
+		if err != nil {
 			return fmt.Errorf("%w: %w", errInvalid, err)
+		}
+		if err := checkGrants(c, before, after, beforeModel, &cfg.Model); err != nil {
+			return err
+		}
+		if err := checkLastHolders(before, after, beforeModel, &cfg.Model); err != nil {
+			return err
 		}
 		// Applied inside the transaction: a route conflict refuses the
 		// change before it is stored.
-		if err := s.cfg.Broker.Apply(snap, devices); err != nil {
+		applied = true
+		if err := s.cfg.Broker.Apply(after, devices); err != nil {
 			return fmt.Errorf("%w: %w", errInvalid, err)
 		}
+		snap = after
 		return nil
 	})
 	if err != nil {
-		if snap != nil && old != nil {
+		if applied {
 			// Stored nothing: put the broker back as it was.
 			if rerr := s.reapplyStored(context.WithoutCancel(r.Context())); rerr != nil {
 				s.log.Error("the broker runs a configuration that was not stored", "error", rerr)
@@ -135,7 +158,9 @@ func (s *Server) reapplyStored(ctx context.Context) error {
 
 func writeChangeError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, errExists), errors.Is(err, ErrCapacity):
+	case errors.Is(err, errForbidden):
+		writeError(w, http.StatusForbidden, err.Error())
+	case errors.Is(err, errExists), errors.Is(err, ErrCapacity), errors.Is(err, errLastHolder), errors.Is(err, errBootstrapDone):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, errNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -343,6 +368,22 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *caller) {
 	}
 }
 
+// mayActFor refuses (errForbidden) c an action on the user called name
+// that lies beyond c's rights, judged on the model in force.
+func (s *Server) mayActFor(c *caller, verb, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mayActForLocked(c, verb, name)
+}
+
+// mayActForLocked is mayActFor with s.mu held.
+func (s *Server) mayActForLocked(c *caller, verb, name string) error {
+	if missing := s.snap.Granted(name) &^ heldBy(c, s.snap); missing != 0 {
+		return notWithin(c, verb, "user", name, missing)
+	}
+	return nil
+}
+
 func (s *Server) userExists(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -381,14 +422,26 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, c *caller) 
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// Whoever sets a password can log in with it: only a caller holding
+	// every right of the user may (see grants.go). Checked before the
+	// slow hash and again, under the lock that configuration changes
+	// take, where the password is stored.
+	if err := s.mayActFor(c, "set the password of", name); err != nil {
+		writeChangeError(w, err)
+		return
+	}
 	// The new password and the end of the sessions opened with the old
 	// one are one write: a failure leaves both as they were.
 	a, err := s.accountWithPassword(r.Context(), name, req.Password, false)
 	if err == nil {
-		err = s.cfg.Store.ResetAccount(r.Context(), a)
+		s.mu.Lock()
+		if err = s.mayActForLocked(c, "set the password of", name); err == nil {
+			err = s.cfg.Store.ResetAccount(r.Context(), a)
+		}
+		s.mu.Unlock()
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeChangeError(w, err)
 		return
 	}
 	s.event(r, "config_change", name, c.name, fmt.Sprintf("set the password of %q", name), nil)

@@ -28,13 +28,17 @@ type Account struct {
 
 // Account returns the account called name, or ErrNotFound.
 func (s *Store) Account(ctx context.Context, name string) (*Account, error) {
+	return readAccount(ctx, s.db, name)
+}
+
+func readAccount(ctx context.Context, q queryer, name string) (*Account, error) {
 	var (
 		a                  Account
 		mustChange, disab  int64
 		created, updated   string
 		errCreated, errUpd error
 	)
-	err := s.db.QueryRowContext(ctx, sqlAccount, name).
+	err := q.QueryRowContext(ctx, sqlAccount, name).
 		Scan(&a.Name, &a.PasswordHash, &mustChange, &disab, &created, &updated)
 	if err != nil {
 		return nil, fmt.Errorf("store: account: %w", errNoRows(err, "account "+quote(name)))
@@ -51,7 +55,7 @@ func (s *Store) Account(ctx context.Context, name string) (*Account, error) {
 // PutAccount stores a, creating the account or replacing the stored one of
 // the same name (whose Created time is kept).
 func (s *Store) PutAccount(ctx context.Context, a Account) error {
-	return s.putAccount(ctx, a, false)
+	return s.putAccount(ctx, a, keepSessions, nil)
 }
 
 // ResetAccount is PutAccount that also deletes every token of the account,
@@ -59,33 +63,58 @@ func (s *Store) PutAccount(ctx context.Context, a Account) error {
 // session opened with the old one remains, even if the store fails half
 // way.
 func (s *Store) ResetAccount(ctx context.Context, a Account) error {
-	return s.putAccount(ctx, a, true)
+	return s.putAccount(ctx, a, endSessions, nil)
 }
 
-func (s *Store) putAccount(ctx context.Context, a Account, endSessions bool) error {
-	if a.Name == "" {
-		return errors.New("store: put account: empty name")
-	}
-	now := s.now()
-	if a.Created.IsZero() {
-		a.Created = now
-	}
-	if a.Updated.IsZero() {
-		a.Updated = now
-	}
+// ResetAccountExcept is ResetAccount that keeps the one token whose hash is
+// keep: a user who changes its own password stays logged in where it did
+// so, and every other session of the account (one an attacker may hold
+// with the old password) ends in the same transaction.
+func (s *Store) ResetAccountExcept(ctx context.Context, a Account, keep []byte) error {
+	return s.putAccount(ctx, a, endOtherSessions, keep)
+}
+
+// What putAccount does with the account's tokens.
+const (
+	keepSessions = iota
+	endSessions
+	endOtherSessions
+)
+
+func (s *Store) putAccount(ctx context.Context, a Account, sessions int, keep []byte) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlPutAccount, a.Name, a.PasswordHash,
-			boolInt(a.MustChange), boolInt(a.Disabled), formatTime(a.Created), formatTime(a.Updated))
-		if err != nil || !endSessions {
+		if err := putAccountIn(ctx, tx, a, s.now()); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, sqlDeleteTokensOf, a.Name)
+		var err error
+		switch sessions {
+		case endSessions:
+			_, err = tx.ExecContext(ctx, sqlDeleteTokensOf, a.Name)
+		case endOtherSessions:
+			_, err = tx.ExecContext(ctx, sqlDeleteTokensOfExcept, a.Name, nonNil(keep))
+		}
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: put account %q: %w", a.Name, err)
 	}
 	return nil
+}
+
+// putAccountIn writes a in tx, with zero times set to now.
+func putAccountIn(ctx context.Context, tx *sql.Tx, a Account, now time.Time) error {
+	if a.Name == "" {
+		return errors.New("empty name")
+	}
+	if a.Created.IsZero() {
+		a.Created = now
+	}
+	if a.Updated.IsZero() {
+		a.Updated = now
+	}
+	_, err := tx.ExecContext(ctx, sqlPutAccount, a.Name, a.PasswordHash,
+		boolInt(a.MustChange), boolInt(a.Disabled), formatTime(a.Created), formatTime(a.Updated))
+	return err
 }
 
 // DeleteAccount removes the account called name and all its tokens;

@@ -82,6 +82,15 @@ func (s *Store) Config(ctx context.Context) (*Config, error) {
 // deleted, a disabled user's tokens. So a failure cannot leave a usable
 // token, or a password waiting for a new user of the same name, behind.
 func (s *Store) Update(ctx context.Context, fn func(*Config) error) (*Config, error) {
+	return s.UpdateWith(ctx, func(c *Config, _ *Tx) error { return fn(c) })
+}
+
+// UpdateWith is Update whose fn may also read and write accounts and
+// secrets through tx, in the same transaction as the configuration change:
+// a step that must happen exactly once with it (handing a fresh
+// installation over to its first administrator) commits with it or not at
+// all. tx is valid only during fn.
+func (s *Store) UpdateWith(ctx context.Context, fn func(*Config, *Tx) error) (*Config, error) {
 	var (
 		out   *Config
 		fnErr error
@@ -96,7 +105,7 @@ func (s *Store) Update(ctx context.Context, fn func(*Config) error) (*Config, er
 		for _, u := range cur.Model.Users {
 			users[u.Name] = !u.Disabled
 		}
-		if err := fn(cur); err != nil {
+		if err := fn(cur, &Tx{ctx: ctx, tx: tx, now: s.now}); err != nil {
 			fnErr = err
 			return err
 		}

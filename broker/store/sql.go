@@ -206,10 +206,11 @@ const (
 			account = excluded.account,
 			created = excluded.created,
 			expires = excluded.expires`
-	sqlToken          = `SELECT account, created, expires FROM tokens WHERE hash = ? AND expires > ?`
-	sqlDeleteToken    = `DELETE FROM tokens WHERE hash = ?`
-	sqlDeleteTokensOf = `DELETE FROM tokens WHERE account = ?`
-	sqlPruneTokens    = `DELETE FROM tokens WHERE expires <= ?`
+	sqlToken                = `SELECT account, created, expires FROM tokens WHERE hash = ? AND expires > ?`
+	sqlDeleteToken          = `DELETE FROM tokens WHERE hash = ?`
+	sqlDeleteTokensOf       = `DELETE FROM tokens WHERE account = ?`
+	sqlDeleteTokensOfExcept = `DELETE FROM tokens WHERE account = ? AND hash <> ?`
+	sqlPruneTokens          = `DELETE FROM tokens WHERE expires <= ?`
 )
 
 // Events.
