@@ -220,7 +220,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 	}
 	if !ok {
 		s.limiter.fail(at)
-		s.event(r, "auth_failure", req.Name, "", "management login failed", map[string]string{"remote": clientIP(r)})
+		// A name that is no account may well be a password typed into
+		// the wrong field: the event log does not keep it.
+		participant, msg := req.Name, "management login failed"
+		if a == nil {
+			participant, msg = "", "management login failed: unknown name"
+		}
+		s.event(r, "auth_failure", participant, "", msg, map[string]string{"remote": clientIP(r)})
 		writeError(w, http.StatusUnauthorized, "wrong name or password")
 		return
 	}

@@ -256,6 +256,34 @@ func TestLoginLimiterMemoryIsBounded(t *testing.T) {
 	}
 }
 
+// A password typed into the name field does not reach the event log: a
+// name that is no account is recorded as unknown.
+func TestUnknownNameIsNotLogged(t *testing.T) {
+	e := newEnv(t)
+	const typed = "Tr0ub4dor&3 in the wrong field"
+	if _, code := e.login(typed, "x"); code != http.StatusUnauthorized {
+		t.Fatalf("unknown name: %d", code)
+	}
+	if _, code := e.login("root", "wrong password"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", code)
+	}
+	root := e.mustLogin("root")
+	csv := string(e.expect(http.StatusOK, "GET", "/api/v1/events?kind=auth_failure&format=csv", root, nil))
+	if strings.Contains(csv, "Tr0ub4dor") {
+		t.Fatalf("the typed name is in the event log:\n%s", csv)
+	}
+	events, err := e.store.Events(context.Background(), store.EventFilter{Kind: "auth_failure"})
+	if err != nil || len(events) != 2 {
+		t.Fatalf("auth_failure events: %d, %v", len(events), err)
+	}
+	if ev := events[0]; ev.Participant != "" || !strings.Contains(ev.Message, "unknown name") || ev.Attrs["remote"] != "127.0.0.1" {
+		t.Fatalf("the unknown name's event: %+v", ev)
+	}
+	if ev := events[1]; ev.Participant != "root" {
+		t.Fatalf("the known name's event: %+v", ev)
+	}
+}
+
 // A login body beyond what a name and a password need is refused before
 // it is read whole.
 func TestLoginBodyIsBounded(t *testing.T) {
