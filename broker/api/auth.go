@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -90,94 +89,6 @@ func checkPassword(phc, password string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-// LoginLimit bounds failed logins: after Failures failures within Window,
-// for one account or from one client address, logins are refused with 429
-// until the window has passed since the first of them.
-type LoginLimit struct {
-	Failures int           // zero means 5
-	Window   time.Duration // zero means 15 minutes
-}
-
-type limiter struct {
-	cfg LoginLimit
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*failures
-}
-
-type failures struct {
-	first time.Time
-	n     int
-}
-
-// maxTracked bounds the limiter's memory under a flood of names and
-// addresses; the oldest entries go first.
-const maxTracked = 10000
-
-func newLimiter(cfg LoginLimit, now func() time.Time) *limiter {
-	if cfg.Failures == 0 {
-		cfg.Failures = 5
-	}
-	if cfg.Window == 0 {
-		cfg.Window = 15 * time.Minute
-	}
-	return &limiter{cfg: cfg, now: now, m: map[string]*failures{}}
-}
-
-// blocked returns how long the keys are still blocked, zero if not.
-func (l *limiter) blocked(keys ...string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	var wait time.Duration
-	for _, k := range keys {
-		f := l.m[k]
-		if f == nil {
-			continue
-		}
-		if left := f.first.Add(l.cfg.Window).Sub(now); left <= 0 {
-			delete(l.m, k)
-		} else if f.n >= l.cfg.Failures && left > wait {
-			wait = left
-		}
-	}
-	return wait
-}
-
-func (l *limiter) fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	for _, k := range keys {
-		f := l.m[k]
-		if f == nil || now.Sub(f.first) >= l.cfg.Window {
-			if len(l.m) >= maxTracked {
-				l.evictOldest()
-			}
-			f = &failures{first: now}
-			l.m[k] = f
-		}
-		f.n++
-	}
-}
-
-func (l *limiter) evictOldest() {
-	var oldest string
-	var at time.Time
-	for k, f := range l.m {
-		if oldest == "" || f.first.Before(at) {
-			oldest, at = k, f.first
-		}
-	}
-	delete(l.m, oldest)
-}
-
-func (l *limiter) reset(key string) {
-	l.mu.Lock()
-	delete(l.m, key)
-	l.mu.Unlock()
-}
-
 // tokenResponse is what a login returns.
 type tokenResponse struct {
 	Token      string    `json:"token"`
@@ -232,40 +143,94 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
+// maxLoginBody bounds the body of a login: a name and a password need far
+// less, and anyone may send one, so it must not cost the server the 16 MiB
+// that authenticated requests may carry.
+const maxLoginBody = 8 << 10
+
+// tooMany answers 429 with the wait in whole seconds, rounded up.
+func tooMany(w http.ResponseWriter, wait time.Duration, msg string) {
+	secs := int64((wait + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	writeError(w, http.StatusTooManyRequests, msg)
+}
+
+const (
+	msgTooManyFailures = "too many failed logins; try again later"
+	msgTooManyHashes   = "too many logins at once; try again shortly"
+)
+
+// checkAttempt checks a password for name from the request's address
+// under the login limit and the bound on concurrent hashes. It answers 429
+// itself and returns handled when the attempt is refused; otherwise it
+// returns the account (nil if there is none, or it could not be read) and
+// whether the password is right, with the attempt's reservation left for
+// the caller to decide (limiter.fail or limiter.succeed).
+func (s *Server) checkAttempt(w http.ResponseWriter, r *http.Request, name, password string) (a *store.Account, ok bool, at attempt, handled bool) {
+	// The reservation comes first, the hash after: an attempt counts
+	// before it costs anything, so parallel attempts cannot overrun the
+	// limit.
+	at, wait := s.limiter.begin(addressKey(clientIP(r)), name)
+	if wait > 0 {
+		tooMany(w, wait, msgTooManyFailures)
+		return nil, false, at, true
+	}
+	if !s.gate.try() {
+		s.limiter.cancel(at)
+		tooMany(w, time.Second, msgTooManyHashes)
+		return nil, false, at, true
+	}
+	defer s.gate.done()
+	a, err := s.cfg.Store.Account(r.Context(), name)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("login: read account", "error", err)
+		}
+		a = nil
+	}
+	if a != nil && !a.Disabled {
+		ok, err = s.checkHash(a.PasswordHash, password)
+		if err != nil {
+			s.log.Error("password hash", "account", a.Name, "error", err)
+		}
+	} else {
+		// The same work for unknown names, so that timing does not tell
+		// which names exist.
+		_, _ = s.checkHash(s.dummy, password)
+	}
+	return a, ok, at, false
+}
+
 func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	var req loginRequest
 	if err := readJSON(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ipKey, nameKey := "ip:"+clientIP(r), "name:"+req.Name
-	if wait := s.limiter.blocked(ipKey, nameKey); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		writeError(w, http.StatusTooManyRequests, "too many failed logins; try again later")
+	a, ok, at, handled := s.checkAttempt(w, r, req.Name, req.Password)
+	if handled {
 		return
-	}
-	a, err := s.cfg.Store.Account(r.Context(), req.Name)
-	ok := false
-	if err == nil && !a.Disabled {
-		ok, err = checkPassword(a.PasswordHash, req.Password)
-		if err != nil {
-			s.log.Error("password hash", "account", req.Name, "error", err)
-		}
-	} else {
-		// The same work for unknown names, so that timing does not tell
-		// which names exist.
-		_, _ = checkPassword(dummyHash(s.cfg.PasswordCost), req.Password)
 	}
 	if ok && req.Name != BootstrapAccount && !s.can(req.Name, 0) {
 		ok = false // the account's user is gone from the model or disabled
 	}
 	if !ok {
-		s.limiter.fail(ipKey, nameKey)
-		s.event(r, "auth_failure", req.Name, "", "management login failed", map[string]string{"remote": clientIP(r)})
+		s.limiter.fail(at)
+		// A name that is no account may well be a password typed into
+		// the wrong field: the event log does not keep it.
+		participant, msg := req.Name, "management login failed"
+		if a == nil {
+			participant, msg = "", "management login failed: unknown name"
+		}
+		s.event(r, "auth_failure", participant, "", msg, map[string]string{"remote": clientIP(r)})
 		writeError(w, http.StatusUnauthorized, "wrong name or password")
 		return
 	}
-	s.limiter.reset(nameKey)
+	s.limiter.succeed(at)
 	resp, err := s.newToken(r.Context(), req.Name)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -274,16 +239,6 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 	resp.MustChange = a.MustChange
 	s.event(r, "login", req.Name, req.Name, "management login", map[string]string{"remote": clientIP(r), "method": "password"})
 	writeJSON(w, http.StatusOK, resp)
-}
-
-var (
-	dummyOnce sync.Once
-	dummy     string
-)
-
-func dummyHash(cost PasswordCost) string {
-	dummyOnce.Do(func() { dummy, _ = HashPassword("not a password", cost) })
-	return dummy
 }
 
 func (s *Server) loginCertificate(w http.ResponseWriter, r *http.Request, _ *caller) {
@@ -295,8 +250,18 @@ func (s *Server) loginCertificate(w http.ResponseWriter, r *http.Request, _ *cal
 	if err == nil && !s.can(name, 0) {
 		err = fmt.Errorf("%q is not an enabled user", name)
 	}
-	if err != nil || name == BootstrapAccount {
-		s.event(r, "auth_failure", name, "", "certificate login failed", map[string]string{"remote": clientIP(r), "error": fmt.Sprint(err)})
+	if err == nil && name == BootstrapAccount {
+		err = fmt.Errorf("%q logs in by password only", name)
+	}
+	if err != nil {
+		// A certificate cannot be guessed, so a blocked address may still
+		// log in with a good one; but failures count toward the address,
+		// and a blocked address's failures write no more events.
+		if wait := s.limiter.failAddress(addressKey(clientIP(r))); wait > 0 {
+			tooMany(w, wait, msgTooManyFailures)
+			return
+		}
+		s.event(r, "auth_failure", name, "", "certificate login failed", map[string]string{"remote": clientIP(r), "error": err.Error()})
 		writeError(w, http.StatusUnauthorized, "certificate not accepted")
 		return
 	}
@@ -340,19 +305,27 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 		writeError(w, http.StatusForbidden, "the bootstrap administrator must name an administrator instead (POST /api/v1/bootstrap)")
 		return
 	}
-	a, err := s.cfg.Store.Account(r.Context(), c.name)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "this account logs in by certificate and has no password")
-		return
-	}
-	if ok, _ := checkPassword(a.PasswordHash, req.Old); !ok {
-		writeError(w, http.StatusBadRequest, "the old password is wrong")
-		return
-	}
 	if err := checkNewPassword(req.New); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The old password is a guess like a login's: someone holding a
+	// stolen token must not learn the password by trying.
+	a, ok, at, handled := s.checkAttempt(w, r, c.name, req.Old)
+	if handled {
+		return
+	}
+	if a == nil {
+		s.limiter.cancel(at)
+		writeError(w, http.StatusBadRequest, "this account logs in by certificate and has no password")
+		return
+	}
+	if !ok {
+		s.limiter.fail(at)
+		writeError(w, http.StatusBadRequest, "the old password is wrong")
+		return
+	}
+	s.limiter.succeed(at)
 	// The new password ends every other session of the account, in the
 	// same write: one opened by whoever knew the old password among them.
 	// The session that changed it stays.
@@ -381,7 +354,13 @@ func (s *Server) setAccountPassword(ctx context.Context, name, password string, 
 // accountWithPassword returns the account called name (a new one if it has
 // none) with the new password, not yet stored.
 func (s *Server) accountWithPassword(ctx context.Context, name, password string, mustChange bool) (store.Account, error) {
+	// New passwords are hashed within the same bound as logins, waiting
+	// for a slot: these callers are authenticated.
+	if err := s.gate.wait(ctx); err != nil {
+		return store.Account{}, fmt.Errorf("api: waiting to hash a password: %w", err)
+	}
 	h, err := HashPassword(password, s.cfg.PasswordCost)
+	s.gate.done()
 	if err != nil {
 		return store.Account{}, err
 	}

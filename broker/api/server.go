@@ -59,9 +59,18 @@ type Config struct {
 	// PasswordCost of new password hashes; the zero value is the default
 	// (argon2id with 64 MiB and 3 passes). Tests lower it.
 	PasswordCost PasswordCost
-	// LoginLimit bounds failed logins; the zero value allows 5 failures
-	// per account and per client address in 15 minutes.
+	// LoginLimit bounds password guessing (see LoginLimit for the rules);
+	// the zero value blocks a client address for 15 minutes after 5
+	// failures in 15 minutes and spaces the attempts for a name 1 minute
+	// apart after 5 failures of that name. Negative values are refused.
 	LoginLimit LoginLimit
+	// MaxConcurrentHashes bounds the password hashes computed at once
+	// (logins, password changes, new passwords), each taking the memory of
+	// its argon2 cost; a login that finds them all busy is answered 429 at
+	// once rather than queued. Zero derives it from a memory budget of
+	// 256 MiB at PasswordCost (4 at the default 64 MiB), at most one per
+	// CPU, at least 1. Negative is refused.
+	MaxConcurrentHashes int
 	// Licenses are the installation's participant licenses: they are
 	// listed, added and released through the API, creating participants
 	// beyond their capacity is refused (ErrCapacity), and the broker admits
@@ -85,6 +94,14 @@ type Server struct {
 	now     func() time.Time
 	mux     *http.ServeMux
 	limiter *limiter
+	// gate bounds the password hashes computed at once.
+	gate hashGate
+	// checkHash checks a password against a stored hash: checkPassword,
+	// wrapped by tests to observe and hold the hashes.
+	checkHash func(phc, password string) (bool, error)
+	// dummy is a hash at PasswordCost that unknown names are checked
+	// against, so that they take as long as known ones.
+	dummy string
 
 	// mu serialises configuration changes, so that the broker applies
 	// them in the order the store committed them.
@@ -110,7 +127,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.TokenLifetime == 0 {
 		cfg.TokenLifetime = 12 * time.Hour
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux()}
+	if !cfg.LoginLimit.valid() {
+		return nil, fmt.Errorf("%w: LoginLimit has a negative field: %+v", ErrConfig, cfg.LoginLimit)
+	}
+	slots := cfg.MaxConcurrentHashes
+	switch {
+	case slots < 0:
+		return nil, fmt.Errorf("%w: MaxConcurrentHashes %d is negative", ErrConfig, slots)
+	case slots == 0:
+		slots = defaultHashSlots(cfg.PasswordCost)
+	}
+	dummy, err := HashPassword("not a password", cfg.PasswordCost)
+	if err != nil {
+		return nil, fmt.Errorf("api: the hash for unknown names: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
+		gate: make(hashGate, slots), checkHash: checkPassword, dummy: dummy}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
