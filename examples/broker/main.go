@@ -147,8 +147,7 @@ func applyConfig(ctx context.Context, st *store.Store, cfg *config, lic *licensi
 		if err := api.CheckNewParticipants(before, sc, lic.state, time.Now()); err != nil {
 			return err
 		}
-		_, _, err := api.Compile(sc)
-		return err
+		return cfg.check(sc)
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", nameOr(cfg.path, "built-in config"), err)
