@@ -235,7 +235,7 @@ type loginRequest struct {
 func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
 	var req loginRequest
 	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return
 	}
 	ipKey, nameKey := "ip:"+clientIP(r), "name:"+req.Name
@@ -333,7 +333,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 		New string `json:"new_password"`
 	}
 	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return
 	}
 	if c.bootstrap {
@@ -424,7 +424,7 @@ func (s *Server) Bootstrap(ctx context.Context) (password, state string, err err
 func (s *Server) finishBootstrap(w http.ResponseWriter, r *http.Request, c *caller) {
 	var req loginRequest
 	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return
 	}
 	if req.Name == "" || req.Name == BootstrapAccount {
