@@ -131,8 +131,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves the API.
+// ServeHTTP serves the API. It is meant to be served over HTTPS only:
+// Strict-Transport-Security keeps a browser that has seen it once (the web
+// console's users) from ever trying plain HTTP to this host for a year,
+// where a token or password could be read or a page replaced.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	s.mux.ServeHTTP(w, r)
