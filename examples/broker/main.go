@@ -11,7 +11,8 @@
 //
 // All state (configuration, CA, keys, certificates, tunnel addresses,
 // accounts, the event log) lives in the database broker.db in the data
-// directory, ./remotegate-data unless -data says otherwise.
+// directory, ./remotegate-data unless -data says otherwise; only the user
+// the broker runs as may enter it (mode 0700, see secureDataDir).
 package main
 
 import (
@@ -84,7 +85,7 @@ func run(o options, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+	if err := secureDataDir(o.dataDir, log); err != nil {
 		return err
 	}
 	st, err := store.Open(filepath.Join(o.dataDir, "broker.db"))
