@@ -36,7 +36,9 @@ type Config struct {
 	// Policy is the compiled access model.
 	Policy *policy.Snapshot
 	// Pool is the tunnel network, e.g. 10.8.0.0/24; its first address is
-	// the broker's own.
+	// the broker's own. It is required: an IPv4 network of at most /30
+	// outside the ranges CheckNetworks names, and no device network may
+	// overlap it.
 	Pool netip.Prefix
 	// Devices maps device names to their networks.
 	Devices map[string]DeviceNetworks
@@ -122,8 +124,8 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Policy == nil {
 		return nil, errors.New("broker: Config.Policy is required")
 	}
-	if !cfg.Pool.IsValid() || cfg.Pool.Bits() > cfg.Pool.Addr().BitLen()-2 {
-		return nil, fmt.Errorf("broker: tunnel pool %v is too small", cfg.Pool)
+	if err := CheckNetworks(cfg.Pool, cfg.Devices); err != nil {
+		return nil, err
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -333,8 +335,9 @@ func (b *Broker) SetPolicy(snap *policy.Snapshot) error {
 }
 
 // Apply installs a new access model and new device networks together, as
-// SetPolicy does for the model alone. If the networks conflict (overlapping
-// routes) nothing changes and the error wraps ErrRouteConflict.
+// SetPolicy does for the model alone. If CheckNetworks refuses a network
+// nothing changes and the error wraps ErrBadNetwork, or ErrRouteConflict if
+// the networks of two participants overlap.
 func (b *Broker) Apply(snap *policy.Snapshot, devices map[string]DeviceNetworks) error {
 	if snap == nil {
 		return errors.New("broker: Apply: nil snapshot")
@@ -344,6 +347,9 @@ func (b *Broker) Apply(snap *policy.Snapshot, devices map[string]DeviceNetworks)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := CheckNetworks(b.pool, devices); err != nil {
+		return err
+	}
 	return b.apply(snap, devices)
 }
 

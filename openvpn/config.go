@@ -191,6 +191,8 @@ type ServerConfig struct {
 	// with a TLS alert). The server clones it and enforces what OpenVPN
 	// needs: TLS 1.2 minimum, client certificates required and verified
 	// unless AllowNoClientCert, no session tickets, no dynamic record sizing.
+	// Nil CipherSuites means the ECDHE suites with AES-GCM or
+	// ChaCha20-Poly1305 for TLS 1.2 (no CBC); TLS 1.3 is AEAD anyway.
 	TLS *tls.Config
 	// AllowNoClientCert accepts clients without a certificate
 	// (verify-client-cert none); they must then authenticate with

@@ -636,3 +636,49 @@ func TestParseCompression(t *testing.T) {
 		t.Errorf("NewServer with Compression(9): %v, want ErrConfig", err)
 	}
 }
+
+// The control channel's TLS 1.2 takes AEAD suites only: a client that
+// offers nothing but CBC suites is refused in the handshake, one that
+// offers AES-GCM gets through.
+func TestControlChannelRefusesCBCSuites(t *testing.T) {
+	e := newTestEnv(t)
+	failures := make(chan error, 1)
+	onFailure := func(_ netip.AddrPort, _ string, err error) {
+		select {
+		case failures <- err:
+		default:
+		}
+	}
+	_, addr := startServer(t, "tcp", &ServerConfig{TLS: e.serverTLS, OnHandshakeFailure: onFailure}, &echoHandler{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cbc := e.cliTLS.Clone()
+	cbc.MaxVersion = tls.VersionTLS12
+	cbc.CipherSuites = []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+		tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_256_CBC_SHA,
+	}
+	if c, err := Dial(ctx, "tcp", addr, &ClientConfig{TLS: cbc}); err == nil {
+		c.Close()
+		t.Fatal("a TLS 1.2 client offering only CBC suites got a session")
+	}
+	select {
+	case err := <-failures:
+		if !strings.Contains(err.Error(), "cipher suite") {
+			t.Fatalf("handshake failure %v; want no shared cipher suite", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("OnHandshakeFailure was not called")
+	}
+	gcm := e.cliTLS.Clone()
+	gcm.MaxVersion = tls.VersionTLS12
+	gcm.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}
+	c, err := Dial(ctx, "tcp", addr, &ClientConfig{TLS: gcm})
+	if err != nil {
+		t.Fatalf("TLS 1.2 with AES-GCM: %v", err)
+	}
+	defer c.Close()
+	roundTrip(t, c, 1)
+}

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/remotegate/remotegate/internal/tlsaead"
 	"github.com/remotegate/remotegate/internal/udpbatch"
 	"github.com/remotegate/remotegate/openvpn/internal/datachannel"
 	"github.com/remotegate/remotegate/openvpn/internal/keymethod"
@@ -126,6 +127,11 @@ func NewServer(cfg *ServerConfig) (*Server, error) {
 	t := cfg.TLS.Clone()
 	if t.MinVersion < tls.VersionTLS12 {
 		t.MinVersion = tls.VersionTLS12
+	}
+	if t.CipherSuites == nil {
+		// crypto/tls's TLS 1.2 defaults include CBC suites; stock
+		// OpenVPN clients (OpenSSL 1.0.1 and later) all offer AES-GCM.
+		t.CipherSuites = tlsaead.CipherSuites()
 	}
 	if cfg.AllowNoClientCert {
 		t.ClientAuth = tls.VerifyClientCertIfGiven

@@ -143,11 +143,6 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
-// maxLoginBody bounds the body of a login: a name and a password need far
-// less, and anyone may send one, so it must not cost the server the 16 MiB
-// that authenticated requests may carry.
-const maxLoginBody = 8 << 10
-
 // tooMany answers 429 with the wait in whole seconds, rounded up.
 func tooMany(w http.ResponseWriter, wait time.Duration, msg string) {
 	secs := int64((wait + time.Second - 1) / time.Second)
@@ -205,10 +200,9 @@ func (s *Server) checkAttempt(w http.ResponseWriter, r *http.Request, name, pass
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *caller) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
-	var req loginRequest
+	var req loginRequest // at most maxPublicBody (bodyLimit)
 	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return
 	}
 	a, ok, at, handled := s.checkAttempt(w, r, req.Name, req.Password)
@@ -298,7 +292,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 		New string `json:"new_password"`
 	}
 	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return
 	}
 	if c.bootstrap {
@@ -418,7 +412,7 @@ var errBootstrapDone = errors.New("api: the bootstrap is done")
 func (s *Server) finishBootstrap(w http.ResponseWriter, r *http.Request, c *caller) {
 	var req loginRequest
 	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return
 	}
 	if req.Name == "" || req.Name == BootstrapAccount {

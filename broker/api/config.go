@@ -325,7 +325,7 @@ var (
 func decode[T any](w http.ResponseWriter, r *http.Request) (T, bool) {
 	var v T
 	if err := readJSON(r, &v); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return v, false
 	}
 	return v, true

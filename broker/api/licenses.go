@@ -214,13 +214,9 @@ func (s *Server) addLicense(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, http.StatusConflict, "this broker does not limit participants by license")
 		return
 	}
-	file, err := io.ReadAll(io.LimitReader(r.Body, maxLicenseFile+1))
-	switch {
-	case err != nil:
-		writeError(w, http.StatusBadRequest, "reading the license file: "+err.Error())
-		return
-	case len(file) > maxLicenseFile:
-		writeError(w, http.StatusRequestEntityTooLarge, "a license file is at most 64 KiB")
+	file, err := io.ReadAll(r.Body) // at most maxLicenseFile (bodyLimit)
+	if err != nil {
+		writeBodyError(w, fmt.Errorf("reading the license file: %w", err))
 		return
 	}
 	s.licMu.Lock()

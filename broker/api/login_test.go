@@ -289,8 +289,8 @@ func TestUnknownNameIsNotLogged(t *testing.T) {
 func TestLoginBodyIsBounded(t *testing.T) {
 	e := newEnv(t)
 	code, body := e.call("POST", "/api/v1/login", "", map[string]string{"name": strings.Repeat("n", 1<<20), "password": "x"})
-	if code != http.StatusBadRequest || !strings.Contains(string(body), "too large") {
-		t.Fatalf("a 1 MiB login: %d %s; want 400, too large", code, body)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "8 KiB") {
+		t.Fatalf("a 1 MiB login: %d %s; want 413 naming the limit of 8 KiB", code, body)
 	}
 }
 

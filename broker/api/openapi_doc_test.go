@@ -117,10 +117,16 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		ids[id] = key
 	}
 
-	// Every $ref names an existing schema.
+	// Every operation documents the 413 that wrap answers to a body over
+	// the limit.
+	for key, o := range ops {
+		if responses, _ := o["responses"].(map[string]any); responses["413"] == nil {
+			t.Errorf("%s: no 413 response (a body over the limit)", key)
+		}
+	}
+
+	// Every $ref names an existing schema or response.
 	components, _ := doc["components"].(map[string]any)
-	schemas, _ := components["schemas"].(map[string]any)
-	const prefix = "#/components/schemas/"
 	var walk func(where string, v any)
 	walk = func(where string, v any) {
 		switch v := v.(type) {
@@ -128,9 +134,15 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			for k, x := range v {
 				if k == "$ref" {
 					ref, _ := x.(string)
-					name, ok := strings.CutPrefix(ref, prefix)
-					if _, exists := schemas[name]; !ok || !exists {
-						t.Errorf("%s: $ref %v does not resolve to a components/schemas entry", where, x)
+					exists := false
+					for _, kind := range []string{"schemas", "responses"} {
+						if name, ok := strings.CutPrefix(ref, "#/components/"+kind+"/"); ok {
+							entries, _ := components[kind].(map[string]any)
+							_, exists = entries[name]
+						}
+					}
+					if !exists {
+						t.Errorf("%s: $ref %v does not resolve to a components/schemas or components/responses entry", where, x)
 					}
 					continue
 				}

@@ -161,6 +161,9 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, c *caller) {
 	case errors.Is(err, store.ErrBadBackup), errors.Is(err, store.ErrSchema):
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	case errors.As(err, new(*http.MaxBytesError)):
+		writeBodyError(w, err)
+		return
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return

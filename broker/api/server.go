@@ -163,8 +163,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves the API.
+// ServeHTTP serves the API. It is meant to be served over HTTPS only:
+// Strict-Transport-Security keeps a browser that has seen it once (the web
+// console's users) from ever trying plain HTTP to this host for a year,
+// where a token or password could be read or a page replaced.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	s.mux.ServeHTTP(w, r)
@@ -177,9 +181,37 @@ type caller struct {
 	bootstrap bool
 }
 
+// Request body limits. The routes open to anyone (login) take a name and a
+// password, a few hundred bytes, so an anonymous client cannot make the
+// server read and decode more than that; a backup to restore is the
+// largest body of the others.
+const (
+	maxBody       = 16 << 20
+	maxPublicBody = 8 << 10
+)
+
+// bodyLimit is the largest request body rt accepts.
+func bodyLimit(rt route) int64 {
+	switch {
+	case rt.access == public:
+		return maxPublicBody
+	case rt.op == "addLicense":
+		return maxLicenseFile
+	}
+	return maxBody
+}
+
 func (s *Server) wrap(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, 16<<20)
+		// A body announced as too large is refused before anything else,
+		// authentication included; one that grows too large while it is
+		// read fails the read with *http.MaxBytesError (writeBodyError).
+		limit := bodyLimit(rt)
+		if r.ContentLength > limit {
+			writeTooLarge(w, limit)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		var c *caller
 		if rt.access != public {
 			var err error
@@ -234,6 +266,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError writes {"error": msg}.
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// writeBodyError answers a request whose body could not be read or
+// decoded: 413 if it was over the limit, else 400.
+func writeBodyError(w http.ResponseWriter, err error) {
+	if tooLarge, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		writeTooLarge(w, tooLarge.Limit)
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error())
+}
+
+// writeTooLarge answers 413 for a body over limit bytes.
+func writeTooLarge(w http.ResponseWriter, limit int64) {
+	size := fmt.Sprintf("%d bytes", limit)
+	switch {
+	case limit >= 1<<20 && limit%(1<<20) == 0:
+		size = fmt.Sprintf("%d MiB", limit>>20)
+	case limit >= 1<<10 && limit%(1<<10) == 0:
+		size = fmt.Sprintf("%d KiB", limit>>10)
+	}
+	writeError(w, http.StatusRequestEntityTooLarge, "the request body is larger than the limit of "+size)
 }
 
 // readJSON decodes the request body strictly into v.

@@ -236,5 +236,23 @@ func (c *config) compile() (*policy.Snapshot, map[string]broker.DeviceNetworks, 
 	if err := c.apply(sc); err != nil {
 		return nil, nil, err
 	}
-	return api.Compile(sc)
+	snap, devices, err := api.Compile(sc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := broker.CheckNetworks(c.pool, devices); err != nil {
+		return nil, nil, err
+	}
+	return snap, devices, nil
+}
+
+// check refuses a stored configuration the broker would refuse to run with
+// this file's pool, so that it is never stored and a bad file is reported
+// at once, naming the network and the conflict.
+func (c *config) check(sc *store.Config) error {
+	_, devices, err := api.Compile(sc)
+	if err != nil {
+		return err
+	}
+	return broker.CheckNetworks(c.pool, devices)
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
 
@@ -70,3 +73,51 @@ func TestConfigErrors(t *testing.T) {
 func timeNow() time.Time { return time.Now() }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// A broker.yaml with networks the broker cannot route is refused before
+// anything is stored, with the file, the network and the conflict named.
+func TestConfigRefusesRiskyNetworks(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct{ yaml, want string }{
+		{"devices:\n  - name: gw\n    networks:\n      - lan: 192.168.0.0/24\n        alias: 10.8.0.0/24\n",
+			`device "gw": alias 10.8.0.0/24 overlaps the tunnel pool 10.8.0.0/24`},
+		{"pool: 10.9.0.0/24\ndevices:\n  - name: gw\n    networks:\n      - lan: 10.9.0.64/26\n",
+			`device "gw": lan 10.9.0.64/26 overlaps the tunnel pool 10.9.0.0/24`},
+		{"devices:\n  - name: gw\n    networks:\n      - lan: 192.168.0.0/24\n        alias: 127.1.0.0/24\n",
+			`device "gw": alias 127.1.0.0/24 overlaps loopback 127.0.0.0/8`},
+		{"devices:\n  - name: gw\n    networks:\n      - lan: 239.0.0.0/24\n",
+			`device "gw": lan 239.0.0.0/24 overlaps multicast 224.0.0.0/4`},
+		{"devices:\n  - name: gw\n    networks:\n      - lan: 192.168.3.0/24\n      - lan: 192.168.3.0/24\n",
+			`device "gw": lan 192.168.3.0/24 is listed twice`},
+		{"devices:\n  - name: gw\n    networks:\n      - lan: fd00:3::/64\n",
+			`device "gw": lan fd00:3::/64 is IPv6; tunnels carry IPv4 only, so far`},
+		{"pool: fd00:8::/64\n", "tunnel pool fd00:8::/64 is IPv6"},
+		{"pool: 127.0.0.0/24\n", "tunnel pool 127.0.0.0/24 overlaps loopback"},
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "broker.yaml")
+		if err := os.WriteFile(path, []byte(c.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(path)
+		if err != nil {
+			t.Fatalf("%s: %v", c.yaml, err)
+		}
+		st, err := store.Open(filepath.Join(dir, "broker.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		lic, err := openLicensing(ctx, st, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = applyConfig(ctx, st, cfg, lic, true, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), path+": ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want an error naming %s and saying %q", c.yaml, err, path, c.want)
+		}
+		if sc, err := st.Config(ctx); err != nil || sc.Revision != 0 {
+			t.Errorf("%s: stored revision %d (%v); want nothing stored", c.yaml, sc.Revision, err)
+		}
+	}
+}

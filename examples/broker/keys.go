@@ -10,8 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/remotegate/remotegate/broker/store"
+	"github.com/remotegate/remotegate/internal/tlsaead"
 	"github.com/remotegate/remotegate/openvpn"
 	"github.com/remotegate/remotegate/pki"
 )
@@ -33,7 +36,7 @@ type keys struct {
 	ca       *pki.CA
 	verifier *pki.Verifier
 	server   tls.Certificate // OpenVPN
-	api      tls.Certificate // management API
+	api      tls.Certificate // management API, set by loadAPICert
 	tlsCrypt *openvpn.StaticKey
 	st       *store.Store
 }
@@ -86,10 +89,7 @@ func openKeys(ctx context.Context, st *store.Store) (*keys, error) {
 		return nil, err
 	}
 	k.verifier = &pki.Verifier{CA: k.ca}
-	if k.server, err = k.serverCert(ctx, secretServerCert, secretServerKey, "remotegate broker", nil); err != nil {
-		return nil, err
-	}
-	if k.api, err = k.serverCert(ctx, secretAPICert, secretAPIKey, "localhost", []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}); err != nil {
+	if k.server, _, err = k.serverCert(ctx, secretServerCert, secretServerKey, "remotegate broker", certNames{}); err != nil {
 		return nil, err
 	}
 	tc, err := st.Secret(ctx, secretTLSCrypt)
@@ -117,35 +117,151 @@ func (k *keys) refresh(ctx context.Context) error {
 	return k.ca.Restore(records)
 }
 
-func (k *keys) serverCert(ctx context.Context, certName, keyName, cn string, ips []net.IP) (tls.Certificate, error) {
+// certNames are the names a server certificate is issued for.
+type certNames struct {
+	dns []string
+	ips []net.IP
+}
+
+// missing returns the names leaf does not carry.
+func (n certNames) missing(leaf *x509.Certificate) []string {
+	var out []string
+	for _, name := range n.dns {
+		if leaf.VerifyHostname(name) != nil {
+			out = append(out, name)
+		}
+	}
+	for _, ip := range n.ips {
+		if leaf.VerifyHostname(ip.String()) != nil {
+			out = append(out, ip.String())
+		}
+	}
+	return out
+}
+
+// serverCert returns the stored certificate and key certName and keyName,
+// or, when there are none or the stored certificate lacks one of names, a
+// new one issued by the CA and stored; reissued says which.
+func (k *keys) serverCert(ctx context.Context, certName, keyName, cn string, names certNames) (_ tls.Certificate, reissued bool, _ error) {
 	certPEM, err1 := k.st.Secret(ctx, certName)
 	keyPEM, err2 := k.st.Secret(ctx, keyName)
 	if err1 == nil && err2 == nil {
-		return tls.X509KeyPair(certPEM, keyPEM)
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return tls.Certificate{}, false, fmt.Errorf("stored %s: %w", certName, err)
+		}
+		if len(names.missing(cert.Leaf)) == 0 {
+			return cert, false, nil
+		}
+		// Configured to be reached under a name the certificate lacks (a
+		// new -api or -api-name): clients would refuse it, so it is
+		// replaced, with a new key.
 	}
 	key, err := pki.GenerateKey(pki.ECDSAP256)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, false, err
 	}
-	req := pki.Request{Profile: pki.ProfileServer, CommonName: cn, PublicKey: key.Public(), IPAddresses: ips}
-	if cn == "localhost" {
-		req.DNSNames = []string{"localhost"}
-	}
+	req := pki.Request{Profile: pki.ProfileServer, CommonName: cn, PublicKey: key.Public(), DNSNames: names.dns, IPAddresses: names.ips}
 	cert, err := k.ca.Issue(req)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, false, err
 	}
 	if keyPEM, err = pki.MarshalPrivateKeyPEM(key, nil); err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, false, err
 	}
 	certPEM = pki.EncodeCertificatesPEM(cert)
 	if err := k.st.PutSecret(ctx, keyName, keyPEM); err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, false, err
 	}
 	if err := k.st.PutSecret(ctx, certName, certPEM); err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, false, err
 	}
-	return tls.X509KeyPair(certPEM, keyPEM)
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	return c, true, err
+}
+
+// apiCertNames are the names the management API's certificate carries:
+// localhost and the loopback addresses always, the host of the -api address
+// unless it is unspecified (0.0.0.0, ::, empty), and every -api-name (a DNS
+// name or an IP address). unspecified reports an -api address of all the
+// host's addresses, whose names only -api-name can give.
+func apiCertNames(apiAddr string, extra []string) (names certNames, unspecified bool, err error) {
+	names = certNames{dns: []string{"localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+	host, _, err := net.SplitHostPort(apiAddr)
+	if err != nil {
+		return certNames{}, false, fmt.Errorf("-api %q: %w", apiAddr, err)
+	}
+	add := func(what, name string) error {
+		if a, err := netip.ParseAddr(name); err == nil {
+			if a.Zone() != "" {
+				return fmt.Errorf("%s %q: an address with a zone cannot be in a certificate", what, name)
+			}
+			ip := net.IP(a.AsSlice())
+			if !slices.ContainsFunc(names.ips, ip.Equal) {
+				names.ips = append(names.ips, ip)
+			}
+			return nil
+		}
+		name = strings.ToLower(strings.TrimSuffix(name, "."))
+		if !validDNSName(name) {
+			return fmt.Errorf("%s %q: not an IP address or a DNS name", what, name)
+		}
+		if !slices.Contains(names.dns, name) {
+			names.dns = append(names.dns, name)
+		}
+		return nil
+	}
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
+		unspecified = true
+	} else if err := add("-api", host); err != nil {
+		return certNames{}, false, err
+	}
+	for _, n := range extra {
+		if err := add("-api-name", n); err != nil {
+			return certNames{}, false, err
+		}
+	}
+	return names, unspecified, nil
+}
+
+// validDNSName reports whether s is a host name a certificate may carry:
+// dot-separated labels of letters, digits and inner hyphens, no wildcards.
+func validDNSName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// loadAPICert sets the management API's certificate for the names clients
+// reach it under, issuing a new one when the stored one lacks any of them.
+func (k *keys) loadAPICert(ctx context.Context, apiAddr string, extra []string, log *slog.Logger) error {
+	names, unspecified, err := apiCertNames(apiAddr, extra)
+	if err != nil {
+		return err
+	}
+	cert, reissued, err := k.serverCert(ctx, secretAPICert, secretAPIKey, "localhost", names)
+	if err != nil {
+		return fmt.Errorf("management API certificate: %w", err)
+	}
+	k.api = cert
+	if reissued {
+		log.Info("issued the management API's certificate", "dns", cert.Leaf.DNSNames, "ips", cert.Leaf.IPAddresses)
+	}
+	if unspecified && len(extra) == 0 {
+		log.Warn("the management API listens on every address, but its certificate names only localhost and the loopback addresses; give the names and addresses clients use with -api-name", "api", apiAddr)
+	}
+	return nil
 }
 
 // verifyConnection checks an OpenVPN client's certificate against the CA,
@@ -168,11 +284,12 @@ func (k *keys) roots() *x509.CertPool {
 	return p
 }
 
-// apiTLS: TLS 1.2 at least; client certificates of the CA are asked for
-// but optional, for the certificate login.
+// apiTLS: TLS 1.2 at least, with AEAD suites only; client certificates of
+// the CA are asked for but optional, for the certificate login.
 func (k *keys) apiTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tlsaead.CipherSuites(),
 		Certificates: []tls.Certificate{k.api},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    k.roots(),

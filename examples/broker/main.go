@@ -11,7 +11,8 @@
 //
 // All state (configuration, CA, keys, certificates, tunnel addresses,
 // accounts, the event log) lives in the database broker.db in the data
-// directory, ./remotegate-data unless -data says otherwise.
+// directory, ./remotegate-data unless -data says otherwise; only the user
+// the broker runs as may enter it (mode 0700, see secureDataDir).
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,7 +48,8 @@ func main() {
 	flag.StringVar(&o.dataDir, "data", "remotegate-data", "data directory (holds broker.db)")
 	flag.StringVar(&o.configPath, "config", "", "broker.yaml, applied at start; empty: the built-in demo setup on first start")
 	flag.StringVar(&o.metrics, "metrics", "127.0.0.1:9155", "address for Prometheus /metrics (local only by default); empty: off")
-	flag.StringVar(&o.api, "api", "127.0.0.1:8443", "address of the HTTPS management API (local only by default; another address exposes it); empty: off")
+	flag.StringVar(&o.api, "api", "127.0.0.1:8443", "address of the HTTPS management API (local only by default; another address exposes it, and its certificate names it); empty: off")
+	flag.Var(&o.apiNames, "api-name", "a DNS `name` or IP address clients reach the management API under, for its certificate (repeatable; needed when -api listens on every address)")
 	flag.Var(&o.vendorKeys, "vendor-key", "vendor public key `file` that licenses must be signed with (licensetool keygen writes it; repeat for a key rotation); none: only the base license of 4 participants")
 	flag.DurationVar(&o.licenseGrace, "license-grace", 14*24*time.Hour, "how long an expired license keeps counting")
 	flag.Usage = func() {
@@ -63,6 +66,7 @@ func main() {
 
 type options struct {
 	dataDir, configPath, metrics, api string
+	apiNames                          stringList
 	vendorKeys                        stringList
 	licenseGrace                      time.Duration
 }
@@ -81,7 +85,7 @@ func run(o options, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+	if err := secureDataDir(o.dataDir, log); err != nil {
 		return err
 	}
 	st, err := store.Open(filepath.Join(o.dataDir, "broker.db"))
@@ -147,8 +151,7 @@ func applyConfig(ctx context.Context, st *store.Store, cfg *config, lic *licensi
 		if err := api.CheckNewParticipants(before, sc, lic.state, time.Now()); err != nil {
 			return err
 		}
-		_, _, err := api.Compile(sc)
-		return err
+		return cfg.check(sc)
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", nameOr(cfg.path, "built-in config"), err)
@@ -283,10 +286,14 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 		defer ms.Close()
 	}
 	if o.api != "" {
-		as, err := serveAPI(o.api, apiSrv, k, log)
-		if err != nil {
+		if err := k.loadAPICert(ctx, o.api, o.apiNames, log); err != nil {
 			return err
 		}
+		ln, err := net.Listen("tcp", o.api)
+		if err != nil {
+			return fmt.Errorf("management API: %w", err)
+		}
+		as := serveAPI(ln, apiSrv, k.apiTLS(), log)
 		defer as.Close()
 	}
 	go summarizeDrops(ctx, b, events)
@@ -323,14 +330,10 @@ remotegate broker is running. Next:
 // serveAPI serves the management API over HTTPS with a certificate of the
 // broker's CA; a client certificate of the CA, if presented, allows the
 // certificate (smartcard) login.
-func serveAPI(addr string, h http.Handler, k *keys, log *slog.Logger) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("management API: %w", err)
-	}
-	hs := &http.Server{Handler: h, TLSConfig: k.apiTLS(), ReadHeaderTimeout: 10 * time.Second}
+func serveAPI(ln net.Listener, h http.Handler, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
+	hs := &http.Server{Handler: h, TLSConfig: tlsConfig, ReadHeaderTimeout: 10 * time.Second}
 	go func() { logServeEnd(log, "management API", hs.ServeTLS(ln, "", "")) }()
-	return hs, nil
+	return hs
 }
 
 // logServeEnd logs why an HTTP server stopped serving, unless it was closed.
