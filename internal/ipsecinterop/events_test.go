@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,20 +101,11 @@ func countLog(log, re string) int {
 	return len(regexp.MustCompile("(?m)"+re).FindAllStringIndex(log, -1))
 }
 
-var pingReceived = regexp.MustCompile(`(\d+) packets transmitted, (\d+) (?:packets )?received`)
-
 // pingFrom pings dst from src in ns (ping -I src) and returns how many
 // replies came back; the source address picks the traffic selector.
 func pingFrom(t *testing.T, ns *netns.NS, src, dst netip.Addr, count int) int {
 	t.Helper()
-	out, err := ns.RunErr(time.Duration(count)*200*time.Millisecond+5*time.Second,
-		"ping", "-n", "-c", strconv.Itoa(count), "-W", "1", "-i", "0.2", "-I", src.String(), dst.String())
-	m := pingReceived.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("ping %s -> %s in %s: no summary (%v):\n%s", src, dst, ns.Name, err, out)
-	}
-	n, _ := strconv.Atoi(m[2])
-	return n
+	return ns.PingFrom(t, src, dst, count)
 }
 
 // ikeSAs returns the IKE SA lines of swanctl --list-sas ("lab: #1,

@@ -17,16 +17,33 @@ var ErrParse = errors.New("netns: cannot parse tool output")
 
 var pingReceived = regexp.MustCompile(`(\d+) packets transmitted, (\d+) (?:packets )?received`)
 
-// Ping runs `ping -c count -W 1 -i 0.2 addr` in the namespace and returns
+// Ping runs `ping -c count -W 5 -i 0.2 addr` in the namespace and returns
 // how many replies came back. Lost replies are not an error (ping's non-zero
 // exit status is ignored); output without ping's summary line fails the test.
+//
+// Each reply may take up to 5 s: on a loaded machine (the race detector on
+// both cores, say) a reply through two tunnels can take over a second, and
+// a shorter wait counted it as lost. ping exits as soon as every reply is
+// in, so the wait costs nothing when they come.
 func (n *NS) Ping(t testing.TB, addr netip.Addr, count int) int {
+	t.Helper()
+	return n.PingFrom(t, netip.Addr{}, addr, count)
+}
+
+// PingFrom is Ping with the source address src (ping -I); the zero Addr
+// lets the kernel choose.
+func (n *NS) PingFrom(t testing.TB, src, addr netip.Addr, count int) int {
 	t.Helper()
 	if count < 1 {
 		count = 1
 	}
-	timeout := time.Duration(count)*200*time.Millisecond + 5*time.Second
-	out, err := n.RunErr(timeout, "ping", "-n", "-c", strconv.Itoa(count), "-W", "1", "-i", "0.2", addr.String())
+	const replyWait = 5 * time.Second
+	args := []string{"-n", "-c", strconv.Itoa(count), "-W", strconv.Itoa(int(replyWait.Seconds())), "-i", "0.2"}
+	if src.IsValid() {
+		args = append(args, "-I", src.String())
+	}
+	timeout := time.Duration(count)*200*time.Millisecond + replyWait + 5*time.Second
+	out, err := n.RunErr(timeout, "ping", append(args, addr.String())...)
 	got, perr := parsePing(out)
 	if perr != nil {
 		t.Fatalf("netns: ping %s from %s: %v (run error: %v)", addr, n.Name, perr, err)

@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,13 +133,7 @@ func WriteFile(t testing.TB, dir, name, content string) string {
 // answered.
 func ping(t testing.TB, ns *netns.NS, addr netip.Addr, count int) int {
 	t.Helper()
-	out, _ := ns.RunErr(time.Duration(count+5)*time.Second, "ping", "-n", "-c", fmt.Sprint(count), "-W", "1", "-i", "0.2", addr.String())
-	m := regexp.MustCompile(`(\d+) received`).FindStringSubmatch(out)
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
+	return ns.Ping(t, addr, count)
 }
 
 // iperfResult is what one iperf3 client run measured.
