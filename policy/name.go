@@ -63,8 +63,8 @@ func nameProblem(name string) string {
 				return `it contains ".."`
 			}
 		case c >= utf8.RuneSelf:
-			r, _ := utf8.DecodeRuneInString(name[i:])
-			if r == utf8.RuneError {
+			r, size := utf8.DecodeRuneInString(name[i:])
+			if r == utf8.RuneError && size == 1 {
 				return fmt.Sprintf("byte %d is not valid UTF-8", i)
 			}
 			return fmt.Sprintf("it contains %q (U+%04X) at byte %d, which is not ASCII", r, r, i)

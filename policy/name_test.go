@@ -40,6 +40,7 @@ var badNames = []struct{ name, why string }{
 	{"аlice", "U+0430"},        // Cyrillic а: looks like alice
 	{"a\u202eb", "U+202E"},     // right-to-left override
 	{"a\u2028b", "U+2028"},     // line separator
+	{"\ufffd", "U+FFFD"},       // what JSON makes of invalid UTF-8
 	{"caf\u00e9", "not ASCII"}, // letters beyond ASCII too
 	{"a{b}", `'{' at byte 1`},
 	{"a#b", `'#' at byte 1`},
