@@ -204,3 +204,36 @@ func TestOpenAPIStatesTheNameRule(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginWithHostileNames: a login name outside the rule is no account;
+// the failure is recorded under a short quoted form, not the megabyte or
+// the line break that was sent.
+func TestLoginWithHostileNames(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) { c.LoginLimit = LoginLimit{Failures: 100} })
+	for _, c := range hostileNames {
+		if c.name == "" {
+			continue
+		}
+		if _, code := e.login(c.name, testPassword); code != http.StatusUnauthorized {
+			t.Errorf("login as %.40q: %d, want 401", c.name, code)
+		}
+	}
+	events, err := e.store.Events(context.Background(), store.EventFilter{Kind: "auth_failure"})
+	if err != nil || len(events) != len(hostileNames)-1 {
+		t.Fatalf("%d auth_failure events, %v", len(events), err)
+	}
+	for _, ev := range events {
+		if len(ev.Participant) > 80 || strings.ContainsAny(ev.Participant, "\n\x00") || !strings.HasPrefix(ev.Participant, `"`) {
+			t.Errorf("auth_failure recorded for %.100q (%d bytes)", ev.Participant, len(ev.Participant))
+		}
+	}
+	// Real names are recorded as they are, and still log in.
+	if _, code := e.login("root", "wrong password"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", code)
+	}
+	last, _ := e.store.Events(context.Background(), store.EventFilter{Kind: "auth_failure", After: events[len(events)-1].ID})
+	if len(last) != 1 || last[0].Participant != "root" {
+		t.Fatalf("the failure of root recorded as %+v", last)
+	}
+	e.mustLogin("root")
+}
