@@ -251,10 +251,11 @@ func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
 // token cannot be exported and needs no storing).
 func (ca *CA) Key() crypto.Signer { return ca.key }
 
-// Issue signs a certificate for req.
+// Issue signs a certificate for req. A common name that CheckCommonName
+// refuses is refused (ErrInvalidRequest).
 func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
-	if req.CommonName == "" {
-		return nil, fmt.Errorf("%w: no common name", ErrInvalidRequest)
+	if err := CheckCommonName(req.CommonName); err != nil {
+		return nil, err
 	}
 	if err := checkKeyStrength(req.PublicKey); err != nil {
 		return nil, err

@@ -51,8 +51,9 @@ type enrollToken struct {
 // (256 random bits, base64url). Only its SHA-256 is kept, so a memory dump
 // of the broker does not reveal usable tokens.
 func (ca *CA) NewEnrollmentToken(req TokenRequest) (string, error) {
-	if req.CommonName == "" {
-		return "", fmt.Errorf("%w: no common name", ErrInvalidRequest)
+	// Refused now rather than when the device enrolls with the token.
+	if err := CheckCommonName(req.CommonName); err != nil {
+		return "", err
 	}
 	var raw [32]byte
 	if _, err := io.ReadFull(ca.rand, raw[:]); err != nil {

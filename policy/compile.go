@@ -77,7 +77,9 @@ var generation atomic.Uint64
 
 // Compile validates the model and builds a Snapshot. Errors wrap
 // ErrInvalid, ErrUnknownReference or ErrCycle and name the element; all
-// problems found are reported together.
+// problems found are reported together. Every name (of users, devices,
+// groups, roles and relations) must pass ValidName; an error about a name
+// also wraps ErrInvalidName.
 func Compile(m *Model) (*Snapshot, error) {
 	if m == nil {
 		m = &Model{}
@@ -108,7 +110,11 @@ func Compile(m *Model) (*Snapshot, error) {
 		for i, e := range msgs {
 			parts[i] = e.Error()
 		}
-		// Wrap the first error so errors.Is finds its kind.
+		// Wrap the first error so errors.Is finds its kind; one line per
+		// problem, and no line break after the last.
+		if len(parts) == 1 {
+			return nil, c.errs[0]
+		}
 		return nil, fmt.Errorf("%w\n%s", c.errs[0], strings.Join(parts[1:], "\n"))
 	}
 	return c.s, nil
@@ -123,6 +129,15 @@ func (c *compiler) fail(kind error, format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{kind}, args...)...))
 }
 
+// checkName reports a name that breaks the rule of ValidName, naming its
+// kind. The element is compiled all the same, so that what refers to it
+// does not add errors of its own.
+func (c *compiler) checkName(kind, name string) {
+	if why := nameProblem(name); why != "" {
+		c.fail(ErrInvalid, "%s %s: %w: %s; %s", kind, quoteName(name), ErrInvalidName, why, NameRule)
+	}
+}
+
 func (c *compiler) roles(m *Model) {
 	for i, r := range m.Roles {
 		switch {
@@ -131,10 +146,11 @@ func (c *compiler) roles(m *Model) {
 		case r.Name == RoleAdmin || r.Name == RoleVPNUser:
 			c.fail(ErrInvalid, "role %q is predefined and cannot be redefined", r.Name)
 		case slices.ContainsFunc(m.Roles[:i], func(o Role) bool { return o.Name == r.Name }):
-			c.fail(ErrInvalid, "role %q is defined twice", r.Name)
+			c.fail(ErrInvalid, "role %s is defined twice", quoteName(r.Name))
 		case r.Rights&^AllRights != 0:
-			c.fail(ErrInvalid, "role %q has unknown rights %#x", r.Name, uint16(r.Rights&^AllRights))
+			c.fail(ErrInvalid, "role %s has unknown rights %#x", quoteName(r.Name), uint16(r.Rights&^AllRights))
 		default:
+			c.checkName("role", r.Name)
 			c.s.roleRights[r.Name] = r.Rights
 		}
 	}
@@ -152,9 +168,10 @@ func (c *compiler) groups(m *Model) {
 			c.s.groups[0].intra = g.Intra
 		default:
 			if _, dup := c.s.groupIndex[g.Name]; dup {
-				c.fail(ErrInvalid, "group %q is defined twice", g.Name)
+				c.fail(ErrInvalid, "group %s is defined twice", quoteName(g.Name))
 				continue
 			}
+			c.checkName("group", g.Name)
 			c.s.groupIndex[g.Name] = int32(len(c.s.groups))
 			c.s.groups = append(c.s.groups, group{name: g.Name, intra: g.Intra})
 		}
@@ -174,7 +191,7 @@ func (c *compiler) ancestors(m *Model) [][]int32 {
 		for _, sub := range g.Subgroups {
 			si, ok := c.s.groupIndex[sub]
 			if !ok {
-				c.fail(ErrUnknownReference, "group %q lists subgroup %q, which is not defined", g.Name, sub)
+				c.fail(ErrUnknownReference, "group %s lists subgroup %s, which is not defined", quoteName(g.Name), quoteName(sub))
 				continue
 			}
 			parents[si] = append(parents[si], gi)
@@ -246,15 +263,16 @@ func (c *compiler) participants(m *Model, ancestors [][]int32) {
 			return
 		}
 		if _, dup := c.s.byName[name]; dup {
-			c.fail(ErrInvalid, "participant %q is defined twice (users and devices share one namespace)", name)
+			c.fail(ErrInvalid, "participant %s is defined twice (users and devices share one namespace)", quoteName(name))
 			return
 		}
+		c.checkName(kind, name)
 		p := participant{name: name, device: device, disabled: disabled, roles: roles}
 		set := map[int32]bool{}
 		for _, g := range groups {
 			gi, ok := c.s.groupIndex[g]
 			if !ok {
-				c.fail(ErrUnknownReference, "%s %q is a member of group %q, which is not defined", kind, name, g)
+				c.fail(ErrUnknownReference, "%s %s is a member of group %s, which is not defined", kind, quoteName(name), quoteName(g))
 				continue
 			}
 			if ancestors == nil {
@@ -271,7 +289,7 @@ func (c *compiler) participants(m *Model, ancestors [][]int32) {
 		for _, r := range roles {
 			rights, ok := c.s.roleRights[r]
 			if !ok {
-				c.fail(ErrUnknownReference, "user %q holds role %q, which is not defined", name, r)
+				c.fail(ErrUnknownReference, "user %s holds role %s, which is not defined", quoteName(name), quoteName(r))
 				continue
 			}
 			p.rights |= rights
@@ -286,7 +304,7 @@ func (c *compiler) participants(m *Model, ancestors [][]int32) {
 		add("device", d.Name, true, d.Disabled, d.Groups, nil)
 		for _, p := range d.Subnets {
 			if !p.IsValid() || p.Masked() != p {
-				c.fail(ErrInvalid, "device %q: subnet %v is not a network address with its prefix length", d.Name, p)
+				c.fail(ErrInvalid, "device %s: subnet %v is not a network address with its prefix length", quoteName(d.Name), p)
 			}
 		}
 	}
@@ -295,21 +313,23 @@ func (c *compiler) participants(m *Model, ancestors [][]int32) {
 func (c *compiler) relations(m *Model) {
 	names := map[string]bool{}
 	for i, r := range m.Relations {
-		label := fmt.Sprintf("relation %q", r.Name)
+		label := "relation " + quoteName(r.Name)
 		if r.Name == "" {
 			label = fmt.Sprintf("relation %d", i)
 			c.fail(ErrInvalid, "%s has no name", label)
 		} else if names[r.Name] {
 			c.fail(ErrInvalid, "%s is defined twice", label)
+		} else {
+			c.checkName("relation", r.Name)
 		}
 		names[r.Name] = true
 		from, okFrom := c.s.groupIndex[r.From]
 		to, okTo := c.s.groupIndex[r.To]
 		if !okFrom {
-			c.fail(ErrUnknownReference, "%s: from-group %q is not defined", label, r.From)
+			c.fail(ErrUnknownReference, "%s: from-group %s is not defined", label, quoteName(r.From))
 		}
 		if !okTo {
-			c.fail(ErrUnknownReference, "%s: to-group %q is not defined", label, r.To)
+			c.fail(ErrUnknownReference, "%s: to-group %s is not defined", label, quoteName(r.To))
 		}
 		if r.Direction != OneWay && r.Direction != Both {
 			c.fail(ErrInvalid, "%s: direction %d", label, r.Direction)

@@ -11,12 +11,21 @@
 // rights), the role vpn_user (may only connect) and the group
 // vpn_user_group are predefined.
 //
-// Compile validates a Model (unknown references, duplicate names, group
-// cycles, empty port ranges, windows that end before they begin) and
+// Compile validates a Model (names, unknown references, duplicate names,
+// group cycles, empty port ranges, windows that end before they begin) and
 // returns an immutable Snapshot. A Snapshot answers management questions
 // (Can, ExplainCan) and data-plane questions (Allowed) without locks or
 // allocation; Explain turns any decision into a sentence that names the
 // relation behind it, or its absence, for the event log.
+//
+// Names of users, devices, groups, roles and relations follow one rule,
+// ValidName: 1 to 64 (MaxNameLen) ASCII letters, digits, ".", "-", "_"
+// and "@", beginning with a letter or a digit, not ending with ".", and
+// without "..", e.g. "plant-1", "plant1-gw", "vpn_user_group" or
+// "jane.doe@example.com". The same names name participants' certificates
+// and the files of their profiles, so the rule keeps out what a path, a
+// configuration file, a command line or a spreadsheet would read as
+// something else.
 //
 // Everything not allowed is denied. A disabled participant or relation
 // allows nothing. Members of one group may talk to each other only if the

@@ -179,7 +179,12 @@ func (s *Server) checkAttempt(w http.ResponseWriter, r *http.Request, name, pass
 		return nil, false, at, true
 	}
 	defer s.gate.done()
-	a, err := s.cfg.Store.Account(r.Context(), name)
+	// A name outside the rule for names is no account, and the store is
+	// not asked (it may be as long as the body).
+	a, err := (*store.Account)(nil), error(nil)
+	if policy.ValidName(name) == nil {
+		a, err = s.cfg.Store.Account(r.Context(), name)
+	}
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("login: read account", "error", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/remotegate/remotegate/pki"
+	"github.com/remotegate/remotegate/policy"
 )
 
 // certView is a certificate record as the API shows it.
@@ -124,6 +125,15 @@ func (s *Server) issueCertificate(w http.ResponseWriter, r *http.Request, c *cal
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	// A user's or device's certificate names a participant: its common
+	// name follows the model's rule for names (the CA itself refuses only
+	// what no certificate may carry).
+	if profile != pki.ProfileServer {
+		if err := policy.ValidName(req.CommonName); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("common_name: %v", err))
+			return
+		}
 	}
 	var key crypto.Signer
 	var pub crypto.PublicKey
@@ -277,6 +287,13 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 		return
 	}
 	name := r.PathValue("name")
+	// Every participant's name passes the rule (Compile checks it); this
+	// keeps a name that does not out of the certificate, the renderers and
+	// the Content-Disposition header all the same.
+	if err := policy.ValidName(name); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	cfg, err := s.cfg.Store.Config(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())

@@ -187,6 +187,17 @@ func (k collection[T]) find(cfg *store.Config, name string) int {
 	return -1
 }
 
+// validName answers 400 for a name outside policy.ValidName's rule, before
+// anything is read or stored. Compile refuses such a name too; this says
+// so first and without a 404 for a name that cannot exist.
+func (k collection[T]) validName(w http.ResponseWriter, name string) bool {
+	if err := policy.ValidName(name); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %v", k.kind, err))
+		return false
+	}
+	return true
+}
+
 func (k collection[T]) listAll(s *Server, w http.ResponseWriter, r *http.Request) {
 	cfg, err := s.cfg.Store.Config(r.Context())
 	if err != nil {
@@ -223,6 +234,9 @@ func (k collection[T]) create(s *Server, w http.ResponseWriter, r *http.Request,
 		writeError(w, http.StatusBadRequest, k.kind+" without a name")
 		return false
 	}
+	if !k.validName(w, name) {
+		return false
+	}
 	err := s.change(r, c, fmt.Sprintf("created %s %q", k.kind, name), func(cfg *store.Config) error {
 		if k.find(cfg, name) >= 0 {
 			return fmt.Errorf("%w: %s %q", errExists, k.kind, name)
@@ -243,6 +257,9 @@ func (k collection[T]) create(s *Server, w http.ResponseWriter, r *http.Request,
 
 func (k collection[T]) put(s *Server, w http.ResponseWriter, r *http.Request, c *caller, item T, also func(*store.Config)) bool {
 	name := r.PathValue("name")
+	if !k.validName(w, k.name(&item)) {
+		return false
+	}
 	if k.name(&item) != name {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("the body names %q, the path %q", k.name(&item), name))
 		return false

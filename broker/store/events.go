@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -141,8 +142,11 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 // id,time,kind,participant,actor,message,attrs: times in UTC as RFC 3339 with
 // nanoseconds, attributes as a JSON object (empty field if none).
 //
-// Fields are written as they are: a spreadsheet that evaluates cells
-// starting with "=", "+", "-" or "@" as formulas must be told not to.
+// A field that begins with "=", "+", "-", "@", a tab or a carriage return
+// is written with a single quote in front ("'=1+1"), as OWASP advises
+// against CSV injection: a spreadsheet would otherwise evaluate it as a
+// formula. Event fields carry what peers and users chose (a certificate's
+// common name, a login name), so every field is treated so.
 func WriteEventsCSV(w io.Writer, events []Event) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"id", "time", "kind", "participant", "actor", "message", "attrs"}); err != nil {
@@ -159,6 +163,9 @@ func WriteEventsCSV(w io.Writer, events []Event) error {
 		}
 		rec := []string{strconv.FormatInt(e.ID, 10), e.Time.UTC().Format(time.RFC3339Nano),
 			e.Kind, e.Participant, e.Actor, e.Message, attrs}
+		for i := range rec {
+			rec[i] = csvCell(rec[i])
+		}
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("store: write events CSV: %w", err)
 		}
@@ -168,4 +175,12 @@ func WriteEventsCSV(w io.Writer, events []Event) error {
 		return fmt.Errorf("store: write events CSV: %w", err)
 	}
 	return nil
+}
+
+// csvCell neutralises a field a spreadsheet would take for a formula.
+func csvCell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }

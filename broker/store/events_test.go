@@ -2,8 +2,10 @@ package store
 
 import (
 	"bytes"
+	"encoding/csv"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -157,4 +159,57 @@ func TestWriteEventsCSV(t *testing.T) {
 	if b.String() != "id,time,kind,participant,actor,message,attrs\n" {
 		t.Fatalf("CSV of no events: %q", b.String())
 	}
+}
+
+// TestEventsCSVNeutralisesFormulas: a field a spreadsheet would evaluate
+// (OWASP's CSV injection: "=", "+", "-", "@", tab, carriage return) gets a
+// single quote in front, in every column; other fields are unchanged.
+func TestEventsCSVNeutralisesFormulas(t *testing.T) {
+	at := time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)
+	events := []Event{
+		{ID: 1, Time: at, Kind: "auth_failure", Participant: "=HYPERLINK(\"http://evil\",\"x\")", Actor: "+cmd|' /C calc'!A0",
+			Message: "-2+3", Attrs: map[string]string{"remote": "@SUM(1)"}},
+		{ID: 2, Time: at, Kind: "@kind", Participant: "\t=1", Actor: "\r=1", Message: "=1+1"},
+		{ID: 3, Time: at, Kind: "login", Participant: "plant-1", Actor: "jane.doe@example.com", Message: "a-b = c"},
+	}
+	var b bytes.Buffer
+	must(t, WriteEventsCSV(&b, events))
+	rows, err := csv.NewReader(&b).ReadAll()
+	must(t, err)
+	want := [][]string{
+		{"id", "time", "kind", "participant", "actor", "message", "attrs"},
+		{"1", "2025-06-01T08:00:00Z", "auth_failure", "'=HYPERLINK(\"http://evil\",\"x\")", "'+cmd|' /C calc'!A0", "'-2+3", `{"remote":"@SUM(1)"}`},
+		{"2", "2025-06-01T08:00:00Z", "'@kind", "'\t=1", "'\r=1", "'=1+1", ""},
+		{"3", "2025-06-01T08:00:00Z", "login", "plant-1", "jane.doe@example.com", "a-b = c", ""},
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Fatalf("CSV rows\n%q\nwant\n%q", rows, want)
+	}
+}
+
+// FuzzEventsCSV: whatever the fields, the CSV has one record per event
+// with seven fields, and no field begins like a formula.
+func FuzzEventsCSV(f *testing.F) {
+	f.Add("=1+1", "-rf", "@x", "\t\r\n\"", "+", "k")
+	f.Add("plant-1", "admin", "message", "v", "\x00", "\xed\xa0\x80")
+	f.Fuzz(func(t *testing.T, participant, actor, message, attr, key, kind string) {
+		e := Event{ID: 7, Time: time.Unix(0, 0), Kind: kind, Participant: participant, Actor: actor, Message: message,
+			Attrs: map[string]string{key: attr}}
+		var b bytes.Buffer
+		if err := WriteEventsCSV(&b, []Event{e}); err != nil {
+			return // a field csv cannot write is refused, not written half
+		}
+		rows, err := csv.NewReader(&b).ReadAll()
+		if err != nil {
+			t.Fatalf("the CSV does not parse: %v\n%q", err, b.String())
+		}
+		if len(rows) != 2 || len(rows[1]) != 7 {
+			t.Fatalf("%d records for one event: %q", len(rows), rows)
+		}
+		for _, cell := range rows[1] {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Fatalf("a field begins like a formula: %q", cell)
+			}
+		}
+	})
 }

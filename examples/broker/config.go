@@ -146,6 +146,9 @@ func loadConfig(path string) (*config, error) {
 	}
 	c.IPsec.defaults()
 	c.path, c.raw = path, data
+	if err := checkPublicAddress(c.PublicAddress); err != nil {
+		return nil, fmt.Errorf("%s: public_address: %w", nameOr(path, "built-in config"), err)
+	}
 	var err error
 	if c.pool, err = netip.ParsePrefix(c.Pool); err != nil {
 		return nil, fmt.Errorf("%s: pool: %w", nameOr(path, "built-in config"), err)
@@ -163,6 +166,33 @@ func loadConfig(path string) (*config, error) {
 		}
 	}
 	return &c, nil
+}
+
+// checkPublicAddress accepts an IP address or a DNS host name: exported
+// profiles write it into the remote directive of .ovpn files and into
+// swanctl.conf, where a space, a quote or a line break would be read as
+// more than an address.
+func checkPublicAddress(a string) error {
+	if _, err := netip.ParseAddr(a); err == nil {
+		return nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("%q is not an IP address or a host name: %s", a, why)
+	}
+	if a == "" || len(a) > 253 {
+		return bad("a host name has 1 to 253 characters")
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(a, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return bad("a label has 1 to 63 characters and neither begins nor ends with '-'")
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return bad("labels are ASCII letters, digits and '-'")
+			}
+		}
+	}
+	return nil
 }
 
 // apply writes the file's entries into a stored configuration: an entry

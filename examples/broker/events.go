@@ -10,6 +10,7 @@ import (
 
 	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/broker/store"
+	"github.com/remotegate/remotegate/policy"
 )
 
 // eventQueue writes events to the store's log from its own goroutine: the
@@ -49,6 +50,17 @@ func (q *eventQueue) add(e store.Event) {
 	default:
 		q.dropped.Add(1)
 	}
+}
+
+// authFailure records a refused handshake. The name is what the peer
+// claims, from a certificate that failed verification: one that follows
+// the rule for names is recorded as it is, any other quoted and cut short,
+// so that the log holds neither a subject of kilobytes nor a line break.
+func (q *eventQueue) authFailure(name, msg string, attrs map[string]string) {
+	if name != "" && policy.ValidName(name) != nil {
+		name = fmt.Sprintf("%.64q", name)
+	}
+	q.add(store.Event{Kind: "auth_failure", Participant: name, Message: msg, Attrs: attrs})
 }
 
 func (q *eventQueue) fromBroker(e broker.Event) {

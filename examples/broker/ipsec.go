@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/broker/store"
@@ -53,8 +56,7 @@ func startIPsec(ctx context.Context, cfg *config, k *keys, b *broker.Broker, eve
 				if len(chain) > 0 {
 					subject = chain[0].Subject.CommonName
 				}
-				events.add(store.Event{Kind: "auth_failure", Participant: subject, Message: "IKE authentication refused",
-					Attrs: map[string]string{"error": err.Error()}})
+				events.authFailure(subject, "IKE authentication refused", map[string]string{"error": err.Error()})
 				return tunnel.Identity{}, err
 			}
 			return tunnel.Identity{Name: name}, nil
@@ -102,11 +104,29 @@ func ipsecIdentity(leaf *x509.Certificate) string {
 // with the connection "remotegate", the participant's certificate and key,
 // and the CA. A device announces its LANs as its traffic selectors; the
 // broker narrows them to the networks configured for it.
+//
+// The name becomes the names of archive members and a value in
+// swanctl.conf: a name outside policy.ValidName's rule is refused, and
+// every value that comes from outside (the name, the public address, the
+// broker's identity) is written quoted, or refused if it cannot be.
 func writeSwanctlProfile(w io.Writer, cfg *config, k *keys, name string, lans []netip.Prefix, certPEM, keyPEM []byte) error {
+	if err := profileName(name); err != nil {
+		return err
+	}
+	if err := checkPublicAddress(cfg.PublicAddress); err != nil {
+		return fmt.Errorf("%w: %w", errProfileValue, err)
+	}
 	leaf := k.server.Leaf
 	if leaf == nil {
 		var err error
 		if leaf, err = x509.ParseCertificate(k.server.Certificate[0]); err != nil {
+			return err
+		}
+	}
+	var quoted [3]string
+	for i, v := range []string{cfg.PublicAddress, name + ".pem", ipsecIdentity(leaf)} {
+		var err error
+		if quoted[i], err = swanctlValue(v); err != nil {
 			return err
 		}
 	}
@@ -133,11 +153,11 @@ connections {
     dpd_delay = 30s
     local {
       auth = pubkey
-      certs = %[1]s.pem
+      certs = %[7]s
     }
     remote {
       auth = pubkey
-      id = "%[4]s"
+      id = %[4]s
     }
     children {
       remotegate {
@@ -150,7 +170,7 @@ connections {
     }
   }
 }
-`, name, cfg.PublicAddress, cfg.IPsec.Port, ipsecIdentity(leaf), strings.Join(localTS, ","), remoteTS)
+`, name, quoted[0], cfg.IPsec.Port, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1])
 	tw := tar.NewWriter(w)
 	now := time.Now()
 	for _, f := range []struct {
@@ -163,6 +183,10 @@ connections {
 		{"private/" + name + ".pem", keyPEM, 0o600},
 		{"x509ca/remotegate-ca.pem", pki.EncodeCertificatesPEM(k.ca.Certificate()), 0o644},
 	} {
+		// The name passed profileName; this is the last word on paths.
+		if !fs.ValidPath(f.name) || strings.Contains(f.name, "..") {
+			return fmt.Errorf("%w: archive member %q", errProfileValue, f.name)
+		}
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
 			return err
 		}
@@ -171,6 +195,23 @@ connections {
 		}
 	}
 	return tw.Close()
+}
+
+// errProfileValue: a value a profile cannot carry safely.
+var errProfileValue = errors.New("profile: a value the profile cannot carry")
+
+// swanctlValue writes v as a quoted swanctl.conf value. Unquoted,
+// swanctl.conf ends a value at a line break and reads "#" as a comment;
+// in quotes these are text, but a quote ends the value and a backslash
+// escapes. Rather than depend on escapes, control characters (line breaks
+// among them), quotes and backslashes are refused: none of the values
+// written here needs them.
+func swanctlValue(v string) (string, error) {
+	if !utf8.ValidString(v) || strings.ContainsAny(v, "\"\\") || strings.ContainsFunc(v, unicode.IsControl) ||
+		strings.ContainsFunc(v, func(r rune) bool { return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) }) {
+		return "", fmt.Errorf("%w: %q in swanctl.conf", errProfileValue, v)
+	}
+	return `"` + v + `"`, nil
 }
 
 // ipsecConfig is the IPsec part of broker.yaml.

@@ -17,6 +17,7 @@ import (
 	"github.com/remotegate/remotegate/internal/tlsaead"
 	"github.com/remotegate/remotegate/openvpn"
 	"github.com/remotegate/remotegate/pki"
+	"github.com/remotegate/remotegate/policy"
 )
 
 // Names of the broker's secrets in the store.
@@ -303,18 +304,33 @@ func newOpenVPNServer(k *keys, events *eventQueue, log *slog.Logger) (*openvpn.S
 			VerifyConnection: k.verifyConnection,
 		},
 		OnHandshakeFailure: func(remote netip.AddrPort, name string, err error) {
-			events.add(store.Event{Kind: "auth_failure", Participant: name, Message: "VPN handshake refused",
-				Attrs: map[string]string{"remote": remote.String(), "error": err.Error()}})
+			events.authFailure(name, "VPN handshake refused", map[string]string{"remote": remote.String(), "error": err.Error()})
 		},
 		Protection: openvpn.Protection{Mode: openvpn.ProtectionTLSCrypt, Key: k.tlsCrypt},
 		Logger:     log,
 	})
 }
 
+// profileName refuses a participant name that a profile cannot carry: it
+// becomes file names (NAME.ovpn, x509/NAME.pem in a tar archive) and
+// values in configuration files. The model's rule for names allows only
+// what all of them carry; a stored name that predates the rule is refused
+// here rather than rendered.
+func profileName(name string) error {
+	if err := policy.ValidName(name); err != nil {
+		return fmt.Errorf("%w: %w", errProfileValue, err)
+	}
+	return nil
+}
+
 // printProfile issues a certificate for the participant and prints an
 // OpenVPN profile with everything inline, or with swanctl the tar archive
 // of a strongSwan profile.
 func printProfile(ctx context.Context, w io.Writer, st *store.Store, k *keys, cfg *config, name string, swanctl bool) error {
+	// Checked before a certificate is issued for nothing.
+	if err := profileName(name); err != nil {
+		return err
+	}
 	sc, err := st.Config(ctx)
 	if err != nil {
 		return err
@@ -355,7 +371,18 @@ func printProfile(ctx context.Context, w io.Writer, st *store.Store, k *keys, cf
 	return writeProfile(w, cfg, k, name, pki.EncodeCertificatesPEM(cert), keyPEM)
 }
 
+// writeProfile writes an OpenVPN profile. The name appears in a comment
+// and as a file name in it, the public address in the remote directive:
+// a name outside policy.ValidName's rule, or an address that is not a
+// host name or IP address, is refused, so that neither can start a
+// directive of its own.
 func writeProfile(w io.Writer, cfg *config, k *keys, name string, certPEM, keyPEM []byte) error {
+	if err := profileName(name); err != nil {
+		return err
+	}
+	if err := checkPublicAddress(cfg.PublicAddress); err != nil {
+		return fmt.Errorf("%w: %w", errProfileValue, err)
+	}
 	_, err := fmt.Fprintf(w, `# remotegate profile for %q: openvpn --config %s.ovpn
 client
 dev tun

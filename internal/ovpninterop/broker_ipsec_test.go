@@ -100,7 +100,7 @@ func TestOpenVPNUserReachesIPsecDevice(t *testing.T) {
 		}
 		charon.AddFile(t, h.Name, body)
 	}
-	if !strings.Contains(conf, "local_ts = dynamic,192.168.0.0/24") || !strings.Contains(conf, "remote_addrs = 10.98.0.1") {
+	if !strings.Contains(conf, "local_ts = dynamic,192.168.0.0/24") || !strings.Contains(conf, `remote_addrs = "10.98.0.1"`) {
 		t.Fatalf("swanctl.conf of gw1:\n%s", conf)
 	}
 	// The profile starts the connection when it is loaded (start_action).

@@ -106,7 +106,7 @@ func loadSwanctlProfile(t *testing.T, srv *netns.NS, c *swaninterop.Charon, data
 		}
 		c.AddFile(t, h.Name, body)
 	}
-	for _, want := range []string{"remote_addrs = " + ipsecHub.String(), "proposals = " + ipsecRelayIKE[0], "esp_proposals = " + ipsecRelayESP[0]} {
+	for _, want := range []string{`remote_addrs = "` + ipsecHub.String() + `"`, "proposals = " + ipsecRelayIKE[0], "esp_proposals = " + ipsecRelayESP[0]} {
 		if !strings.Contains(conf, want) {
 			t.Fatalf("swanctl.conf of %s has no %q (the strongSwan hub copies the profile's proposals):\n%s", name, want, conf)
 		}
