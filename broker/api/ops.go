@@ -135,29 +135,70 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("a backup passphrase needs at least %d characters", minPasswordLen))
 		return
 	}
-	var buf bytes.Buffer
-	if err := s.cfg.Store.Backup(r.Context(), &buf, []byte(req.Passphrase)); err != nil {
+	// The archive streams out: the headers go with its first bytes, so
+	// that an error before them (the copy of the database, the size limit)
+	// is still an error response. An error after them cuts the archive
+	// short, and a cut archive does not restore (its end is authenticated).
+	out := &lazyHeaders{w: w, start: func(h http.Header) {
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="remotegate-%s.backup"`, s.now().UTC().Format("20060102-150405")))
+	}}
+	err := s.cfg.Store.Backup(r.Context(), out, []byte(req.Passphrase))
+	switch {
+	case err != nil && out.started:
+		s.log.Error("backup cut short", "error", err)
+		return
+	case errors.Is(err, store.ErrBackupTooLarge):
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	s.event(r, "backup", "", c.name, "configuration backed up", nil)
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="remotegate-%s.backup"`, s.now().UTC().Format("20060102-150405")))
-	_, _ = w.Write(buf.Bytes())
+}
+
+// lazyHeaders calls start and writes the status 200 before the first
+// byte of the body.
+type lazyHeaders struct {
+	w       http.ResponseWriter
+	start   func(http.Header)
+	started bool
+}
+
+func (l *lazyHeaders) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.start(l.w.Header())
+		l.w.WriteHeader(http.StatusOK)
+	}
+	return l.w.Write(p)
 }
 
 // restore replaces everything with a backup. The configuration takes
 // effect at once; a different CA takes effect at the next start.
+//
+// The archive is read from the body as it arrives, into a temporary file
+// (store.StageRestore), without any lock held: a slow upload does not hold
+// up the API. Only the swap itself (Apply) is serialised with the
+// configuration changes.
 func (s *Server) restore(w http.ResponseWriter, r *http.Request, c *caller) {
 	pass := r.Header.Get("X-Backup-Passphrase")
 	if pass == "" {
 		writeError(w, http.StatusBadRequest, "the X-Backup-Passphrase header is required")
 		return
 	}
-	s.mu.Lock()
-	err := s.cfg.Store.Restore(r.Context(), r.Body, []byte(pass))
-	s.mu.Unlock()
+	staged, err := s.cfg.Store.StageRestore(r.Context(), r.Body, []byte(pass))
+	if err == nil {
+		s.mu.Lock()
+		err = staged.Apply(r.Context())
+		s.mu.Unlock()
+		staged.Close()
+	}
 	switch {
+	case errors.Is(err, store.ErrBackupTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
 	case errors.Is(err, store.ErrBadBackup), errors.Is(err, store.ErrSchema):
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

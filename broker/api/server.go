@@ -145,9 +145,15 @@ type caller struct {
 	bootstrap bool
 }
 
+// maxBody bounds the request body of every route but those that stream
+// theirs (route.streamsBody).
+const maxBody = 16 << 20
+
 func (s *Server) wrap(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, 16<<20)
+		if !rt.streamsBody() {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
 		var c *caller
 		if rt.access != public {
 			var err error

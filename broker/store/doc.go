@@ -13,8 +13,11 @@
 //   - the event log (Append, Events, PruneEvents, WriteEventsCSV);
 //   - license files by license number.
 //
-// Backup writes an encrypted archive of all of it (argon2id and AES-256-GCM)
-// and Restore puts one back, atomically, into a live Store.
+// Backup writes an encrypted archive of all of it (argon2id and AES-256-GCM,
+// in authenticated chunks, streamed) and Restore puts one back, atomically,
+// into a live Store; StageRestore and Apply do it in two steps, so that
+// reading a slow upload holds no lock. An archive holds at most
+// MaxBackupSize bytes.
 //
 // # Durability
 //

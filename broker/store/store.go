@@ -24,6 +24,9 @@ var (
 	// ErrBadBackup reports a backup archive that is damaged, not a backup,
 	// or encrypted with another passphrase.
 	ErrBadBackup = errors.New("store: not a valid backup, or wrong passphrase")
+	// ErrBackupTooLarge reports a backup larger than MaxBackupSize: Backup
+	// does not write it, Restore does not read it.
+	ErrBackupTooLarge = errors.New("store: backup larger than the size limit")
 	// ErrSchema reports a database written by a newer program.
 	ErrSchema = errors.New("store: database schema is newer than this program")
 )
