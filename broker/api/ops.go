@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -122,6 +123,29 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *caller) {
 		out = append(out, eventView(e))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// DefaultEventRetention is the event retention when Config.EventRetention
+// is zero: a year of audit trail and a margin.
+const DefaultEventRetention = 400 * 24 * time.Hour
+
+// Maintain removes what the store no longer needs, so that it does not grow
+// without bound: the API session tokens that have expired, and the events
+// older than Config.EventRetention, both judged on Config.Now's clock. The
+// embedding product calls it periodically, e.g. once a minute with
+// CheckLicenses. It tries both, and returns their errors.
+func (s *Server) Maintain(ctx context.Context) error {
+	now := s.now()
+	tokens, terr := s.cfg.Store.PruneTokens(ctx, now)
+	cutoff := now.Add(-s.cfg.EventRetention)
+	events, eerr := s.cfg.Store.PruneEvents(ctx, cutoff)
+	if tokens > 0 || events > 0 {
+		s.log.Info("pruned the store", "expired_tokens", tokens, "events", events, "events_before", cutoff)
+	}
+	if err := errors.Join(terr, eerr); err != nil {
+		return fmt.Errorf("api: maintain: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) backup(w http.ResponseWriter, r *http.Request, c *caller) {

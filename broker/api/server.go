@@ -71,6 +71,10 @@ type Config struct {
 	// InstallationKey signs the release statements of released licenses;
 	// with nil, licenses cannot be released through the API.
 	InstallationKey ed25519.PrivateKey
+	// EventRetention is how long the event log keeps an event: Maintain
+	// removes older ones. Zero means DefaultEventRetention; a negative
+	// value is refused (the log must not grow without bound).
+	EventRetention time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now; nil is time.Now.
@@ -109,6 +113,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.TokenLifetime == 0 {
 		cfg.TokenLifetime = 12 * time.Hour
+	}
+	switch {
+	case cfg.EventRetention == 0:
+		cfg.EventRetention = DefaultEventRetention
+	case cfg.EventRetention < 0:
+		return nil, fmt.Errorf("%w: negative EventRetention %v", ErrConfig, cfg.EventRetention)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux()}
 	if s.log == nil {

@@ -49,6 +49,7 @@ func main() {
 	flag.StringVar(&o.api, "api", "127.0.0.1:8443", "address of the HTTPS management API (local only by default; another address exposes it); empty: off")
 	flag.Var(&o.vendorKeys, "vendor-key", "vendor public key `file` that licenses must be signed with (licensetool keygen writes it; repeat for a key rotation); none: only the base license of 4 participants")
 	flag.DurationVar(&o.licenseGrace, "license-grace", 14*24*time.Hour, "how long an expired license keeps counting")
+	flag.DurationVar(&o.eventRetention, "event-retention", api.DefaultEventRetention, "how long the event log keeps an event")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: broker [flags] [profile NAME | swanctl-profile NAME | status | hash-password]\n")
 		flag.PrintDefaults()
@@ -64,7 +65,7 @@ func main() {
 type options struct {
 	dataDir, configPath, metrics, api string
 	vendorKeys                        stringList
-	licenseGrace                      time.Duration
+	licenseGrace, eventRetention      time.Duration
 }
 
 // stringList is a repeatable flag.
@@ -218,14 +219,20 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 			return writeSwanctlProfile(w, cfg, k, name, lans, certPEM, keyPEM)
 		},
 		Licenses: lic.state, InstallationKey: lic.key,
-		Logger: log,
+		EventRetention: o.eventRetention,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
 	}
+	if err := apiSrv.Maintain(ctx); err != nil {
+		log.Error("store maintenance", "error", err)
+	}
 	go func() {
 		// Expiries and the ends of grace periods reach the event log and
-		// the broker within a minute.
+		// the broker within a minute; expired API sessions and events past
+		// the retention leave the store as often, so that it does not grow
+		// without bound.
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
 		for {
@@ -234,6 +241,9 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 				return
 			case <-t.C:
 				apiSrv.CheckLicenses(ctx)
+				if err := apiSrv.Maintain(ctx); err != nil {
+					log.Error("store maintenance", "error", err)
+				}
 			}
 		}
 	}()
