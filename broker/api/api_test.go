@@ -472,6 +472,9 @@ func TestBackupAndRestore(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), `"restart_required": false`) {
 		t.Fatalf("restore: %d %s", resp.StatusCode, out)
 	}
+	// The restore ended every session, the caller's too.
+	e.expect(http.StatusUnauthorized, "GET", "/api/v1/groups/keep", root, nil)
+	root = e.mustLogin("root")
 	e.expect(http.StatusOK, "GET", "/api/v1/groups/keep", root, nil)
 	e.expect(http.StatusNotFound, "GET", "/api/v1/groups/later", root, nil)
 }

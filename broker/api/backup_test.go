@@ -162,3 +162,114 @@ func TestSlowRestoreUploadHoldsNothingUp(t *testing.T) {
 		t.Fatalf("restore: %d %s", r.code, r.out)
 	}
 }
+
+// A restore ends every API session: the caller's, the others', and a
+// session logged out after the backup does not come back with it.
+func TestRestoreEndsEverySession(t *testing.T) {
+	e := newEnv(t)
+	root := e.mustLogin("root")
+	loggedOut := e.mustLogin("root")
+	other := e.mustLogin("nobody")
+	archive := e.expect(http.StatusOK, "POST", "/api/v1/backup", root, map[string]any{"passphrase": "backup passphrase"})
+	e.expect(http.StatusNoContent, "POST", "/api/v1/logout", loggedOut, nil)
+	e.expect(http.StatusUnauthorized, "GET", "/api/v1/users", loggedOut, nil)
+
+	code, out := e.restoreCall("/api/v1/restore", root, bytes.NewReader(archive), "backup passphrase")
+	if code != http.StatusOK {
+		t.Fatalf("restore: %d %s", code, out)
+	}
+	var resp restoreResponse
+	if err := json.Unmarshal(out, &resp); err != nil || !resp.SessionsEnded || !strings.Contains(resp.Message, "log in again") {
+		t.Fatalf("restore response %s", out)
+	}
+	for name, tok := range map[string]string{"the caller's": root, "logged out": loggedOut} {
+		if code, _ := e.call("GET", "/api/v1/users", tok, nil); code != http.StatusUnauthorized {
+			t.Errorf("%s token after the restore: %d, want 401", name, code)
+		}
+	}
+	if code, _ := e.call("PUT", "/api/v1/password", other, map[string]string{"old": testPassword, "new": "another long password"}); code != http.StatusUnauthorized {
+		t.Errorf("another account's token after the restore: %d, want 401", code)
+	}
+	if n := e.countRows("tokens"); n != 0 {
+		t.Errorf("%d tokens stored after the restore", n)
+	}
+	e.mustLogin("root")
+}
+
+// A restore keeps this broker's installation identity (what licenses are
+// bound to) unless asked to bring the backup's, and the event log says
+// which happened.
+func TestRestoreKeepsTheInstallationUnlessAsked(t *testing.T) {
+	ctx := t.Context()
+	theirs := newEnv(t)
+	for name, v := range map[string]string{SecretInstallationID: "their-id", SecretInstallationKey: "their-key", "ca/key": "their CA"} {
+		if err := theirs.store.PutSecret(ctx, name, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	archive := theirs.expect(http.StatusOK, "POST", "/api/v1/backup", theirs.mustLogin("root"), map[string]any{"passphrase": "backup passphrase"})
+
+	e := newEnv(t)
+	for name, v := range map[string]string{SecretInstallationID: "my-id", SecretInstallationKey: "my-key", "ca/key": "my CA"} {
+		if err := e.store.PutSecret(ctx, name, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := func(name string) string {
+		t.Helper()
+		v, err := e.store.Secret(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(v)
+	}
+	lastRestoreEvent := func() store.Event {
+		t.Helper()
+		evs, err := e.store.Events(ctx, store.EventFilter{Kind: "config_change"})
+		if err != nil || len(evs) == 0 {
+			t.Fatalf("events %+v, %v", evs, err)
+		}
+		return evs[len(evs)-1]
+	}
+	restore := func(query string) restoreResponse {
+		t.Helper()
+		code, out := e.restoreCall("/api/v1/restore"+query, e.mustLogin("root"), bytes.NewReader(archive), "backup passphrase")
+		if code != http.StatusOK {
+			t.Fatalf("restore%s: %d %s", query, code, out)
+		}
+		var r restoreResponse
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	for _, query := range []string{"", "?installation=keep"} {
+		r := restore(query)
+		if r.Installation != "kept" || r.RestartRequired {
+			t.Fatalf("restore%s: %+v, want the installation kept, no restart", query, r)
+		}
+		if id, key, ca := secret(SecretInstallationID), secret(SecretInstallationKey), secret("ca/key"); id != "my-id" || key != "my-key" || ca != "their CA" {
+			t.Fatalf("restore%s: installation %q, key %q, CA %q; want my-id, my-key, their CA", query, id, key, ca)
+		}
+		if ev := lastRestoreEvent(); ev.Attrs["installation"] != "kept" || !strings.Contains(ev.Message, "installation identity of this broker was kept") {
+			t.Fatalf("restore%s: event %+v", query, ev)
+		}
+	}
+
+	if code, out := e.restoreCall("/api/v1/restore?installation=yes", e.mustLogin("root"), bytes.NewReader(archive), "backup passphrase"); code != http.StatusBadRequest {
+		t.Fatalf("installation=yes: %d %s", code, out)
+	}
+
+	r := restore("?installation=restore")
+	if r.Installation != "restored" || !r.RestartRequired {
+		t.Fatalf("restore with the installation: %+v, want it restored, with a restart", r)
+	}
+	if id, key := secret(SecretInstallationID), secret(SecretInstallationKey); id != "their-id" || key != "their-key" {
+		t.Fatalf("installation %q, key %q after restoring it; want the backup's", id, key)
+	}
+	if ev := lastRestoreEvent(); ev.Attrs["installation"] != "restored" || ev.Attrs["restart_required"] != "true" ||
+		!strings.Contains(ev.Message, "installation identity of the backup") {
+		t.Fatalf("event %+v", ev)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -199,8 +200,32 @@ func (l *lazyHeaders) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// The names of the secrets that identify an installation, as the example
+// broker stores them: a random ID that licenses may be bound to, and the
+// Ed25519 key that signs release statements (Config.InstallationSecrets).
+const (
+	SecretInstallationID  = "license/installation-id"
+	SecretInstallationKey = "license/installation-key"
+)
+
+// restoreResponse is the answer of a restore.
+type restoreResponse struct {
+	// RestartRequired: part of the restored state (another CA, another
+	// installation identity) takes effect at the next start.
+	RestartRequired bool `json:"restart_required"`
+	// Installation is "kept" or "restored" (see Config.InstallationSecrets).
+	Installation string `json:"installation"`
+	// SessionsEnded is always true: a restore ends every API session,
+	// including the caller's, who logs in again.
+	SessionsEnded bool   `json:"sessions_ended"`
+	Message       string `json:"message"`
+}
+
 // restore replaces everything with a backup. The configuration takes
-// effect at once; a different CA takes effect at the next start.
+// effect at once; a different CA or installation identity takes effect at
+// the next start. Every API session ends (the tokens are not restored), and
+// the installation identity stays this broker's unless the query says
+// installation=restore.
 //
 // The archive is read from the body as it arrives, into a temporary file
 // (store.StageRestore), without any lock held: a slow upload does not hold
@@ -212,10 +237,23 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, http.StatusBadRequest, "the X-Backup-Passphrase header is required")
 		return
 	}
+	var opts store.RestoreOptions
+	installation := r.URL.Query().Get("installation")
+	switch installation {
+	case "", "keep":
+		installation = "kept"
+		opts.KeepSecrets = s.cfg.InstallationSecrets
+	case "restore":
+		installation = "restored"
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("installation=%q: want keep (the default) or restore", installation))
+		return
+	}
+	before := s.secrets(r.Context(), s.cfg.InstallationSecrets)
 	staged, err := s.cfg.Store.StageRestore(r.Context(), r.Body, []byte(pass))
 	if err == nil {
 		s.mu.Lock()
-		err = staged.Apply(r.Context())
+		err = staged.Apply(r.Context(), opts)
 		s.mu.Unlock()
 		staged.Close()
 	}
@@ -230,16 +268,36 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	// The identity the program runs with was read at its start.
+	restart := !maps.EqualFunc(before, s.secrets(r.Context(), s.cfg.InstallationSecrets), bytes.Equal)
+	msg := "restored a backup; the installation identity of this broker was kept"
+	if installation == "restored" {
+		msg = "restored a backup with the installation identity of the backup (moved to new hardware)"
+	}
+	msg += "; every API session ended"
 	if err := s.Load(r.Context()); err != nil {
+		s.event(r, "config_change", "", c.name, msg+"; the configuration does not apply: "+err.Error(), map[string]string{"installation": installation})
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("restored, but the configuration does not apply: %v", err))
 		return
 	}
-	restart := false
 	if records, err := s.cfg.Store.Certificates(r.Context()); err == nil {
 		if err := s.cfg.CA.Restore(records); err != nil {
 			restart = true // certificates of another CA: the CA changes at the next start
 		}
 	}
-	s.event(r, "config_change", "", c.name, "restored a backup", map[string]string{"restart_required": strconv.FormatBool(restart)})
-	writeJSON(w, http.StatusOK, map[string]bool{"restart_required": restart})
+	s.event(r, "config_change", "", c.name, msg, map[string]string{
+		"installation": installation, "restart_required": strconv.FormatBool(restart), "sessions_ended": "true"})
+	writeJSON(w, http.StatusOK, restoreResponse{RestartRequired: restart, Installation: installation, SessionsEnded: true,
+		Message: msg + ": log in again"})
+}
+
+// secrets reads the named secrets; absent or unreadable ones are left out.
+func (s *Server) secrets(ctx context.Context, names []string) map[string][]byte {
+	out := make(map[string][]byte, len(names))
+	for _, n := range names {
+		if v, err := s.cfg.Store.Secret(ctx, n); err == nil {
+			out[n] = v
+		}
+	}
+	return out
 }

@@ -71,6 +71,13 @@ type Config struct {
 	// InstallationKey signs the release statements of released licenses;
 	// with nil, licenses cannot be released through the API.
 	InstallationKey ed25519.PrivateKey
+	// InstallationSecrets names the store's secrets that identify this
+	// installation (what licenses are bound to). A restore keeps their
+	// values unless it is asked to bring them along
+	// (?installation=restore, when moving to new hardware), so that a
+	// backup of another broker does not make a second installation of
+	// one. Nil means SecretInstallationID and SecretInstallationKey.
+	InstallationSecrets []string
 	// EventRetention is how long the event log keeps an event: Maintain
 	// removes older ones. Zero means DefaultEventRetention; a negative
 	// value is refused (the log must not grow without bound).
@@ -113,6 +120,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.TokenLifetime == 0 {
 		cfg.TokenLifetime = 12 * time.Hour
+	}
+	if cfg.InstallationSecrets == nil {
+		cfg.InstallationSecrets = []string{SecretInstallationID, SecretInstallationKey}
 	}
 	switch {
 	case cfg.EventRetention == 0:

@@ -395,14 +395,14 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 
 // Restore replaces the whole content of the database with the backup read
 // from r, atomically: on any error the database is unchanged. It is
-// StageRestore and Apply in one call.
+// StageRestore and Apply with the zero RestoreOptions in one call; see them.
 func (s *Store) Restore(ctx context.Context, r io.Reader, passphrase []byte) error {
 	staged, err := s.StageRestore(ctx, r, passphrase)
 	if err != nil {
 		return err
 	}
 	defer staged.Close()
-	return staged.Apply(ctx)
+	return staged.Apply(ctx, RestoreOptions{})
 }
 
 // StagedRestore is a backup decrypted, checked and migrated into a
@@ -501,18 +501,36 @@ func writeV1(r io.Reader, h *header, passphrase []byte, path string) error {
 	return os.WriteFile(path, plain, 0o600)
 }
 
+// RestoreOptions tune Apply. The zero value restores everything the
+// backup holds but its tokens.
+type RestoreOptions struct {
+	// KeepSecrets names secrets that keep the value this store has (or
+	// stay absent if it has none): the backup's values of these names are
+	// not restored. A product lists here what identifies this very
+	// installation, such as the ID and key a license is bound to, so that
+	// restoring another broker's backup does not make two installations
+	// of one; moving to new hardware leaves them out to bring them along.
+	// The store does not know which secrets those are.
+	KeepSecrets []string
+}
+
 // Apply replaces the whole content of the store with the staged backup,
 // atomically: on any error the store is unchanged. The Store stays usable
 // while and after it restores.
 //
+// Apply ends every API session: the store's tokens are deleted and the
+// backup's are not restored, so that neither a token logged out since the
+// backup nor another broker's token comes back. The accounts are the
+// backup's; their users log in again.
+//
 // The configuration revision after Apply is one more than the larger of
 // the revisions before and in the backup, so that a revision is never
 // reused for a different configuration (see Replace).
-func (p *StagedRestore) Apply(ctx context.Context) error {
+func (p *StagedRestore) Apply(ctx context.Context, opts RestoreOptions) error {
 	if p.path == "" {
 		return errors.New("store: restore: already closed")
 	}
-	if err := p.s.restoreFrom(ctx, p.path); err != nil {
+	if err := p.s.restoreFrom(ctx, p.path, opts); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
 	return nil
@@ -602,8 +620,9 @@ func checkDB(ctx context.Context, db *sql.DB) error {
 }
 
 // restoreFrom replaces the content of every table with that of the
-// database at path, in one write transaction.
-func (s *Store) restoreFrom(ctx context.Context, path string) (err error) {
+// database at path, in one write transaction: tokens are deleted, the
+// secrets opts keeps stay as they are.
+func (s *Store) restoreFrom(ctx context.Context, path string, opts RestoreOptions) (err error) {
 	unlock, err := s.lockWrites(ctx)
 	if err != nil {
 		return err
@@ -632,23 +651,77 @@ func (s *Store) restoreFrom(ctx context.Context, path string) (err error) {
 		if err != nil {
 			return err
 		}
+		keep := make(map[string]bool, len(opts.KeepSecrets))
+		for _, name := range opts.KeepSecrets {
+			keep[name] = true
+		}
+		kept, err := readSecrets(ctx, tx, sqlSecretRows, keep, true)
+		if err != nil {
+			return err
+		}
+		restored, err := readSecrets(ctx, tx, sqlBackupSecretRows, keep, false)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadBackup, err)
+		}
 		for i := len(restoreTables) - 1; i >= 0; i-- {
 			if _, err := tx.ExecContext(ctx, sqlDeleteAll(restoreTables[i])); err != nil {
 				return fmt.Errorf("clear %s: %w", restoreTables[i], err)
 			}
 		}
 		for _, t := range restoreTables {
+			switch t {
+			case "tokens":
+				continue // every session ends
+			case "secrets":
+				for _, sr := range append(kept, restored...) {
+					if _, err := tx.ExecContext(ctx, sqlPutSecret, sr.name, sr.value); err != nil {
+						return fmt.Errorf("copy secrets: %w", err)
+					}
+				}
+				continue
+			}
 			if _, err := tx.ExecContext(ctx, sqlCopyFromBackup(t)); err != nil {
 				return fmt.Errorf("copy %s: %w", t, err)
 			}
 		}
-		restored, err := readRevision(ctx, tx)
+		after, err := readRevision(ctx, tx)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadBackup, err)
 		}
-		_, err = tx.ExecContext(ctx, sqlSetMeta, strconv.FormatInt(max(before, restored)+1, 10), metaRevision)
+		_, err = tx.ExecContext(ctx, sqlSetMeta, strconv.FormatInt(max(before, after)+1, 10), metaRevision)
 		return err
 	})
+}
+
+// secretRow is a row of a secrets table.
+type secretRow struct {
+	name  string
+	value []byte
+}
+
+// readSecrets reads the rows of query (a secrets table) whose name is in
+// names (in is true) or not (in is false).
+func readSecrets(ctx context.Context, tx *sql.Tx, query string, names map[string]bool, in bool) ([]secretRow, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("read secrets: %w", err)
+	}
+	defer rows.Close()
+	var out []secretRow
+	for rows.Next() {
+		var r secretRow
+		if err := rows.Scan(&r.name, &r.value); err != nil {
+			return nil, fmt.Errorf("read secrets: %w", err)
+		}
+		if names[r.name] == in {
+			r.value = nonNil(r.value)
+			out = append(out, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read secrets: %w", err)
+	}
+	return out, nil
 }
 
 func readRevision(ctx context.Context, tx *sql.Tx) (int64, error) {

@@ -137,7 +137,6 @@ func TestBackupRestore(t *testing.T) {
 	for name, pair := range map[string][2]any{
 		"addresses": {got.Addresses, want.Addresses},
 		"account":   {got.Account, want.Account},
-		"token":     {got.Token, want.Token},
 		"events":    {got.Events, want.Events},
 		"licenses":  {got.Licenses, want.Licenses},
 	} {
@@ -147,6 +146,10 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if _, err := dst.Account(bg, "someone"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("account from before the restore: %v", err)
+	}
+	// A restore ends every session: the backup's token is not restored.
+	if want.Token == nil || got.Token != nil {
+		t.Errorf("token after the restore: %+v (backed up: %+v), want none", got.Token, want.Token)
 	}
 
 	// The live store goes on working, without reusing event IDs.
@@ -371,6 +374,59 @@ func FuzzRestore(f *testing.F) {
 			t.Fatal("failed Restore changed the configuration")
 		}
 	})
+}
+
+// A restore ends every API session, the store's and the backup's: a token
+// logged out since the backup does not come back, nor do another broker's
+// tokens. The secrets named in KeepSecrets keep this store's values, or
+// their absence.
+func TestRestoreEndsSessionsAndKeepsNamedSecrets(t *testing.T) {
+	other, _ := openTest(t)
+	must(t, other.PutAccount(bg, Account{Name: "root"}))
+	must(t, other.PutToken(bg, Token{Hash: hashOf("theirs"), Account: "root", Expires: time.Now().Add(time.Hour)}))
+	must(t, other.PutSecret(bg, "id", []byte("their id")))
+	must(t, other.PutSecret(bg, "key", []byte("their key")))
+	must(t, other.PutSecret(bg, "ca", []byte("their CA")))
+	must(t, other.PutSecret(bg, "only-theirs", []byte("x")))
+	var archive bytes.Buffer
+	must(t, other.Backup(bg, &archive, passphrase))
+
+	s, _ := openTest(t)
+	must(t, s.PutAccount(bg, Account{Name: "root"}))
+	must(t, s.PutToken(bg, Token{Hash: hashOf("mine"), Account: "root", Expires: time.Now().Add(time.Hour)}))
+	must(t, s.PutSecret(bg, "id", []byte("my id")))
+	must(t, s.PutSecret(bg, "ca", []byte("my CA")))
+	staged, err := s.StageRestore(bg, bytes.NewReader(archive.Bytes()), passphrase)
+	must(t, err)
+	defer staged.Close()
+	must(t, staged.Apply(bg, RestoreOptions{KeepSecrets: []string{"id", "key"}}))
+
+	for _, tok := range []string{"mine", "theirs"} {
+		if _, err := s.Token(bg, hashOf(tok)); !errors.Is(err, ErrNotFound) {
+			t.Errorf("token %q after the restore: %v, want ErrNotFound", tok, err)
+		}
+	}
+	var n int
+	must(t, s.db.QueryRowContext(bg, `SELECT COUNT(*) FROM tokens`).Scan(&n))
+	if n != 0 {
+		t.Errorf("%d tokens stored after the restore", n)
+	}
+	for name, want := range map[string]string{"id": "my id", "ca": "their CA", "only-theirs": "x"} {
+		if v, err := s.Secret(bg, name); err != nil || string(v) != want {
+			t.Errorf("secret %s: %q, %v; want %q", name, v, err, want)
+		}
+	}
+	if v, err := s.Secret(bg, "key"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("kept secret absent here: %q, %v; want ErrNotFound", v, err)
+	}
+
+	// Without KeepSecrets, all of the backup's secrets come.
+	must(t, s.Restore(bg, bytes.NewReader(archive.Bytes()), passphrase))
+	for name, want := range map[string]string{"id": "their id", "key": "their key"} {
+		if v, err := s.Secret(bg, name); err != nil || string(v) != want {
+			t.Errorf("secret %s: %q, %v; want %q", name, v, err, want)
+		}
+	}
 }
 
 // sealV2 encrypts plain into an archive as Backup does.

@@ -158,6 +158,7 @@ const (
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`
 	sqlPutSecretIfAbsent = `INSERT INTO secrets (name, value) VALUES (?, ?)
 		ON CONFLICT (name) DO NOTHING`
+	sqlSecretRows = `SELECT name, value FROM secrets`
 )
 
 // Certificates.
@@ -266,12 +267,15 @@ const (
 	// SQLite: the backup is attached to the live connection as "bk".
 	sqlAttachBackup = `ATTACH DATABASE ? AS bk`
 	sqlDetachBackup = `DETACH DATABASE bk`
+	// The secrets of the attached backup.
+	sqlBackupSecretRows = `SELECT name, value FROM bk.secrets`
 )
 
-// restoreTables lists every table Restore copies, parents before children
-// (rows are deleted in the reverse order and inserted in this one).
-// schema_migrations is not copied: the backup has been migrated to the
-// live version before.
+// restoreTables lists every table Restore replaces, parents before
+// children (rows are deleted in the reverse order and inserted in this
+// one). schema_migrations is not copied: the backup has been migrated to
+// the live version before. Two are special (see restoreFrom): tokens are
+// deleted and not copied, secrets are copied row by row.
 var restoreTables = []string{
 	"meta",
 	"roles", "users", "devices", "participant_groups", "relations",
