@@ -84,7 +84,7 @@ func newEnvAt(t *testing.T, skew time.Duration, adjust func(*Config)) *env {
 	start := time.Now().Add(skew).UTC().Truncate(time.Second)
 	clk := &clock{t: start}
 	dbPath := filepath.Join(t.TempDir(), "broker.db")
-	st, err := store.OpenWith(dbPath, store.Options{Now: clk.now})
+	st, err := store.OpenWith(dbPath, store.Options{Now: clk.now, SecretKey: bytes.Repeat([]byte{0x3c}, store.SecretKeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,11 @@ import (
 //	chunks
 //
 // The key is argon2id(passphrase, salt, time, memory, threads, 32 bytes).
-// The plaintext (the SQLite database file) is cut into chunks of
+// The plaintext is the store's secret key (Options.SecretKey), which opens
+// the secrets sealed in the database, as one byte of length (0 without a
+// key, or SecretKeySize) and the key, followed by the SQLite database file.
+// A restore on other hardware, under another key, seals them anew. The
+// plaintext is cut into chunks of
 // chunkSize bytes, each sealed on its own with AES-256-GCM, so that neither
 // Backup nor Restore holds the archive in memory: chunk i has the nonce
 // with i (uint64 big-endian) XORed into its last 8 bytes, and as additional
@@ -331,7 +335,10 @@ func (l *limitReader) err() error {
 
 // Backup writes an encrypted archive of the whole database (configuration,
 // secrets, certificates, addresses, accounts and tokens, events, licenses)
-// to w, streaming it. The passphrase must not be empty; Restore needs it.
+// to w, streaming it. The secrets stay sealed in it, and the archive
+// carries the store's secret key, so that the backup restores on new
+// hardware under another key: the passphrase protects them all. The
+// passphrase must not be empty; Restore needs it.
 // It fails with ErrBackupTooLarge, before writing anything, if the archive
 // would be larger than MaxBackupSize.
 func (s *Store) Backup(ctx context.Context, w io.Writer, passphrase []byte) error {
@@ -355,12 +362,15 @@ func (s *Store) Backup(ctx context.Context, w io.Writer, passphrase []byte) erro
 	if err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
-	if size := archiveSize(fi.Size()); size > maxBackupSize {
+	if size := archiveSize(1 + int64(len(s.key)) + fi.Size()); size > maxBackupSize {
 		return fmt.Errorf("store: backup: %w: the archive would have %d MiB, the limit is %d MiB (a shorter event retention makes the database smaller)",
 			ErrBackupTooLarge, size>>20, maxBackupSize>>20)
 	}
 	sw, err := newSealWriter(w, passphrase, backupKDF)
 	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	if _, err := sw.Write(append([]byte{byte(len(s.key))}, s.key...)); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	if _, err := io.Copy(sw, ctxReader{ctx, f}); err != nil {
@@ -410,6 +420,9 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, passphrase []byte) err
 type StagedRestore struct {
 	s    *Store
 	path string
+	// key is the secret key of the store the backup was taken of (nil if
+	// it had none): it opens the secrets sealed in the backup.
+	key []byte
 }
 
 // StageRestore reads the backup archive from r, streaming it (it is never
@@ -426,41 +439,48 @@ func (s *Store) StageRestore(ctx context.Context, r io.Reader, passphrase []byte
 	if err != nil {
 		return nil, fmt.Errorf("store: restore: %w", err)
 	}
-	if err := s.stage(ctx, r, passphrase, tmp); err != nil {
+	key, err := s.stage(ctx, r, passphrase, tmp)
+	if err != nil {
 		removeDB(tmp)
 		return nil, fmt.Errorf("store: restore: %w", err)
 	}
-	return &StagedRestore{s: s, path: tmp}, nil
+	return &StagedRestore{s: s, path: tmp, key: key}, nil
 }
 
-func (s *Store) stage(ctx context.Context, r io.Reader, passphrase []byte, tmp string) error {
+// stage decrypts the archive from r into the file tmp and returns the
+// secret key it carries.
+func (s *Store) stage(ctx context.Context, r io.Reader, passphrase []byte, tmp string) ([]byte, error) {
 	lr := &limitReader{r: ctxReader{ctx, r}, n: maxBackupSize, limit: maxBackupSize}
 	raw := make([]byte, headerSize)
 	if _, err := io.ReadFull(lr, raw); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("%w: no backup header", ErrBadBackup)
+			return nil, fmt.Errorf("%w: no backup header", ErrBadBackup)
 		}
-		return fmt.Errorf("read backup: %w", err)
+		return nil, fmt.Errorf("read backup: %w", err)
 	}
 	h, err := parseHeader(raw)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var key []byte
 	if h.version == backupVersion1 {
 		if lr.limit > maxV1Size {
 			lr.n, lr.limit = maxV1Size-int64(headerSize), maxV1Size
 		}
 		if err := writeV1(lr, h, passphrase, tmp); err != nil {
-			return err
+			return nil, err
 		}
 	} else {
 		or, err := newOpenReader(lr, h, passphrase)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		if key, err = readKeySection(or); err != nil {
+			return nil, err
 		}
 		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		_, err = io.Copy(f, or)
 		if cerr := f.Close(); err == nil {
@@ -468,12 +488,40 @@ func (s *Store) stage(ctx context.Context, r io.Reader, passphrase []byte, tmp s
 		}
 		if err != nil {
 			if errors.Is(err, ErrBadBackup) || errors.Is(err, ErrBackupTooLarge) {
-				return err
+				return nil, err
 			}
-			return fmt.Errorf("read backup: %w", err)
+			return nil, fmt.Errorf("read backup: %w", err)
 		}
 	}
-	return s.prepareBackup(ctx, tmp)
+	return key, s.prepareBackup(ctx, tmp)
+}
+
+// readKeySection reads the secret key at the start of the plaintext: its
+// length (one byte: 0, or SecretKeySize), then the key.
+func readKeySection(r io.Reader) ([]byte, error) {
+	var n [1]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, sectionErr(err)
+	}
+	switch n[0] {
+	case 0:
+		return nil, nil
+	case SecretKeySize:
+	default:
+		return nil, fmt.Errorf("%w: a secret key of %d bytes", ErrBadBackup, n[0])
+	}
+	key := make([]byte, SecretKeySize)
+	if _, err := io.ReadFull(r, key); err != nil {
+		return nil, sectionErr(err)
+	}
+	return key, nil
+}
+
+func sectionErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: no secret key section", ErrBadBackup)
+	}
+	return err
 }
 
 // writeV1 decrypts the rest of a version 1 archive from r into the file at
@@ -530,7 +578,7 @@ func (p *StagedRestore) Apply(ctx context.Context, opts RestoreOptions) error {
 	if p.path == "" {
 		return errors.New("store: restore: already closed")
 	}
-	if err := p.s.restoreFrom(ctx, p.path, opts); err != nil {
+	if err := p.s.restoreFrom(ctx, p.path, p.key, opts); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
 	return nil
@@ -621,8 +669,10 @@ func checkDB(ctx context.Context, db *sql.DB) error {
 
 // restoreFrom replaces the content of every table with that of the
 // database at path, in one write transaction: tokens are deleted, the
-// secrets opts keeps stay as they are.
-func (s *Store) restoreFrom(ctx context.Context, path string, opts RestoreOptions) (err error) {
+// secrets opts keeps stay as they are, the others are sealed with the
+// store's key (those of the backup sealed with its key, backupKey, are
+// opened with it first).
+func (s *Store) restoreFrom(ctx context.Context, path string, backupKey []byte, opts RestoreOptions) (err error) {
 	unlock, err := s.lockWrites(ctx)
 	if err != nil {
 		return err
@@ -663,6 +713,9 @@ func (s *Store) restoreFrom(ctx context.Context, path string, opts RestoreOption
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadBackup, err)
 		}
+		if err := s.resealSecrets(restored, backupKey); err != nil {
+			return err
+		}
 		for i := len(restoreTables) - 1; i >= 0; i-- {
 			if _, err := tx.ExecContext(ctx, sqlDeleteAll(restoreTables[i])); err != nil {
 				return fmt.Errorf("clear %s: %w", restoreTables[i], err)
@@ -674,7 +727,7 @@ func (s *Store) restoreFrom(ctx context.Context, path string, opts RestoreOption
 				continue // every session ends
 			case "secrets":
 				for _, sr := range append(kept, restored...) {
-					if _, err := tx.ExecContext(ctx, sqlPutSecret, sr.name, sr.value); err != nil {
+					if _, err := tx.ExecContext(ctx, sqlPutSecret, sr.name, sr.value, sr.sealed); err != nil {
 						return fmt.Errorf("copy secrets: %w", err)
 					}
 				}
@@ -691,37 +744,6 @@ func (s *Store) restoreFrom(ctx context.Context, path string, opts RestoreOption
 		_, err = tx.ExecContext(ctx, sqlSetMeta, strconv.FormatInt(max(before, after)+1, 10), metaRevision)
 		return err
 	})
-}
-
-// secretRow is a row of a secrets table.
-type secretRow struct {
-	name  string
-	value []byte
-}
-
-// readSecrets reads the rows of query (a secrets table) whose name is in
-// names (in is true) or not (in is false).
-func readSecrets(ctx context.Context, tx *sql.Tx, query string, names map[string]bool, in bool) ([]secretRow, error) {
-	rows, err := tx.QueryContext(ctx, query)
-	if err != nil {
-		return nil, fmt.Errorf("read secrets: %w", err)
-	}
-	defer rows.Close()
-	var out []secretRow
-	for rows.Next() {
-		var r secretRow
-		if err := rows.Scan(&r.name, &r.value); err != nil {
-			return nil, fmt.Errorf("read secrets: %w", err)
-		}
-		if names[r.name] == in {
-			r.value = nonNil(r.value)
-			out = append(out, r)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read secrets: %w", err)
-	}
-	return out, nil
 }
 
 func readRevision(ctx context.Context, tx *sql.Tx) (int64, error) {

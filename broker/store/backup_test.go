@@ -266,7 +266,7 @@ func TestRestoreRejects(t *testing.T) {
 	}
 
 	// Authentic archives whose content is not a store.
-	sealed := func(plain []byte) []byte { return sealV2(t, plain) }
+	sealed := func(plain []byte) []byte { return sealDB(t, plain, nil) }
 	try("not a database", sealed([]byte("hello, world")), passphrase)
 	try("empty database", sealed(nil), passphrase)
 	other := filepath.Join(t.TempDir(), "other.db")
@@ -429,7 +429,7 @@ func TestRestoreEndsSessionsAndKeepsNamedSecrets(t *testing.T) {
 	}
 }
 
-// sealV2 encrypts plain into an archive as Backup does.
+// sealV2 encrypts plain into an archive of format version 2.
 func sealV2(t testing.TB, plain []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -439,6 +439,13 @@ func sealV2(t testing.TB, plain []byte) []byte {
 	must(t, err)
 	must(t, sw.Close())
 	return b.Bytes()
+}
+
+// sealDB encrypts the database file db into an archive as Backup does,
+// with the secret key key (nil: none).
+func sealDB(t testing.TB, db, key []byte) []byte {
+	t.Helper()
+	return sealV2(t, append(append([]byte{byte(len(key))}, key...), db...))
 }
 
 // sealV1 encrypts plain into an archive of format version 1, as Backup

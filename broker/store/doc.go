@@ -6,7 +6,10 @@
 //   - the configuration administrators edit (Config: the policy.Model and
 //     the devices' networks), changed atomically by Update, with a revision
 //     for optimistic concurrency (Replace, ErrConflict);
-//   - secrets (CA key, server key, tls-crypt key: opaque blobs by name);
+//   - secrets (CA key, server key, tls-crypt key: opaque blobs by name),
+//     sealed at rest with AES-256-GCM under a key kept outside the
+//     database (Options.SecretKey), so that a copy of the database file
+//     alone does not give them away;
 //   - the records of the certificates the CA issued, and their revocation;
 //   - the stable tunnel address of each participant;
 //   - management accounts and the hashes of their API session tokens;

@@ -11,7 +11,9 @@
 //
 // All state (configuration, CA, keys, certificates, tunnel addresses,
 // accounts, the event log) lives in the database broker.db in the data
-// directory, ./remotegate-data unless -data says otherwise.
+// directory, ./remotegate-data unless -data says otherwise; its secrets are
+// sealed with the key in broker.key beside it (or the file named by
+// REMOTEGATE_SECRET_KEY_FILE).
 package main
 
 import (
@@ -29,7 +31,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,7 +86,7 @@ func run(o options, args []string, log *slog.Logger) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return err
 	}
-	st, err := store.Open(filepath.Join(o.dataDir, "broker.db"))
+	st, keyPath, err := openStore(o.dataDir)
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func run(o options, args []string, log *slog.Logger) error {
 	case len(args) == 2 && args[0] == "swanctl-profile":
 		return printProfile(ctx, os.Stdout, st, k, cfg, args[1], true)
 	case len(args) == 1 && args[0] == "status":
-		return printStatus(ctx, os.Stdout, o.dataDir, st, k, lic)
+		return printStatus(ctx, os.Stdout, o.dataDir, keyPath, st, k, lic)
 	case len(args) != 0:
 		return fmt.Errorf("unknown command %q (want profile NAME, swanctl-profile NAME, status or hash-password)", args)
 	}
@@ -365,7 +366,7 @@ func firstUser(ctx context.Context, st *store.Store) string {
 
 // printStatus lists the participants with their stable addresses and the
 // bootstrap state.
-func printStatus(ctx context.Context, w io.Writer, dir string, st *store.Store, k *keys, lic *licensing) error {
+func printStatus(ctx context.Context, w io.Writer, dir, keyPath string, st *store.Store, k *keys, lic *licensing) error {
 	cfg, err := st.Config(ctx)
 	if err != nil {
 		return err
@@ -374,7 +375,7 @@ func printStatus(ctx context.Context, w io.Writer, dir string, st *store.Store, 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "data directory: %s\nCA: %s (valid until %s)\n", dir, k.ca.Certificate().Subject.CommonName, k.ca.Certificate().NotAfter.Format("2006-01-02"))
+	fmt.Fprintf(w, "data directory: %s\nsecret key: %s\nCA: %s (valid until %s)\n", dir, keyPath, k.ca.Certificate().Subject.CommonName, k.ca.Certificate().NotAfter.Format("2006-01-02"))
 	state := "not started yet"
 	if v, err := st.Secret(ctx, "api/bootstrap"); err == nil {
 		state = string(v)
