@@ -40,6 +40,9 @@ func (e *env) restoreCall(path, token string, archive io.Reader, passphrase stri
 // the 16 MiB cap of other request bodies does not apply to it, and other
 // routes keep that cap.
 func TestRestoreOfABackupOver16MiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves megabytes; the unit run (without -short) has it")
+	}
 	e := newEnv(t)
 	root := e.mustLogin("root")
 	e.expect(http.StatusCreated, "POST", "/api/v1/groups", root, map[string]any{"name": "keep"})

@@ -508,6 +508,9 @@ func TestRestoreRefusesCostlyKeyDerivation(t *testing.T) {
 // Neither Backup nor Restore holds the archive in memory: restoring a
 // backup of many megabytes allocates a small part of its size.
 func TestRestoreStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves megabytes; the unit run (without -short) has it")
+	}
 	src, _ := openTest(t)
 	populate(t, src)
 	fillEvents(t, src, 8<<10, 1000) // about 8 MiB
