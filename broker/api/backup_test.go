@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -274,5 +275,33 @@ func TestRestoreKeepsTheInstallationUnlessAsked(t *testing.T) {
 	if ev := lastRestoreEvent(); ev.Attrs["installation"] != "restored" || ev.Attrs["restart_required"] != "true" ||
 		!strings.Contains(ev.Message, "installation identity of the backup") {
 		t.Fatalf("event %+v", ev)
+	}
+}
+
+// An upload announced above the backup size limit is refused before it is
+// read.
+func TestRestoreRefusesAnnouncedOversizeUpload(t *testing.T) {
+	e := newEnv(t)
+	root := e.mustLogin("root")
+	// The body is never sent: the answer comes from the announced length.
+	// The timeout is a bound, not a pause: the answer comes at once, and
+	// without it the transport would wait for the body for ever.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
+	req, _ := http.NewRequestWithContext(ctx, "POST", e.http.URL+"/api/v1/restore", pr)
+	req.ContentLength = store.MaxBackupSize + 1
+	req.Header.Set("Authorization", "Bearer "+root)
+	req.Header.Set("X-Backup-Passphrase", "backup passphrase")
+	resp, err := e.http.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(out), "the limit is 1024 MiB") {
+		t.Fatalf("announced 1 GiB + 1: %d %s", resp.StatusCode, out)
 	}
 }

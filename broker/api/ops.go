@@ -237,6 +237,11 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, http.StatusBadRequest, "the X-Backup-Passphrase header is required")
 		return
 	}
+	if r.ContentLength > store.MaxBackupSize {
+		// Announced too large: refused before reading a byte.
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%v: %d bytes, the limit is %d MiB", store.ErrBackupTooLarge, r.ContentLength, store.MaxBackupSize>>20))
+		return
+	}
 	var opts store.RestoreOptions
 	installation := r.URL.Query().Get("installation")
 	switch installation {

@@ -30,10 +30,11 @@ import (
 // The plaintext is the store's secret key (Options.SecretKey), which opens
 // the secrets sealed in the database, as one byte of length (0 without a
 // key, or SecretKeySize) and the key, followed by the SQLite database file.
-// A restore on other hardware, under another key, seals them anew. The
-// plaintext is cut into chunks of
-// chunkSize bytes, each sealed on its own with AES-256-GCM, so that neither
-// Backup nor Restore holds the archive in memory: chunk i has the nonce
+// A restore on other hardware, under another key, seals them anew.
+//
+// The plaintext is cut into chunks of chunkSize bytes, each sealed on its
+// own with AES-256-GCM, so that neither Backup nor Restore holds the
+// archive in memory: chunk i has the nonce
 // with i (uint64 big-endian) XORed into its last 8 bytes, and as additional
 // data the header (everything before the first chunk), i, and a byte that
 // is 1 for the last chunk and 0 before. Every chunk but the last holds
