@@ -91,7 +91,7 @@ func newEnvHooked(t *testing.T, skew time.Duration, adjust func(*Config), hook f
 	start := time.Now().Add(skew).UTC().Truncate(time.Second)
 	clk := &clock{t: start}
 	dbPath := filepath.Join(t.TempDir(), "broker.db")
-	st, err := store.OpenWith(dbPath, store.Options{Now: clk.now})
+	st, err := store.OpenWith(dbPath, store.Options{Now: clk.now, SecretKey: bytes.Repeat([]byte{0x3c}, store.SecretKeySize)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,6 +489,9 @@ func TestBackupAndRestore(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), `"restart_required": false`) {
 		t.Fatalf("restore: %d %s", resp.StatusCode, out)
 	}
+	// The restore ended every session, the caller's too.
+	e.expect(http.StatusUnauthorized, "GET", "/api/v1/groups/keep", root, nil)
+	root = e.mustLogin("root")
 	e.expect(http.StatusOK, "GET", "/api/v1/groups/keep", root, nil)
 	e.expect(http.StatusNotFound, "GET", "/api/v1/groups/later", root, nil)
 }

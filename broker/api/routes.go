@@ -29,6 +29,12 @@ type route struct {
 	handle       func(*Server, http.ResponseWriter, *http.Request, *caller)
 }
 
+// streamsBody reports whether the route's handler reads its request body
+// as a stream and bounds it itself, so that the 16 MiB cap of the other
+// routes does not apply: a restore reads a backup archive of up to
+// store.MaxBackupSize into a temporary file, never into memory.
+func (rt route) streamsBody() bool { return rt.op == "restore" }
+
 func routes() []route {
 	return []route{
 		{"openAPI", "GET", "/api/v1/openapi.json", public, 0, (*Server).openAPI},

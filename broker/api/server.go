@@ -80,6 +80,17 @@ type Config struct {
 	// InstallationKey signs the release statements of released licenses;
 	// with nil, licenses cannot be released through the API.
 	InstallationKey ed25519.PrivateKey
+	// InstallationSecrets names the store's secrets that identify this
+	// installation (what licenses are bound to). A restore keeps their
+	// values unless it is asked to bring them along
+	// (?installation=restore, when moving to new hardware), so that a
+	// backup of another broker does not make a second installation of
+	// one. Nil means SecretInstallationID and SecretInstallationKey.
+	InstallationSecrets []string
+	// EventRetention is how long the event log keeps an event: Maintain
+	// removes older ones. Zero means DefaultEventRetention; a negative
+	// value is refused (the log must not grow without bound).
+	EventRetention time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now; nil is time.Now.
@@ -141,6 +152,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: the hash for unknown names: %w", err)
 	}
+	if cfg.InstallationSecrets == nil {
+		cfg.InstallationSecrets = []string{SecretInstallationID, SecretInstallationKey}
+	}
+	switch {
+	case cfg.EventRetention == 0:
+		cfg.EventRetention = DefaultEventRetention
+	case cfg.EventRetention < 0:
+		return nil, fmt.Errorf("%w: negative EventRetention %v", ErrConfig, cfg.EventRetention)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
 		gate: make(hashGate, slots), checkHash: checkPassword, dummy: dummy}
 	if s.log == nil {
@@ -183,8 +203,9 @@ type caller struct {
 
 // Request body limits. The routes open to anyone (login) take a name and a
 // password, a few hundred bytes, so an anonymous client cannot make the
-// server read and decode more than that; a backup to restore is the
-// largest body of the others.
+// server read and decode more than that; the others take up to 16 MiB,
+// but for a restore, which streams a backup of up to store.MaxBackupSize
+// to a temporary file and bounds it itself (route.streamsBody).
 const (
 	maxBody       = 16 << 20
 	maxPublicBody = 8 << 10
@@ -193,6 +214,8 @@ const (
 // bodyLimit is the largest request body rt accepts.
 func bodyLimit(rt route) int64 {
 	switch {
+	case rt.streamsBody():
+		return store.MaxBackupSize
 	case rt.access == public:
 		return maxPublicBody
 	case rt.op == "addLicense":
@@ -206,12 +229,14 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 		// A body announced as too large is refused before anything else,
 		// authentication included; one that grows too large while it is
 		// read fails the read with *http.MaxBytesError (writeBodyError).
-		limit := bodyLimit(rt)
-		if r.ContentLength > limit {
-			writeTooLarge(w, limit)
-			return
+		// A route that streams its body bounds it itself.
+		if limit := bodyLimit(rt); !rt.streamsBody() {
+			if r.ContentLength > limit {
+				writeTooLarge(w, limit)
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		var c *caller
 		if rt.access != public {
 			var err error

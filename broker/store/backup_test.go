@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -135,7 +137,6 @@ func TestBackupRestore(t *testing.T) {
 	for name, pair := range map[string][2]any{
 		"addresses": {got.Addresses, want.Addresses},
 		"account":   {got.Account, want.Account},
-		"token":     {got.Token, want.Token},
 		"events":    {got.Events, want.Events},
 		"licenses":  {got.Licenses, want.Licenses},
 	} {
@@ -145,6 +146,10 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if _, err := dst.Account(bg, "someone"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("account from before the restore: %v", err)
+	}
+	// A restore ends every session: the backup's token is not restored.
+	if want.Token == nil || got.Token != nil {
+		t.Errorf("token after the restore: %+v (backed up: %+v), want none", got.Token, want.Token)
 	}
 
 	// The live store goes on working, without reusing event IDs.
@@ -185,7 +190,7 @@ func TestBackupFormat(t *testing.T) {
 	var b bytes.Buffer
 	must(t, s.Backup(bg, &b, passphrase))
 	a := b.Bytes()
-	if string(a[:8]) != "RGBACKUP" || a[8] != 1 {
+	if string(a[:8]) != "RGBACKUP" || a[8] != 2 {
 		t.Fatalf("header %q", a[:9])
 	}
 	if tm, mem, th := binary.BigEndian.Uint32(a[9:]), binary.BigEndian.Uint32(a[13:]), binary.BigEndian.Uint32(a[17:]); tm != 3 || mem != 64*1024 || th != 4 {
@@ -261,11 +266,7 @@ func TestRestoreRejects(t *testing.T) {
 	}
 
 	// Authentic archives whose content is not a store.
-	sealed := func(plain []byte) []byte {
-		a, err := seal(plain, passphrase, backupKDF)
-		must(t, err)
-		return a
-	}
+	sealed := func(plain []byte) []byte { return sealDB(t, plain, nil) }
 	try("not a database", sealed([]byte("hello, world")), passphrase)
 	try("empty database", sealed(nil), passphrase)
 	other := filepath.Join(t.TempDir(), "other.db")
@@ -299,7 +300,8 @@ func TestRestoreRejects(t *testing.T) {
 }
 
 func TestRestoreOlderSchema(t *testing.T) {
-	// A backup taken by a program that knew only migration 1.
+	// A backup taken by a program that knew only migration 1, in the
+	// archive format of its time (version 1).
 	path := filepath.Join(t.TempDir(), "v1.db")
 	db, err := openDB(path, dsnParams, true)
 	must(t, err)
@@ -311,8 +313,7 @@ func TestRestoreOlderSchema(t *testing.T) {
 	must(t, db.Close())
 	plain, err := os.ReadFile(path)
 	must(t, err)
-	archive, err := seal(plain, passphrase, backupKDF)
-	must(t, err)
+	archive := sealV1(t, plain)
 
 	s, _ := openTest(t)
 	must(t, s.Restore(bg, bytes.NewReader(archive), passphrase))
@@ -350,7 +351,7 @@ func FuzzRestore(f *testing.F) {
 			// A header that asks for costly key derivation is valid, but
 			// would make each run take seconds.
 			p := kdfParams{binary.BigEndian.Uint32(data[9:]), binary.BigEndian.Uint32(data[13:]), binary.BigEndian.Uint32(data[17:])}
-			if p.valid() && uint64(p.time)*uint64(p.memory) > 16*uint64(backupKDF.time)*uint64(backupKDF.memory) {
+			if p.check() == nil && uint64(p.time)*uint64(p.memory) > 16*uint64(backupKDF.time)*uint64(backupKDF.memory) {
 				t.Skip("costly key derivation")
 			}
 		}
@@ -373,4 +374,304 @@ func FuzzRestore(f *testing.F) {
 			t.Fatal("failed Restore changed the configuration")
 		}
 	})
+}
+
+// A restore ends every API session, the store's and the backup's: a token
+// logged out since the backup does not come back, nor do another broker's
+// tokens. The secrets named in KeepSecrets keep this store's values, or
+// their absence.
+func TestRestoreEndsSessionsAndKeepsNamedSecrets(t *testing.T) {
+	other, _ := openTest(t)
+	must(t, other.PutAccount(bg, Account{Name: "root"}))
+	must(t, other.PutToken(bg, Token{Hash: hashOf("theirs"), Account: "root", Expires: time.Now().Add(time.Hour)}))
+	must(t, other.PutSecret(bg, "id", []byte("their id")))
+	must(t, other.PutSecret(bg, "key", []byte("their key")))
+	must(t, other.PutSecret(bg, "ca", []byte("their CA")))
+	must(t, other.PutSecret(bg, "only-theirs", []byte("x")))
+	var archive bytes.Buffer
+	must(t, other.Backup(bg, &archive, passphrase))
+
+	s, _ := openTest(t)
+	must(t, s.PutAccount(bg, Account{Name: "root"}))
+	must(t, s.PutToken(bg, Token{Hash: hashOf("mine"), Account: "root", Expires: time.Now().Add(time.Hour)}))
+	must(t, s.PutSecret(bg, "id", []byte("my id")))
+	must(t, s.PutSecret(bg, "ca", []byte("my CA")))
+	staged, err := s.StageRestore(bg, bytes.NewReader(archive.Bytes()), passphrase)
+	must(t, err)
+	defer staged.Close()
+	must(t, staged.Apply(bg, RestoreOptions{KeepSecrets: []string{"id", "key"}}))
+
+	for _, tok := range []string{"mine", "theirs"} {
+		if _, err := s.Token(bg, hashOf(tok)); !errors.Is(err, ErrNotFound) {
+			t.Errorf("token %q after the restore: %v, want ErrNotFound", tok, err)
+		}
+	}
+	var n int
+	must(t, s.db.QueryRowContext(bg, `SELECT COUNT(*) FROM tokens`).Scan(&n))
+	if n != 0 {
+		t.Errorf("%d tokens stored after the restore", n)
+	}
+	for name, want := range map[string]string{"id": "my id", "ca": "their CA", "only-theirs": "x"} {
+		if v, err := s.Secret(bg, name); err != nil || string(v) != want {
+			t.Errorf("secret %s: %q, %v; want %q", name, v, err, want)
+		}
+	}
+	if v, err := s.Secret(bg, "key"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("kept secret absent here: %q, %v; want ErrNotFound", v, err)
+	}
+
+	// Without KeepSecrets, all of the backup's secrets come.
+	must(t, s.Restore(bg, bytes.NewReader(archive.Bytes()), passphrase))
+	for name, want := range map[string]string{"id": "their id", "key": "their key"} {
+		if v, err := s.Secret(bg, name); err != nil || string(v) != want {
+			t.Errorf("secret %s: %q, %v; want %q", name, v, err, want)
+		}
+	}
+}
+
+// sealV2 encrypts plain into an archive of format version 2.
+func sealV2(t testing.TB, plain []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	sw, err := newSealWriter(&b, passphrase, backupKDF)
+	must(t, err)
+	_, err = sw.Write(plain)
+	must(t, err)
+	must(t, sw.Close())
+	return b.Bytes()
+}
+
+// sealDB encrypts the database file db into an archive as Backup does,
+// with the secret key key (nil: none).
+func sealDB(t testing.TB, db, key []byte) []byte {
+	t.Helper()
+	return sealV2(t, append(append([]byte{byte(len(key))}, key...), db...))
+}
+
+// sealV1 encrypts plain into an archive of format version 1, as Backup
+// wrote them before archives were cut into chunks: one AES-256-GCM seal
+// with the header as additional data.
+func sealV1(t testing.TB, plain []byte) []byte {
+	t.Helper()
+	h, err := newHeader(backupVersion1, backupKDF)
+	must(t, err)
+	aead, err := h.aead(passphrase)
+	must(t, err)
+	return aead.Seal(append([]byte(nil), h.raw...), h.nonce, plain, h.raw)
+}
+
+// fillEvents appends n events of about size bytes of random text each,
+// directly in SQL, so that a test gets a big database quickly (the
+// archive is encrypted, not compressed: what the text says does not matter).
+func fillEvents(t testing.TB, s *Store, n, size int) {
+	t.Helper()
+	_, err := s.db.ExecContext(bg, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
+		INSERT INTO events (time, kind, participant, actor, message, attrs)
+		SELECT ?, 'bulk', '', '', hex(zeroblob(?)), NULL FROM c`, n, formatTime(s.now()), size/2)
+	must(t, err)
+}
+
+// A backup whose header asks for a costlier key derivation than Backup
+// writes is refused before any of it is done: a hostile archive cannot make
+// the broker allocate a gigabyte.
+func TestRestoreRefusesCostlyKeyDerivation(t *testing.T) {
+	s, _ := openTest(t)
+	archive := sealV2(t, []byte("whatever"))
+	for _, p := range []kdfParams{
+		{time: 1, memory: 1 << 20, threads: 1}, // 1 GiB
+		{time: 1, memory: maxKDF.memory + 1, threads: 1},
+		{time: maxKDF.time + 1, memory: 64, threads: 1},
+		{time: 1, memory: 8 * (maxKDF.threads + 1), threads: maxKDF.threads + 1},
+	} {
+		bad := append([]byte(nil), archive...)
+		binary.BigEndian.PutUint32(bad[9:], p.time)
+		binary.BigEndian.PutUint32(bad[13:], p.memory)
+		binary.BigEndian.PutUint32(bad[17:], p.threads)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := s.Restore(bg, bytes.NewReader(bad), passphrase)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrBadBackup) || !strings.Contains(err.Error(), "exceed what this program writes") {
+			t.Errorf("%+v: %v, want ErrBadBackup about the key derivation", p, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+			t.Errorf("%+v: Restore allocated %d MiB before refusing", p, alloc>>20)
+		}
+	}
+	// The production parameters themselves are accepted (TestBackupFormat
+	// restores such a backup).
+	if err := maxKDF.check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Neither Backup nor Restore holds the archive in memory: restoring a
+// backup of many megabytes allocates a small part of its size.
+func TestRestoreStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves megabytes; the unit run (without -short) has it")
+	}
+	src, _ := openTest(t)
+	populate(t, src)
+	fillEvents(t, src, 8<<10, 1000) // about 8 MiB
+	var archive bytes.Buffer
+	must(t, src.Backup(bg, &archive, passphrase))
+	if archive.Len() < 8<<20 {
+		t.Fatalf("archive of %d bytes", archive.Len())
+	}
+	dst, _ := openTest(t)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	must(t, dst.Restore(bg, bytes.NewReader(archive.Bytes()), passphrase))
+	runtime.ReadMemStats(&after)
+	t.Logf("restoring %d KiB allocated %d KiB", archive.Len()>>10, (after.TotalAlloc-before.TotalAlloc)>>10)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(archive.Len()/4) {
+		t.Errorf("restoring %d MiB allocated %d MiB", archive.Len()>>20, alloc>>20)
+	}
+	var n int
+	must(t, dst.db.QueryRowContext(bg, `SELECT COUNT(*) FROM events WHERE kind = 'bulk'`).Scan(&n))
+	if n != 8<<10 {
+		t.Fatalf("%d events restored", n)
+	}
+	// Backup too: the archive streams out.
+	runtime.ReadMemStats(&before)
+	must(t, dst.Backup(bg, io.Discard, passphrase))
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(archive.Len()/4) {
+		t.Errorf("a backup of %d MiB allocated %d MiB", archive.Len()>>20, alloc>>20)
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r    io.Reader
+	read int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read += int64(n)
+	return n, err
+}
+
+// endlessArchive is an authentic archive that never ends (chunks of
+// zeros, none of them the last), and a function that stops it.
+func endlessArchive() (io.Reader, func()) {
+	pr, pw := io.Pipe()
+	go func() {
+		sw, err := newSealWriter(pw, passphrase, backupKDF)
+		zeros := make([]byte, chunkSize)
+		for err == nil {
+			_, err = sw.Write(zeros)
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, func() { pr.Close() }
+}
+
+// junkV1 is a version 1 archive that never ends: a valid header, then
+// junk.
+type junkV1 struct{ header []byte }
+
+func (j *junkV1) Read(p []byte) (int, error) {
+	n := copy(p, j.header)
+	j.header = j.header[n:]
+	clear(p[n:])
+	return len(p), nil
+}
+
+// A backup has a size limit: Backup does not write an archive above it,
+// and Restore reads no further than it.
+func TestBackupSizeLimit(t *testing.T) {
+	saved := maxBackupSize
+	maxBackupSize = 1 << 20
+	defer func() { maxBackupSize = saved }()
+
+	s, _ := openTest(t)
+	populate(t, s)
+	var b bytes.Buffer
+	must(t, s.Backup(bg, &b, passphrase)) // below the limit
+	archive := b.Bytes()
+
+	fillEvents(t, s, 2000, 1000)
+	var big bytes.Buffer
+	err := s.Backup(bg, &big, passphrase)
+	if !errors.Is(err, ErrBackupTooLarge) || !strings.Contains(err.Error(), "the limit is 1 MiB") {
+		t.Fatalf("backup above the limit: %v, want ErrBackupTooLarge", err)
+	}
+	if big.Len() != 0 {
+		t.Fatalf("a refused backup wrote %d bytes", big.Len())
+	}
+
+	dst, _ := openTest(t)
+	before, err := dst.Config(bg)
+	must(t, err)
+	endless, stop := endlessArchive()
+	defer stop()
+	h, err := newHeader(backupVersion1, backupKDF)
+	must(t, err)
+	for what, r := range map[string]io.Reader{"archive": endless, "version 1 archive": &junkV1{header: h.raw}} {
+		cr := &countingReader{r: r}
+		err = dst.Restore(bg, cr, passphrase)
+		if !errors.Is(err, ErrBackupTooLarge) {
+			t.Fatalf("endless %s: %v, want ErrBackupTooLarge", what, err)
+		}
+		if cr.read > maxBackupSize+2*(chunkSize+tagSize) {
+			t.Fatalf("endless %s: read %d bytes, limit %d", what, cr.read, maxBackupSize)
+		}
+		assertUnchanged(t, dst, before, "an endless archive")
+	}
+	must(t, dst.Restore(bg, bytes.NewReader(archive), passphrase))
+}
+
+// An archive is authenticated chunk by chunk, in order, up to the end:
+// dropping, moving or cutting off chunks is noticed.
+func TestRestoreRejectsChunkChanges(t *testing.T) {
+	src, _ := openTest(t)
+	populate(t, src)
+	fillEvents(t, src, 300, 1000)
+	var b bytes.Buffer
+	must(t, src.Backup(bg, &b, passphrase))
+	a := b.Bytes()
+	chunk := chunkSize + tagSize
+	body := a[headerSize:]
+	if len(body) < 3*chunk {
+		t.Fatalf("archive of %d bytes: fewer than 3 chunks", len(a))
+	}
+	dst, _ := openTest(t)
+	cases := map[string][]byte{
+		"last chunk dropped": a[:len(a)-(len(body)%chunk)],
+		"cut after a chunk":  a[:headerSize+2*chunk],
+		"middle chunk dropped": append(append([]byte(nil), a[:headerSize+chunk]...),
+			a[headerSize+2*chunk:]...),
+		"chunks swapped": append(append(append(append([]byte(nil), a[:headerSize]...),
+			body[chunk:2*chunk]...), body[:chunk]...), body[2*chunk:]...),
+		"chunk repeated": append(append([]byte(nil), a[:headerSize+chunk]...), body...),
+	}
+	for what, data := range cases {
+		if err := dst.Restore(bg, bytes.NewReader(data), passphrase); !errors.Is(err, ErrBadBackup) {
+			t.Errorf("%s: %v, want ErrBadBackup", what, err)
+		}
+	}
+	must(t, dst.Restore(bg, bytes.NewReader(a), passphrase))
+}
+
+// A plaintext of exactly whole chunks ends with a full chunk marked last;
+// an empty one with an empty chunk.
+func TestSealChunkBoundaries(t *testing.T) {
+	for _, n := range []int{0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 2 * chunkSize, 3*chunkSize + 5} {
+		plain := bytes.Repeat([]byte{7}, n)
+		a := sealV2(t, plain)
+		if int64(len(a)) != archiveSize(int64(n)) {
+			t.Errorf("%d bytes: archive of %d, archiveSize says %d", n, len(a), archiveSize(int64(n)))
+		}
+		h, err := parseHeader(a)
+		must(t, err)
+		or, err := newOpenReader(bytes.NewReader(a[headerSize:]), h, passphrase)
+		must(t, err)
+		got, err := io.ReadAll(or)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Errorf("%d bytes: read back %d bytes, %v", n, len(got), err)
+		}
+	}
 }

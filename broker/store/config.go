@@ -105,7 +105,7 @@ func (s *Store) UpdateWith(ctx context.Context, fn func(*Config, *Tx) error) (*C
 		for _, u := range cur.Model.Users {
 			users[u.Name] = !u.Disabled
 		}
-		if err := fn(cur, &Tx{ctx: ctx, tx: tx, now: s.now}); err != nil {
+		if err := fn(cur, &Tx{ctx: ctx, tx: tx, s: s}); err != nil {
 			fnErr = err
 			return err
 		}

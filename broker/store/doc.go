@@ -6,15 +6,21 @@
 //   - the configuration administrators edit (Config: the policy.Model and
 //     the devices' networks), changed atomically by Update, with a revision
 //     for optimistic concurrency (Replace, ErrConflict);
-//   - secrets (CA key, server key, tls-crypt key: opaque blobs by name);
+//   - secrets (CA key, server key, tls-crypt key: opaque blobs by name),
+//     sealed at rest with AES-256-GCM under a key kept outside the
+//     database (Options.SecretKey), so that a copy of the database file
+//     alone does not give them away;
 //   - the records of the certificates the CA issued, and their revocation;
 //   - the stable tunnel address of each participant;
 //   - management accounts and the hashes of their API session tokens;
 //   - the event log (Append, Events, PruneEvents, WriteEventsCSV);
 //   - license files by license number.
 //
-// Backup writes an encrypted archive of all of it (argon2id and AES-256-GCM)
-// and Restore puts one back, atomically, into a live Store.
+// Backup writes an encrypted archive of all of it (argon2id and AES-256-GCM,
+// in authenticated chunks, streamed) and Restore puts one back, atomically,
+// into a live Store; StageRestore and Apply do it in two steps, so that
+// reading a slow upload holds no lock. An archive holds at most
+// MaxBackupSize bytes.
 //
 // # Durability
 //

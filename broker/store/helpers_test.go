@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -30,13 +31,16 @@ func openTest(t testing.TB) (*Store, string) {
 func openTestAt(t testing.TB, now func() time.Time) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "broker.db")
-	s, err := OpenWith(path, Options{Now: now})
+	s, err := OpenWith(path, Options{Now: now, SecretKey: testKey})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, path
 }
+
+// testKey is the secret key of the test stores.
+var testKey = bytes.Repeat([]byte{0x5e}, SecretKeySize)
 
 // must fails the test on err.
 func must(t testing.TB, err error) {

@@ -15,22 +15,36 @@ import (
 )
 
 // Secret returns the secret stored under name (a CA key, the server key, a
-// tls-crypt key...: opaque bytes), or ErrNotFound.
+// tls-crypt key...: opaque bytes), or ErrNotFound. A sealed secret needs
+// the store's secret key: without it, or with another, Secret fails with
+// ErrSecretKey.
 func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
-	var v []byte
-	err := s.db.QueryRowContext(ctx, sqlGetSecret, name).Scan(&v)
+	var (
+		v      []byte
+		sealed bool
+	)
+	err := s.db.QueryRowContext(ctx, sqlGetSecret, name).Scan(&v, &sealed)
 	if err != nil {
 		return nil, fmt.Errorf("store: secret: %w", errNoRows(err, "secret "+quote(name)))
 	}
-	return nonNil(v), nil
+	v, err = s.openSecret(name, v, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("store: secret %q: %w", name, err)
+	}
+	return v, nil
 }
 
-// PutSecret stores value under name, replacing any value stored before.
+// PutSecret stores value under name, sealed with the store's secret key,
+// replacing any value stored before. Without a secret key it fails with
+// ErrSecretKey.
 func (s *Store) PutSecret(ctx context.Context, name string, value []byte) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlPutSecret, name, nonNil(value))
-		return err
-	})
+	sealed, err := s.sealSecret(name, value)
+	if err == nil {
+		err = s.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, sqlPutSecret, name, sealed, true)
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("store: put secret %q: %w", name, err)
 	}
@@ -41,17 +55,26 @@ func (s *Store) PutSecret(ctx context.Context, name string, value []byte) error 
 // and returns the stored value: the existing one or value. Two processes
 // racing to create a secret at first start both get the one that won.
 func (s *Store) PutSecretIfAbsent(ctx context.Context, name string, value []byte) ([]byte, error) {
-	var stored []byte
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, sqlPutSecretIfAbsent, name, nonNil(value)); err != nil {
-			return err
-		}
-		return tx.QueryRowContext(ctx, sqlGetSecret, name).Scan(&stored)
-	})
+	sealed, err := s.sealSecret(name, value)
+	var (
+		stored       []byte
+		storedSealed bool
+	)
+	if err == nil {
+		err = s.write(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, sqlPutSecretIfAbsent, name, sealed, true); err != nil {
+				return err
+			}
+			return tx.QueryRowContext(ctx, sqlGetSecret, name).Scan(&stored, &storedSealed)
+		})
+	}
+	if err == nil {
+		stored, err = s.openSecret(name, stored, storedSealed)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: put secret %q: %w", name, err)
 	}
-	return nonNil(stored), nil
+	return stored, nil
 }
 
 // serialKey is the stored form of a serial number: lower-case hex.

@@ -47,7 +47,7 @@ func TestSecrets(t *testing.T) {
 
 func TestPutSecretIfAbsent(t *testing.T) {
 	s1, path := openTest(t)
-	s2, err := Open(path)
+	s2, err := OpenWith(path, Options{SecretKey: testKey})
 	must(t, err)
 	defer s2.Close()
 	// Racing stores (as processes at first start) all agree on one value.

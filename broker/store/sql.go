@@ -106,6 +106,12 @@ var migrations = [][]string{
 		`CREATE INDEX events_time ON events (time)`,
 		`CREATE INDEX events_participant ON events (participant)`,
 	},
+	// 3: secrets sealed at rest (value is then nonce | AES-256-GCM
+	// ciphertext); the rows of older programs are in clear until a store
+	// with a key seals them.
+	{
+		`ALTER TABLE secrets ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0`,
+	},
 }
 
 // Schema versions.
@@ -153,11 +159,16 @@ const (
 
 // Secrets.
 const (
-	sqlGetSecret = `SELECT value FROM secrets WHERE name = ?`
-	sqlPutSecret = `INSERT INTO secrets (name, value) VALUES (?, ?)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`
-	sqlPutSecretIfAbsent = `INSERT INTO secrets (name, value) VALUES (?, ?)
+	sqlGetSecret = `SELECT value, sealed FROM secrets WHERE name = ?`
+	sqlPutSecret = `INSERT INTO secrets (name, value, sealed) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value, sealed = excluded.sealed`
+	sqlPutSecretIfAbsent = `INSERT INTO secrets (name, value, sealed) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO NOTHING`
+	sqlSecretRows   = `SELECT name, value, sealed FROM secrets`
+	sqlClearSecrets = `SELECT name, value, sealed FROM secrets WHERE sealed = 0`
+	sqlOneSealed    = `SELECT name, value FROM secrets WHERE sealed = 1 LIMIT 1`
+	sqlSealSecret   = `UPDATE secrets SET value = ?, sealed = 1 WHERE name = ? AND sealed = 0`
+	sqlTruncateWAL  = `PRAGMA wal_checkpoint(TRUNCATE)` // SQLite
 )
 
 // Certificates.
@@ -267,12 +278,15 @@ const (
 	// SQLite: the backup is attached to the live connection as "bk".
 	sqlAttachBackup = `ATTACH DATABASE ? AS bk`
 	sqlDetachBackup = `DETACH DATABASE bk`
+	// The secrets of the attached backup.
+	sqlBackupSecretRows = `SELECT name, value, sealed FROM bk.secrets`
 )
 
-// restoreTables lists every table Restore copies, parents before children
-// (rows are deleted in the reverse order and inserted in this one).
-// schema_migrations is not copied: the backup has been migrated to the
-// live version before.
+// restoreTables lists every table Restore replaces, parents before
+// children (rows are deleted in the reverse order and inserted in this
+// one). schema_migrations is not copied: the backup has been migrated to
+// the live version before. Two are special (see restoreFrom): tokens are
+// deleted and not copied, secrets are copied row by row.
 var restoreTables = []string{
 	"meta",
 	"roles", "users", "devices", "participant_groups", "relations",

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -24,6 +26,13 @@ var (
 	// ErrBadBackup reports a backup archive that is damaged, not a backup,
 	// or encrypted with another passphrase.
 	ErrBadBackup = errors.New("store: not a valid backup, or wrong passphrase")
+	// ErrBackupTooLarge reports a backup larger than MaxBackupSize: Backup
+	// does not write it, Restore does not read it.
+	ErrBackupTooLarge = errors.New("store: backup larger than the size limit")
+	// ErrSecretKey reports a secret that cannot be stored or read for want
+	// of the right secret key (Options.SecretKey): the store was opened
+	// without one, or with another than the secrets were sealed with.
+	ErrSecretKey = errors.New("store: secret key missing or wrong")
 	// ErrSchema reports a database written by a newer program.
 	ErrSchema = errors.New("store: database schema is newer than this program")
 )
@@ -36,8 +45,10 @@ const driverName = "sqlite"
 // foreign keys enforced, a 5 s wait for another process's lock, and write
 // transactions that take the write lock when they begin (BEGIN IMMEDIATE), so
 // that a read-modify-write transaction never fails on upgrading its lock.
+// Deleted and replaced content is overwritten with zeros (secure_delete),
+// so that no old copy of a secret or a token lingers in free space.
 const dsnParams = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)" +
-	"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(1)&_txlock=immediate"
 
 // dsnParamsPlain opens a scratch database (a backup being restored) without
 // changing its journal mode.
@@ -59,6 +70,9 @@ type Store struct {
 	docWrites atomic.Int64
 	// now is Options.Now, never nil.
 	now func() time.Time
+	// key is Options.SecretKey (nil without one) and aead its cipher.
+	key  []byte
+	aead cipher.AEAD
 }
 
 // Options tune a Store. The zero value gives the defaults.
@@ -70,7 +84,23 @@ type Options struct {
 	// a token issued at one time is judged on the same clock. Nil means
 	// time.Now.
 	Now func() time.Time
+	// SecretKey seals the secrets at rest (CA key, server keys, tls-crypt
+	// key, ...: see PutSecret): AES-256-GCM under these 32 bytes. It must
+	// not be kept in the database, so that a copy of the database alone
+	// does not give the secrets away; where it comes from (a key file
+	// beside the database with mode 0600, a passphrase, a PKCS#11 token)
+	// is the program's choice. OpenWith seals the secrets stored in clear
+	// by an older program, and refuses (ErrSecretKey) a key that does not
+	// open the secrets already sealed.
+	//
+	// Nil means no key: secrets stored in clear before can be read, sealed
+	// ones cannot (ErrSecretKey), and storing a secret fails with
+	// ErrSecretKey rather than putting it in clear.
+	SecretKey []byte
 }
+
+// SecretKeySize is the size of Options.SecretKey.
+const SecretKeySize = 32
 
 // Open opens the database at path with the default Options; see OpenWith.
 func Open(path string) (*Store, error) {
@@ -85,15 +115,34 @@ func OpenWith(path string, opts Options) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
+	s := &Store{path: path, wsem: make(chan struct{}, 1), now: now}
+	if opts.SecretKey != nil {
+		if len(opts.SecretKey) != SecretKeySize {
+			return nil, fmt.Errorf("store: open %s: %w: the secret key has %d bytes, want %d", path, ErrSecretKey, len(opts.SecretKey), SecretKeySize)
+		}
+		s.key = bytes.Clone(opts.SecretKey)
+		var err error
+		if s.aead, err = newAEAD(s.key); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+	}
 	db, err := openDB(path, dsnParams, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(context.Background(), db, len(migrations), now); err != nil {
+	s.db = db
+	ctx := context.Background()
+	if err := migrate(ctx, db, len(migrations), now); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, wsem: make(chan struct{}, 1), now: now}, nil
+	if s.aead != nil {
+		if err := s.sealClearSecrets(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+	}
+	return s, nil
 }
 
 // openDB opens the SQLite database at path with the given DSN parameters,

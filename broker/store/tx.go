@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 )
 
 // Tx is the write transaction of an UpdateWith, for the accounts and
@@ -15,21 +14,33 @@ import (
 type Tx struct {
 	ctx context.Context
 	tx  *sql.Tx
-	now func() time.Time
+	s   *Store // for its clock and its secret key
 }
 
 // Secret returns the secret stored under name, or ErrNotFound.
 func (t *Tx) Secret(name string) ([]byte, error) {
-	var v []byte
-	if err := t.tx.QueryRowContext(t.ctx, sqlGetSecret, name).Scan(&v); err != nil {
+	var (
+		v      []byte
+		sealed bool
+	)
+	if err := t.tx.QueryRowContext(t.ctx, sqlGetSecret, name).Scan(&v, &sealed); err != nil {
 		return nil, fmt.Errorf("store: secret: %w", errNoRows(err, "secret "+quote(name)))
+	}
+	v, err := t.s.openSecret(name, v, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("store: secret %q: %w", name, err)
 	}
 	return nonNil(v), nil
 }
 
-// PutSecret stores value under name, replacing any value stored before.
+// PutSecret stores value under name, sealed as Store.PutSecret does,
+// replacing any value stored before.
 func (t *Tx) PutSecret(name string, value []byte) error {
-	if _, err := t.tx.ExecContext(t.ctx, sqlPutSecret, name, nonNil(value)); err != nil {
+	sealed, err := t.s.sealSecret(name, value)
+	if err == nil {
+		_, err = t.tx.ExecContext(t.ctx, sqlPutSecret, name, sealed, true)
+	}
+	if err != nil {
 		return fmt.Errorf("store: put secret %q: %w", name, err)
 	}
 	return nil
@@ -42,7 +53,7 @@ func (t *Tx) Account(name string) (*Account, error) {
 
 // PutAccount stores a as Store.PutAccount does.
 func (t *Tx) PutAccount(a Account) error {
-	if err := putAccountIn(t.ctx, t.tx, a, t.now()); err != nil {
+	if err := putAccountIn(t.ctx, t.tx, a, t.s.now()); err != nil {
 		return fmt.Errorf("store: put account %q: %w", a.Name, err)
 	}
 	return nil

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
 
@@ -103,7 +102,7 @@ func TestConfigRefusesRiskyNetworks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.yaml, err)
 		}
-		st, err := store.Open(filepath.Join(dir, "broker.db"))
+		st, _, err := openStore(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,7 +23,7 @@ type apiLab struct {
 
 func newAPILab(t *testing.T) *apiLab {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "broker.db"))
+	st, _, err := openStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,17 +11,20 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/api"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/license"
 )
 
 // The product name licenses must carry, and the secrets that make up this
 // installation's identity: a random ID (licenses may be bound to it) and
-// an Ed25519 key that signs release statements.
+// an Ed25519 key that signs release statements. A restore through the API
+// keeps them unless asked to bring the backup's (api.Config's
+// InstallationSecrets defaults to these names).
 const (
 	licenseProduct        = "remotegate"
-	secretInstallationID  = "license/installation-id"
-	secretInstallationKey = "license/installation-key"
+	secretInstallationID  = api.SecretInstallationID
+	secretInstallationKey = api.SecretInstallationKey
 )
 
 // licensing is the installation's license state.

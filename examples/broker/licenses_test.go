@@ -43,7 +43,7 @@ func TestLicensesFromTheYAML(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "rg-1.lic"), file, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "broker.db"))
+	st, _, err := openStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

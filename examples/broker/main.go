@@ -12,7 +12,9 @@
 // All state (configuration, CA, keys, certificates, tunnel addresses,
 // accounts, the event log) lives in the database broker.db in the data
 // directory, ./remotegate-data unless -data says otherwise; only the user
-// the broker runs as may enter it (mode 0700, see secureDataDir).
+// the broker runs as may enter it (mode 0700, see secureDataDir), and its
+// secrets are sealed with the key in broker.key beside it (or the file
+// named by REMOTEGATE_SECRET_KEY_FILE).
 package main
 
 import (
@@ -31,7 +33,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,6 +53,7 @@ func main() {
 	flag.Var(&o.apiNames, "api-name", "a DNS `name` or IP address clients reach the management API under, for its certificate (repeatable; needed when -api listens on every address)")
 	flag.Var(&o.vendorKeys, "vendor-key", "vendor public key `file` that licenses must be signed with (licensetool keygen writes it; repeat for a key rotation); none: only the base license of 4 participants")
 	flag.DurationVar(&o.licenseGrace, "license-grace", 14*24*time.Hour, "how long an expired license keeps counting")
+	flag.DurationVar(&o.eventRetention, "event-retention", api.DefaultEventRetention, "how long the event log keeps an event")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: broker [flags] [profile NAME | swanctl-profile NAME | status | hash-password]\n")
 		flag.PrintDefaults()
@@ -68,7 +70,7 @@ type options struct {
 	dataDir, configPath, metrics, api string
 	apiNames                          stringList
 	vendorKeys                        stringList
-	licenseGrace                      time.Duration
+	licenseGrace, eventRetention      time.Duration
 }
 
 // stringList is a repeatable flag.
@@ -88,7 +90,7 @@ func run(o options, args []string, log *slog.Logger) error {
 	if err := secureDataDir(o.dataDir, log); err != nil {
 		return err
 	}
-	st, err := store.Open(filepath.Join(o.dataDir, "broker.db"))
+	st, keyPath, err := openStore(o.dataDir)
 	if err != nil {
 		return err
 	}
@@ -114,7 +116,7 @@ func run(o options, args []string, log *slog.Logger) error {
 	case len(args) == 2 && args[0] == "swanctl-profile":
 		return printProfile(ctx, os.Stdout, st, k, cfg, args[1], true)
 	case len(args) == 1 && args[0] == "status":
-		return printStatus(ctx, os.Stdout, o.dataDir, st, k, lic)
+		return printStatus(ctx, os.Stdout, o.dataDir, keyPath, st, k, lic)
 	case len(args) != 0:
 		return fmt.Errorf("unknown command %q (want profile NAME, swanctl-profile NAME, status or hash-password)", args)
 	}
@@ -221,14 +223,20 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 			return writeSwanctlProfile(w, cfg, k, name, lans, certPEM, keyPEM)
 		},
 		Licenses: lic.state, InstallationKey: lic.key,
-		Logger: log,
+		EventRetention: o.eventRetention,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
 	}
+	if err := apiSrv.Maintain(ctx); err != nil {
+		log.Error("store maintenance", "error", err)
+	}
 	go func() {
 		// Expiries and the ends of grace periods reach the event log and
-		// the broker within a minute.
+		// the broker within a minute; expired API sessions and events past
+		// the retention leave the store as often, so that it does not grow
+		// without bound.
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
 		for {
@@ -237,6 +245,9 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 				return
 			case <-t.C:
 				apiSrv.CheckLicenses(ctx)
+				if err := apiSrv.Maintain(ctx); err != nil {
+					log.Error("store maintenance", "error", err)
+				}
 			}
 		}
 	}()
@@ -358,7 +369,7 @@ func firstUser(ctx context.Context, st *store.Store) string {
 
 // printStatus lists the participants with their stable addresses and the
 // bootstrap state.
-func printStatus(ctx context.Context, w io.Writer, dir string, st *store.Store, k *keys, lic *licensing) error {
+func printStatus(ctx context.Context, w io.Writer, dir, keyPath string, st *store.Store, k *keys, lic *licensing) error {
 	cfg, err := st.Config(ctx)
 	if err != nil {
 		return err
@@ -367,7 +378,7 @@ func printStatus(ctx context.Context, w io.Writer, dir string, st *store.Store, 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "data directory: %s\nCA: %s (valid until %s)\n", dir, k.ca.Certificate().Subject.CommonName, k.ca.Certificate().NotAfter.Format("2006-01-02"))
+	fmt.Fprintf(w, "data directory: %s\nsecret key: %s\nCA: %s (valid until %s)\n", dir, keyPath, k.ca.Certificate().Subject.CommonName, k.ca.Certificate().NotAfter.Format("2006-01-02"))
 	state := "not started yet"
 	if v, err := st.Secret(ctx, "api/bootstrap"); err == nil {
 		state = string(v)

@@ -30,7 +30,7 @@ var hostileNames = []string{
 // testKeys are a broker's keys in a fresh store, and its built-in config.
 func testKeys(t testing.TB) (*keys, *config) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "broker.db"))
+	st, _, err := openStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestConfigRefusesBadNames(t *testing.T) {
 // verification claims any name; the event log records one that follows
 // the rule as it is, any other quoted and cut short.
 func TestAuthFailuresRecordClaimedNamesShort(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "broker.db"))
+	st, _, err := openStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
