@@ -180,6 +180,9 @@ func applyConfig(ctx context.Context, st *store.Store, cfg *config, lic *licensi
 func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config, lic *licensing, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if _, err := raiseFileLimit(systemRlimits, log); err != nil {
+		log.Warn("open-file limit unknown", "error", err)
+	}
 	addresses, err := st.Addresses(ctx)
 	if err != nil {
 		return err
@@ -278,8 +281,13 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", b.MetricsHandler())
-		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { logServeEnd(log, "metrics", ms.Serve(ml)) }()
+		ms := newHTTPServer(mux, nil, log)
+		lml, err := limitHTTP(ms, ml, metricsConnLimits, log)
+		if err != nil {
+			ml.Close()
+			return fmt.Errorf("metrics: %w", err)
+		}
+		go func() { logServeEnd(log, "metrics", ms.Serve(lml)) }()
 		defer ms.Close()
 	}
 	if o.api != "" {
@@ -322,14 +330,20 @@ remotegate broker is running. Next:
 
 // serveAPI serves the management API over HTTPS with a certificate of the
 // broker's CA; a client certificate of the CA, if presented, allows the
-// certificate (smartcard) login.
+// certificate (smartcard) login. Its connections are capped and timed
+// (limits.go), so that idle connections cannot keep the operator out.
 func serveAPI(addr string, h http.Handler, k *keys, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("management API: %w", err)
 	}
-	hs := &http.Server{Handler: h, TLSConfig: k.apiTLS(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { logServeEnd(log, "management API", hs.ServeTLS(ln, "", "")) }()
+	hs := newHTTPServer(h, k.apiTLS(), log)
+	lln, err := limitHTTP(hs, ln, apiConnLimits, log)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("management API: %w", err)
+	}
+	go func() { logServeEnd(log, "management API", hs.ServeTLS(lln, "", "")) }()
 	return hs, nil
 }
 
