@@ -203,8 +203,9 @@ type ServerSession struct {
 	since    atomic.Int64 // unix nanoseconds when the data channel came up
 	created  time.Time    // when the client's first packet was accepted
 	// pending tracks the session among the unauthenticated clients of its
-	// transport until it is up.
-	pending *connlimit.Entry
+	// transport until it is up. Atomic: a UDP session gets its entry while
+	// another socket's newcomer may already evict it.
+	pending atomic.Pointer[connlimit.Entry]
 	// guarded by s.mu until pushed
 	assignment tunnel.Assignment
 	pushMsgs   []string
@@ -563,7 +564,8 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 		peerID = len(srv.peers)
 		srv.peers = append(srv.peers, nil)
 	}
-	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), isUDP: isUDP, created: srv.now(), pending: pending}
+	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), isUDP: isUDP, created: srv.now()}
+	ss.pending.Store(pending)
 	s := newSession(wire.RoleServer, codec, local, l, srv.timers, srv.log, srv.now, srv.rand)
 	s.id = tunnel.NewSessionID()
 	s.hardReset = wire.OpControlHardResetServerV2
@@ -590,7 +592,7 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 			s.close(fmt.Errorf("openvpn: %w", err))
 			return nil
 		}
-		ss.pending = e
+		ss.pending.Store(e)
 	}
 	s.mu.Lock()
 	var ks *keyState
@@ -620,7 +622,7 @@ func (c sessionCloser) Close() error {
 
 func (ss *ServerSession) onClose(cause error) {
 	srv := ss.srv
-	ss.pending.Done()
+	ss.pending.Load().Done()
 	srv.mu.Lock()
 	if srv.peers[ss.peerID] == ss {
 		srv.peers[ss.peerID] = nil
@@ -742,7 +744,7 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 		ss.up.Store(true)
 		// Authenticated: no longer among the pending clients that a
 		// newer one may push out.
-		ss.pending.Done()
+		ss.pending.Load().Done()
 		ss.h.Up(ss)
 		pi := keymethod.ParsePeerInfo(cm.PeerInfo)
 		if pi.Proto&keymethod.ProtoRequestPush != 0 {
