@@ -55,9 +55,11 @@ func startFlood(ctx context.Context, ns *netns.NS, src netip.Addr, dst string) *
 			}()
 			tick := time.NewTicker(10 * time.Millisecond)
 			defer tick.Stop()
+			var burstOnce sync.Once
+			defer burstOnce.Do(func() { close(f.burst) }) // cut short
 			for i := 0; ctx.Err() == nil; i++ {
 				if i == floodConns {
-					close(f.burst)
+					burstOnce.Do(func() { close(f.burst) })
 				}
 				if i >= floodConns {
 					select {
@@ -78,9 +80,6 @@ func startFlood(ctx context.Context, ns *netns.NS, src netip.Addr, dst string) *
 					conns[0].Close()
 					conns = conns[1:]
 				}
-			}
-			if len(conns) < floodConns {
-				close(f.burst)
 			}
 			return nil
 		})
