@@ -298,3 +298,25 @@ func TestPendingLimitsMustNotBeNegative(t *testing.T) {
 		}
 	}
 }
+
+// After its first packet a client that stalls is closed when the
+// handshake window ends: no unauthenticated connection lives longer than
+// FirstPacketTimeout and the window together.
+func TestStalledTCPHandshakeEndsWithTheWindow(t *testing.T) {
+	e := newTestEnv(t)
+	cfg := &ServerConfig{TLS: e.serverTLS, Timers: Timers{HandshakeWindow: 500 * time.Millisecond}}
+	srv, addr := startServer(t, "tcp", cfg, &echoHandler{})
+	c := dialFrom(t, "127.0.0.1", addr)
+	if _, err := c.Write(resetFrame(t, e)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return srv.Stats().Sessions == 1 })
+	start := time.Now()
+	if !closedByServer(c, 5*time.Second) {
+		t.Fatal("a stalled handshake was not closed within 5 s")
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Fatalf("closed after %v, before the 500 ms window", d)
+	}
+	waitFor(t, func() bool { st := srv.Stats(); return st.Sessions == 0 && st.PendingTCP == 0 })
+}
