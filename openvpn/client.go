@@ -560,17 +560,18 @@ func rawOrConn(conn net.Conn) io.ReadWriter {
 	return conn
 }
 
-// readFrame reads one length-prefixed packet of a TCP stream into buf.
-func readFrame(br *bufio.Reader, buf []byte) (int, error) {
+// readFrame reads one length-prefixed packet of a TCP stream into buf; it
+// reads nothing past the packet from r itself (a *bufio.Reader may).
+func readFrame(r io.Reader, buf []byte) (int, error) {
 	var hdr [2]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, err
 	}
 	n := int(binary.BigEndian.Uint16(hdr[:]))
 	if n == 0 || n > len(buf) {
 		return 0, fmt.Errorf("openvpn: bad packet length %d on TCP stream", n)
 	}
-	if _, err := io.ReadFull(br, buf[:n]); err != nil {
+	if _, err := io.ReadFull(r, buf[:n]); err != nil {
 		return 0, err
 	}
 	return n, nil

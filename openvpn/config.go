@@ -223,6 +223,30 @@ type ServerConfig struct {
 	// MaxSessions limits concurrent sessions; zero means 1024. New clients
 	// beyond it get no answer.
 	MaxSessions int
+	// MaxPending caps the clients that have not authenticated yet (TLS
+	// and key method 2 not done), counted separately for TCP connections
+	// (from the moment they are accepted) and UDP sessions (from the
+	// moment the client has answered the stateless cookie). When a new one
+	// would exceed it, the oldest pending one is closed: a flood can delay
+	// real clients but never keep them out, and holds at most this many
+	// descriptors and handshakes. Authenticated sessions never count and
+	// are never closed by it. Zero means 256; negative is an error.
+	MaxPending int
+	// MaxPendingPerSource is the same cap for the pending clients of one
+	// source address (for IPv6, one /64), so that one host cannot push the
+	// others' handshakes out: its own oldest go first. Zero means 8, room
+	// for a few clients behind one NAT connecting at once (one evicted
+	// retries); negative is an error.
+	MaxPendingPerSource int
+	// FirstPacketTimeout bounds how long a TCP connection may stay silent
+	// after it was accepted: a stock client sends its hard reset as soon
+	// as the connection is up, so one that has sent nothing for this long
+	// is not a client. From its first packet on, the handshake window
+	// (Timers.HandshakeWindow) bounds the rest, so no unauthenticated
+	// connection lives longer than both together. Zero means 10 s, ample
+	// for a first packet over the slowest links (a few round trips);
+	// negative is an error.
+	FirstPacketTimeout time.Duration
 	// Compression is the compression framing every client's packets carry;
 	// it must match the clients' own configuration (push it with Push, e.g.
 	// "compress stub-v2", for clients that take it from the server). The zero

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/remotegate/remotegate/internal/connlimit"
 	"github.com/remotegate/remotegate/internal/tlsaead"
 	"github.com/remotegate/remotegate/internal/udpbatch"
 	"github.com/remotegate/remotegate/openvpn/internal/datachannel"
@@ -46,6 +47,9 @@ type Server struct {
 	now     func() time.Time
 	rand    io.Reader
 	cookie  [32]byte
+	// tcpPending and udpPending hold the clients of each transport that
+	// have not authenticated yet (ServerConfig.MaxPending).
+	tcpPending, udpPending *connlimit.Set
 
 	mu       sync.Mutex
 	byAddr   map[netip.AddrPort]*ServerSession
@@ -58,6 +62,7 @@ type Server struct {
 }
 
 type serverStats struct {
+	acceptErrors   atomic.Uint64
 	dropNoSession  atomic.Uint64
 	dropBadPacket  atomic.Uint64
 	statelessReset atomic.Uint64
@@ -73,6 +78,15 @@ type ServerStats struct {
 	DroppedNoSession uint64
 	// DroppedBadPacket counts packets that failed authentication or parsing.
 	DroppedBadPacket uint64
+	// AcceptErrors counts failed Accept calls of ServeTCP's listeners (too
+	// many open files, ...); each was retried after a pause.
+	AcceptErrors uint64
+	// PendingTCP and PendingUDP are the clients of each transport that
+	// have not authenticated yet (see ServerConfig.MaxPending).
+	PendingTCP, PendingUDP int
+	// EvictedTCP and EvictedUDP count pending clients closed to make room
+	// for newer ones.
+	EvictedTCP, EvictedUDP uint64
 }
 
 // NewServer checks cfg and returns a server ready to Serve.
@@ -121,6 +135,25 @@ func NewServer(cfg *ServerConfig) (*Server, error) {
 	if srv.cfg.TunMTU == 0 {
 		srv.cfg.TunMTU = 1500
 	}
+	if cfg.MaxPending < 0 || cfg.MaxPendingPerSource < 0 || cfg.FirstPacketTimeout < 0 {
+		return nil, fmt.Errorf("%w: MaxPending, MaxPendingPerSource and FirstPacketTimeout must not be negative", ErrConfig)
+	}
+	if srv.cfg.MaxPending == 0 {
+		srv.cfg.MaxPending = 256
+	}
+	if srv.cfg.MaxPendingPerSource == 0 {
+		srv.cfg.MaxPendingPerSource = 8
+	}
+	if srv.cfg.FirstPacketTimeout == 0 {
+		srv.cfg.FirstPacketTimeout = 10 * time.Second
+	}
+	limits := connlimit.Limits{Total: srv.cfg.MaxPending, PerSource: srv.cfg.MaxPendingPerSource}
+	if srv.tcpPending, err = connlimit.New(limits); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if srv.udpPending, err = connlimit.New(limits); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if _, err := io.ReadFull(srv.rand, srv.cookie[:]); err != nil {
 		return nil, fmt.Errorf("openvpn: cookie secret: %w", err)
 	}
@@ -149,11 +182,17 @@ func (srv *Server) Stats() ServerStats {
 	srv.mu.Lock()
 	n := srv.count
 	srv.mu.Unlock()
+	tcp, udp := srv.tcpPending.Stats(), srv.udpPending.Stats()
 	return ServerStats{
 		Sessions:         n,
 		StatelessResets:  srv.stats.statelessReset.Load(),
 		DroppedNoSession: srv.stats.dropNoSession.Load(),
 		DroppedBadPacket: srv.stats.dropBadPacket.Load(),
+		AcceptErrors:     srv.stats.acceptErrors.Load(),
+		PendingTCP:       tcp.Tracked,
+		PendingUDP:       udp.Tracked,
+		EvictedTCP:       tcp.Evicted,
+		EvictedUDP:       udp.Evicted,
 	}
 }
 
@@ -169,6 +208,10 @@ type ServerSession struct {
 	up       atomic.Bool
 	since    atomic.Int64 // unix nanoseconds when the data channel came up
 	created  time.Time    // when the client's first packet was accepted
+	// pending tracks the session among the unauthenticated clients of its
+	// transport until it is up. Atomic: a UDP session gets its entry while
+	// another socket's newcomer may already evict it.
+	pending atomic.Pointer[connlimit.Entry]
 	// guarded by s.mu until pushed
 	assignment tunnel.Assignment
 	pushMsgs   []string
@@ -447,7 +490,7 @@ func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte,
 		if srv.prot.Mode == wire.ModeTLSCryptV2 {
 			// The client key arrived with this reset only; later packets
 			// do not repeat it, so state must be kept from here.
-			srv.newSession(h, codec, wire.SessionID{}, p.SessionID, newUDPLink(uc, from), true, &p)
+			srv.newSession(h, codec, wire.SessionID{}, p.SessionID, newUDPLink(uc, from), true, &p, nil)
 			return
 		}
 		cookie := srv.cookieSID(srv.cookieSlot(now), from, p.SessionID)
@@ -487,12 +530,16 @@ func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte,
 	if _, err := codec.Encode(nil, &wire.Packet{Opcode: wire.OpAckV1, SessionID: p.RemoteSessionID}); err != nil {
 		return
 	}
-	srv.newSession(h, codec, p.RemoteSessionID, p.SessionID, newUDPLink(uc, from), true, &p)
+	srv.newSession(h, codec, p.RemoteSessionID, p.SessionID, newUDPLink(uc, from), true, &p, nil)
 }
 
 // newSession creates the state for a client. local is our session id (zero:
 // make one); first is the client packet that created it, already decoded.
-func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote wire.SessionID, l link, isUDP bool, first *wire.Packet) *ServerSession {
+//
+// A TCP session comes with the pending entry of its connection; a UDP
+// session gets its own here, evicting the oldest pending UDP session of
+// the client's address, or of all, when a cap is reached.
+func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote wire.SessionID, l link, isUDP bool, first *wire.Packet, pending *connlimit.Entry) *ServerSession {
 	srv.mu.Lock()
 	if srv.closed || srv.count >= srv.cfg.MaxSessions {
 		srv.mu.Unlock()
@@ -524,6 +571,7 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 		srv.peers = append(srv.peers, nil)
 	}
 	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), isUDP: isUDP, created: srv.now()}
+	ss.pending.Store(pending)
 	s := newSession(wire.RoleServer, codec, local, l, srv.timers, srv.log, srv.now, srv.rand)
 	s.id = tunnel.NewSessionID()
 	s.hardReset = wire.OpControlHardResetServerV2
@@ -543,6 +591,15 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 	srv.peerView.Store(&view)
 	srv.mu.Unlock()
 
+	if isUDP {
+		// Added after srv.mu is released: an evicted session's close takes it.
+		e, err := srv.udpPending.Add(connlimit.Source(l.remote().Addr()), sessionCloser{ss})
+		if err != nil {
+			s.close(fmt.Errorf("openvpn: %w", err))
+			return nil
+		}
+		ss.pending.Store(e)
+	}
 	s.mu.Lock()
 	var ks *keyState
 	if stateless {
@@ -558,8 +615,20 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 	return ss
 }
 
+// errEvicted closes a pending UDP session to make room for a newer one.
+var errEvicted = errors.New("openvpn: closed unauthenticated to make room for a newer client")
+
+// sessionCloser closes a pending UDP session when it is evicted.
+type sessionCloser struct{ ss *ServerSession }
+
+func (c sessionCloser) Close() error {
+	c.ss.s.close(errEvicted)
+	return nil
+}
+
 func (ss *ServerSession) onClose(cause error) {
 	srv := ss.srv
+	ss.pending.Load().Done()
 	srv.mu.Lock()
 	if srv.peers[ss.peerID] == ss {
 		srv.peers[ss.peerID] = nil
@@ -679,6 +748,9 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 		// PUSH_REPLY, and that data must find the session ready.
 		ss.since.Store(srv.now().UnixNano())
 		ss.up.Store(true)
+		// Authenticated: no longer among the pending clients that a
+		// newer one may push out.
+		ss.pending.Load().Done()
 		ss.h.Up(ss)
 		pi := keymethod.ParsePeerInfo(cm.PeerInfo)
 		if pi.Proto&keymethod.ProtoRequestPush != 0 {
@@ -922,8 +994,15 @@ func errText(err error) string {
 }
 
 // ServeTCP serves OpenVPN over TCP connections accepted from ln until ctx is
-// done or ln fails. It closes ln when it returns, and closes the sessions it
-// started.
+// done or ln is closed. It closes ln when it returns, and closes the
+// sessions it started.
+//
+// Any other accept error (too many open files, no buffer space, a
+// connection aborted before it was accepted) is counted in the stats and
+// retried after a pause, 5 ms doubling up to 1 s as net/http does: a flood
+// that exhausts a resource for a moment must not end the serving. The
+// connections that have not authenticated yet are bounded by
+// ServerConfig.MaxPending and MaxPendingPerSource.
 func (srv *Server) ServeTCP(ctx context.Context, ln net.Listener, h tunnel.Handler) error {
 	if h == nil {
 		return fmt.Errorf("%w: nil Handler", ErrConfig)
@@ -934,28 +1013,47 @@ func (srv *Server) ServeTCP(ctx context.Context, ln net.Listener, h tunnel.Handl
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
 	defer ln.Close()
+	var backoff connlimit.Backoff
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("openvpn: accept: %w", err)
 			}
-			return fmt.Errorf("openvpn: accept: %w", err)
+			srv.stats.acceptErrors.Add(1)
+			d := backoff.Next()
+			srv.log.Warn("accept failed; retrying", "address", ln.Addr().String(), "error", err, "retry_in", d)
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			}
+			continue
+		}
+		backoff.Reset()
+		// Tracked from the accept on: an idle connection is what a flood
+		// is made of. Every entry is evictable, so Add does not fail.
+		pending, err := srv.tcpPending.Add(connlimit.SourceOf(conn.RemoteAddr()), conn)
+		if err != nil {
+			_ = conn.Close()
+			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			srv.serveTCPConn(conn, h)
+			srv.serveTCPConn(conn, h, pending)
 		}()
 	}
 }
 
-func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler) {
+func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler, pending *connlimit.Entry) {
 	defer conn.Close()
+	defer pending.Done()
 	// Go turns Nagle's algorithm off for every TCP connection; stock
 	// openvpn leaves it on unless told "tcp-nodelay". With it on, the small
 	// packets a tunnel carries back (TCP ACKs of the inner flows) share outer
@@ -964,11 +1062,14 @@ func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler) {
 	if tc, ok := conn.(*net.TCPConn); ok && !srv.cfg.TCPNoDelay {
 		_ = tc.SetNoDelay(false)
 	}
-	br := bufio.NewReaderSize(rawOrConn(conn), 64*1024)
+	rw := rawOrConn(conn)
 	buf := make([]byte, tunnel.BufferSize)
 	room := buf[tunnel.Headroom-24 : tunnel.BufferSize-tunnel.Tailroom]
-	_ = conn.SetReadDeadline(srv.now().Add(srv.timers.HandshakeWindow))
-	n, err := readFrame(br, room)
+	// The first packet is read unbuffered, so that a connection that never
+	// sends one costs no read buffer. A socket deadline is on the
+	// runtime's clock, whatever clock the server decides with.
+	_ = conn.SetReadDeadline(time.Now().Add(srv.cfg.FirstPacketTimeout))
+	n, err := readFrame(rw, room)
 	if err != nil {
 		return
 	}
@@ -982,12 +1083,14 @@ func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler) {
 		srv.stats.dropBadPacket.Add(1)
 		return
 	}
-	l := &streamLink{conn: conn, bw: bufio.NewWriterSize(rawOrConn(conn), 64*1024)}
-	ss := srv.newSession(h, codec, wire.SessionID{}, p.SessionID, l, false, &p)
+	l := &streamLink{conn: conn, bw: bufio.NewWriterSize(rw, 64*1024)}
+	ss := srv.newSession(h, codec, wire.SessionID{}, p.SessionID, l, false, &p, pending)
 	if ss == nil {
 		return
 	}
+	// From here the session's handshake window bounds the wait.
 	_ = conn.SetReadDeadline(time.Time{})
+	br := bufio.NewReaderSize(rw, 64*1024)
 	// Packets that have already arrived in the read buffer are opened into
 	// their own buffers and delivered together, so that the handler gets a
 	// batch (and a TUN device can merge TCP segments) as with UDP.

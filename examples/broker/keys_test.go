@@ -46,7 +46,10 @@ func (l *apiLab) serve(apiAddr string, names ...string) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	hs := serveAPI(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }), l.k.apiTLS(), slog.New(slog.DiscardHandler))
+	hs, err := serveAPI(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }), l.k.apiTLS(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		l.t.Fatal(err)
+	}
 	l.t.Cleanup(func() { hs.Close() })
 	l.addr = ln.Addr().String()
 }

@@ -185,6 +185,9 @@ func applyConfig(ctx context.Context, st *store.Store, cfg *config, lic *licensi
 func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config, lic *licensing, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if _, err := raiseFileLimit(systemRlimits, log); err != nil {
+		log.Warn("open-file limit unknown", "error", err)
+	}
 	addresses, err := st.Addresses(ctx)
 	if err != nil {
 		return err
@@ -292,8 +295,13 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", b.MetricsHandler())
-		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { logServeEnd(log, "metrics", ms.Serve(ml)) }()
+		ms := newHTTPServer(mux, nil, log)
+		lml, err := limitHTTP(ms, ml, metricsConnLimits, log)
+		if err != nil {
+			ml.Close()
+			return fmt.Errorf("metrics: %w", err)
+		}
+		go func() { logServeEnd(log, "metrics", ms.Serve(lml)) }()
 		defer ms.Close()
 	}
 	if o.api != "" {
@@ -304,7 +312,11 @@ func serve(ctx context.Context, o options, st *store.Store, k *keys, cfg *config
 		if err != nil {
 			return fmt.Errorf("management API: %w", err)
 		}
-		as := serveAPI(ln, apiSrv, k.apiTLS(), log)
+		as, err := serveAPI(ln, apiSrv, k.apiTLS(), log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
 		defer as.Close()
 	}
 	go summarizeDrops(ctx, b, events)
@@ -340,11 +352,16 @@ remotegate broker is running. Next:
 
 // serveAPI serves the management API over HTTPS with a certificate of the
 // broker's CA; a client certificate of the CA, if presented, allows the
-// certificate (smartcard) login.
-func serveAPI(ln net.Listener, h http.Handler, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
-	hs := &http.Server{Handler: h, TLSConfig: tlsConfig, ReadHeaderTimeout: 10 * time.Second}
-	go func() { logServeEnd(log, "management API", hs.ServeTLS(ln, "", "")) }()
-	return hs
+// certificate (smartcard) login. Its connections are capped and timed
+// (limits.go), so that idle connections cannot keep the operator out.
+func serveAPI(ln net.Listener, h http.Handler, tlsConfig *tls.Config, log *slog.Logger) (*http.Server, error) {
+	hs := newHTTPServer(h, tlsConfig, log)
+	lln, err := limitHTTP(hs, ln, apiConnLimits, log)
+	if err != nil {
+		return nil, fmt.Errorf("management API: %w", err)
+	}
+	go func() { logServeEnd(log, "management API", hs.ServeTLS(lln, "", "")) }()
+	return hs, nil
 }
 
 // logServeEnd logs why an HTTP server stopped serving, unless it was closed.

@@ -247,3 +247,19 @@ func TestParseCPUTime(t *testing.T) {
 		t.Fatal("short line accepted")
 	}
 }
+
+func TestParseRSS(t *testing.T) {
+	status := "Name:\tbroker\nVmPeak:\t  900000 kB\nVmRSS:\t   45312 kB\nRssAnon:\t   30000 kB\n"
+	got, err := parseRSS(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(45312 * 1024); got != want {
+		t.Fatalf("parseRSS = %d, want %d", got, want)
+	}
+	for _, bad := range []string{"Name:\tx\n", "VmRSS:\t12 MB\n", "VmRSS:\tmany kB\n"} {
+		if _, err := parseRSS(bad); err == nil {
+			t.Errorf("parseRSS(%q) accepted", bad)
+		}
+	}
+}

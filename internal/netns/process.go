@@ -166,6 +166,38 @@ func parseCPUTime(stat string) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
+// RSS is the process's resident set size now (VmRSS in /proc/PID/status).
+func (p *Process) RSS() (int64, error) {
+	if p.Cmd.Process == nil {
+		return 0, fmt.Errorf("netns: %s: not started", p.name())
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("netns: RSS of %s: %w", p.name(), err)
+	}
+	return parseRSS(string(b))
+}
+
+// parseRSS reads the "VmRSS:   1234 kB" line of a /proc/PID/status file.
+func parseRSS(status string) (int64, error) {
+	for _, line := range strings.Split(status, "\n") {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			break
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("netns: VmRSS %q: %w", rest, err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("netns: no VmRSS line in /proc status %q", tail(status, 512))
+}
+
 // Stop sends SIGTERM to the process group, waits up to 3 s, then sends
 // SIGKILL and waits. It returns the process's exit error (nil if it exited
 // with status 0). Calling it again returns the same result.

@@ -37,6 +37,10 @@ type plantLab struct {
 	clients   map[string]*netns.Process
 	api       *http.Client
 	token     string
+	// wrap, if set, is the command the broker runs under (e.g. prlimit
+	// with its options); it must exec the broker, so that the process is
+	// the broker itself.
+	wrap []string
 }
 
 const plantYAML = `
@@ -123,7 +127,8 @@ func newPlantLab(t *testing.T) *plantLab {
 // start runs the broker and waits until it serves.
 func (l *plantLab) start() {
 	l.t.Helper()
-	l.broker = l.brk.Start(l.t, brokerBin, "-data", l.data, "-config", l.yaml, "-vendor-key", l.vendorKey)
+	cmd := append(append([]string(nil), l.wrap...), brokerBin, "-data", l.data, "-config", l.yaml, "-vendor-key", l.vendorKey)
+	l.broker = l.brk.Start(l.t, cmd[0], cmd[1:]...)
 	l.broker.WaitLog(l.t, "remotegate broker is running", 30*time.Second)
 }
 
