@@ -7,28 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/remotegate/remotegate/openvpn/internal/wire"
+
+	"github.com/remotegate/remotegate/internal/connlimit/connlimittest"
 )
-
-// emfileListener fails its first n Accept calls as a process out of file
-// descriptors does (accept4: too many open files), then accepts.
-type emfileListener struct {
-	net.Listener
-	n atomic.Int32
-}
-
-func (l *emfileListener) Accept() (net.Conn, error) {
-	if l.n.Add(-1) >= 0 {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
-	}
-	return l.Listener.Accept()
-}
 
 // startTCPServer serves ln (which may fail on purpose) and checks at the
 // end that ServeTCP returned nil after the cancel.
@@ -64,8 +49,8 @@ func TestServeTCPSurvivesAcceptErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := &emfileListener{Listener: inner}
-	ln.n.Store(5)
+	ln := &connlimittest.FailingListener{Listener: inner}
+	ln.N.Store(5)
 	srv := startTCPServer(t, ln, &ServerConfig{TLS: e.serverTLS, Protection: sp}, &echoHandler{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -80,33 +65,6 @@ func TestServeTCPSurvivesAcceptErrors(t *testing.T) {
 	}
 }
 
-// dialFrom opens a TCP connection from the loopback address src.
-func dialFrom(t *testing.T, src, addr string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial from %s: %v", src, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// closedByServer reports whether the server has closed c (a read gets EOF
-// or a reset) within d; data would be a protocol answer, not a close.
-func closedByServer(c net.Conn, d time.Duration) bool {
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	var buf [2048]byte
-	for {
-		_, err := c.Read(buf[:])
-		if err == nil {
-			continue
-		}
-		var ne net.Error
-		return !(errors.As(err, &ne) && ne.Timeout())
-	}
-}
-
 // Idle connections from one source beyond MaxPendingPerSource are closed
 // oldest first; a real client from the same source still connects (it
 // evicts an idle one), and the newest idle ones stay open.
@@ -117,7 +75,7 @@ func TestPendingTCPPerSourceEvictsOldest(t *testing.T) {
 	_, addr := startServer(t, "tcp", &ServerConfig{TLS: e.serverTLS, Protection: sp, MaxPendingPerSource: 4}, h)
 	var idle []net.Conn
 	for range 12 {
-		idle = append(idle, dialFrom(t, "127.0.0.1", addr))
+		idle = append(idle, connlimittest.DialFrom(t, "127.0.0.1", addr))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -131,14 +89,14 @@ func TestPendingTCPPerSourceEvictsOldest(t *testing.T) {
 	// so the nine oldest idle connections are gone and the three newest
 	// are open (their first-packet deadline is still far).
 	for i, ic := range idle {
-		if got, want := closedByServer(ic, 100*time.Millisecond), i < 9; got != want {
+		if got, want := connlimittest.ClosedByServer(ic, 100*time.Millisecond), i < 9; got != want {
 			t.Errorf("idle connection %d: closed=%v, want %v", i, got, want)
 		}
 	}
 	// The authenticated session no longer counts: more idle connections
 	// from the same source evict idle ones, never the session.
 	for range 8 {
-		dialFrom(t, "127.0.0.1", addr)
+		connlimittest.DialFrom(t, "127.0.0.1", addr)
 	}
 	roundTrip(t, c, 3)
 }
@@ -151,11 +109,11 @@ func TestPendingTCPTotalEvictsOldest(t *testing.T) {
 	srv, addr := startServer(t, "tcp", &ServerConfig{TLS: e.serverTLS, Protection: sp, MaxPending: 6, MaxPendingPerSource: 2}, &echoHandler{})
 	var idle []net.Conn
 	for i := range 10 {
-		idle = append(idle, dialFrom(t, fmt.Sprintf("127.0.0.%d", i+2), addr))
+		idle = append(idle, connlimittest.DialFrom(t, fmt.Sprintf("127.0.0.%d", i+2), addr))
 	}
 	waitFor(t, func() bool { return srv.Stats().EvictedTCP == 4 })
 	for i, ic := range idle {
-		if got, want := closedByServer(ic, 100*time.Millisecond), i < 4; got != want {
+		if got, want := connlimittest.ClosedByServer(ic, 100*time.Millisecond), i < 4; got != want {
 			t.Errorf("idle connection %d: closed=%v, want %v", i, got, want)
 		}
 	}
@@ -177,9 +135,9 @@ func TestFirstPacketTimeout(t *testing.T) {
 	e := newTestEnv(t)
 	sp, _ := e.protections(ProtectionTLSCrypt)
 	_, addr := startServer(t, "tcp", &ServerConfig{TLS: e.serverTLS, Protection: sp, FirstPacketTimeout: 200 * time.Millisecond}, &echoHandler{})
-	c := dialFrom(t, "127.0.0.1", addr)
+	c := connlimittest.DialFrom(t, "127.0.0.1", addr)
 	start := time.Now()
-	if !closedByServer(c, 5*time.Second) {
+	if !connlimittest.ClosedByServer(c, 5*time.Second) {
 		t.Fatal("a silent connection was not closed within 5 s")
 	}
 	if d := time.Since(start); d < 150*time.Millisecond {
@@ -213,7 +171,7 @@ func TestHalfOpenTCPSessionsDoNotFillMaxSessions(t *testing.T) {
 	h := &echoHandler{}
 	srv, addr := startServer(t, "tcp", &ServerConfig{TLS: e.serverTLS, MaxSessions: 4, MaxPendingPerSource: 2}, h)
 	for range 8 {
-		c := dialFrom(t, "127.0.0.2", addr)
+		c := connlimittest.DialFrom(t, "127.0.0.2", addr)
 		if _, err := c.Write(resetFrame(t, e)); err != nil {
 			t.Fatal(err)
 		}
@@ -306,13 +264,13 @@ func TestStalledTCPHandshakeEndsWithTheWindow(t *testing.T) {
 	e := newTestEnv(t)
 	cfg := &ServerConfig{TLS: e.serverTLS, Timers: Timers{HandshakeWindow: 500 * time.Millisecond}}
 	srv, addr := startServer(t, "tcp", cfg, &echoHandler{})
-	c := dialFrom(t, "127.0.0.1", addr)
+	c := connlimittest.DialFrom(t, "127.0.0.1", addr)
 	if _, err := c.Write(resetFrame(t, e)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return srv.Stats().Sessions == 1 })
 	start := time.Now()
-	if !closedByServer(c, 5*time.Second) {
+	if !connlimittest.ClosedByServer(c, 5*time.Second) {
 		t.Fatal("a stalled handshake was not closed within 5 s")
 	}
 	if d := time.Since(start); d < 400*time.Millisecond {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/remotegate/remotegate/internal/testpki"
+
+	"github.com/remotegate/remotegate/internal/connlimit/connlimittest"
 )
 
 func TestRaiseFileLimit(t *testing.T) {
@@ -112,29 +114,10 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-func dialFrom(t *testing.T, src, addr string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial from %s: %v", src, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// closedByServer reports whether the server closed c within d.
-func closedByServer(c net.Conn, d time.Duration) bool {
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	_, err := c.Read(make([]byte, 1))
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
-}
-
 // get makes one HTTPS request from src on a fresh connection.
 func get(t *testing.T, src, addr string, cfg *tls.Config, path string) (int, string, error) {
 	t.Helper()
-	c := tls.Client(dialFrom(t, src, addr), cfg)
+	c := tls.Client(connlimittest.DialFrom(t, src, addr), cfg)
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: api\r\n\r\n", path); err != nil {
 		return 0, "", err
@@ -168,7 +151,7 @@ func TestAPIIdleConnectionsDoNotKeepTheOperatorOut(t *testing.T) {
 	per := apiConnLimits.PerSource
 	var idle []net.Conn
 	for range 40 {
-		idle = append(idle, dialFrom(t, "127.0.0.2", addr))
+		idle = append(idle, connlimittest.DialFrom(t, "127.0.0.2", addr))
 	}
 	for i, c := range idle {
 		want := i < len(idle)-per
@@ -176,7 +159,7 @@ func TestAPIIdleConnectionsDoNotKeepTheOperatorOut(t *testing.T) {
 		if want {
 			wait = 5 * time.Second // until the server has accepted its evictor
 		}
-		if got := closedByServer(c, wait); got && !want {
+		if got := connlimittest.ClosedByServer(c, wait); got && !want {
 			t.Errorf("idle connection %d of the first source: closed although among its %d newest", i, per)
 		} else if want && !got {
 			t.Errorf("idle connection %d of the first source: still open beyond its cap of %d", i, per)
@@ -188,7 +171,7 @@ func TestAPIIdleConnectionsDoNotKeepTheOperatorOut(t *testing.T) {
 	var spread []net.Conn
 	for i := range 20 {
 		for range 8 {
-			spread = append(spread, dialFrom(t, fmt.Sprintf("127.0.1.%d", i+1), addr))
+			spread = append(spread, connlimittest.DialFrom(t, fmt.Sprintf("127.0.1.%d", i+1), addr))
 		}
 	}
 	// The operator still gets an answer. The server accepts in order, so
@@ -198,7 +181,7 @@ func TestAPIIdleConnectionsDoNotKeepTheOperatorOut(t *testing.T) {
 	}
 	open := 0
 	for _, c := range append(idle, spread...) {
-		if !closedByServer(c, 10*time.Millisecond) {
+		if !connlimittest.ClosedByServer(c, 10*time.Millisecond) {
 			open++
 		}
 	}
@@ -210,7 +193,7 @@ func TestAPIIdleConnectionsDoNotKeepTheOperatorOut(t *testing.T) {
 	// refused, the busy requests go on, and other sources are served.
 	var slow []*tls.Conn
 	for range per {
-		c := tls.Client(dialFrom(t, "127.0.0.3", addr), cfg)
+		c := tls.Client(connlimittest.DialFrom(t, "127.0.0.3", addr), cfg)
 		if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: api\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}

@@ -4,26 +4,11 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remotegate/remotegate/internal/connlimit/connlimittest"
 )
-
-// failingListener fails its first n Accept calls as a process out of file
-// descriptors does, then accepts from the real listener.
-type failingListener struct {
-	net.Listener
-	n atomic.Int32
-}
-
-func (l *failingListener) Accept() (net.Conn, error) {
-	if l.n.Add(-1) >= 0 {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
-	}
-	return l.Listener.Accept()
-}
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()
@@ -37,8 +22,8 @@ func listen(t *testing.T) net.Listener {
 
 // An accept error is retried, not returned: the next client is served.
 func TestListenerSurvivesAcceptErrors(t *testing.T) {
-	inner := &failingListener{Listener: listen(t)}
-	inner.n.Store(5)
+	inner := &connlimittest.FailingListener{Listener: listen(t)}
+	inner.N.Store(5)
 	l, err := NewListener(inner, Limits{Total: 8, PerSource: 8}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +49,7 @@ func TestListenerSurvivesAcceptErrors(t *testing.T) {
 		t.Fatalf("%d accept errors counted, want 5", got)
 	}
 	// Closing ends Accept with net.ErrClosed, also during a retry wait.
-	inner.n.Store(1000)
+	inner.N.Store(1000)
 	done := make(chan error, 1)
 	go func() { _, err := l.Accept(); done <- err }()
 	waitFor(t, func() bool { return l.AcceptErrors() > 6 }) // in a retry wait
