@@ -128,7 +128,7 @@ type CA struct {
 	onIssue     func(Record) error
 
 	mu        sync.Mutex
-	issued    map[string]*Record // by serial (decimal)
+	issued    map[string]*Record // by SerialString
 	crlNumber int64
 	crlCache  []byte
 	crlUntil  time.Time
@@ -281,7 +281,7 @@ func (ca *CA) Issue(req Request) (*x509.Certificate, error) {
 		}
 	}
 	ca.mu.Lock()
-	ca.issued[cert.SerialNumber.String()] = &rec
+	ca.issued[SerialString(cert.SerialNumber)] = &rec
 	ca.mu.Unlock()
 	return cert, nil
 }
@@ -345,13 +345,13 @@ func (ca *CA) template(req Request) (*x509.Certificate, error) {
 // is nil. The old certificate stays valid until it expires or is revoked.
 func (ca *CA) Renew(cert *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
 	ca.mu.Lock()
-	rec, ok := ca.issued[cert.SerialNumber.String()]
+	rec, ok := ca.issued[SerialString(cert.SerialNumber)]
 	ca.mu.Unlock()
 	if !ok || !rec.Certificate.Equal(cert) {
-		return nil, fmt.Errorf("%w: serial %s", ErrNotIssued, cert.SerialNumber)
+		return nil, fmt.Errorf("%w: serial %s", ErrNotIssued, SerialString(cert.SerialNumber))
 	}
 	if !rec.RevokedAt.IsZero() {
-		return nil, fmt.Errorf("%w: serial %s cannot be renewed", ErrRevoked, cert.SerialNumber)
+		return nil, fmt.Errorf("%w: serial %s cannot be renewed", ErrRevoked, SerialString(cert.SerialNumber))
 	}
 	if pub == nil {
 		pub = cert.PublicKey
@@ -368,10 +368,10 @@ func (ca *CA) Renew(cert *x509.Certificate, pub crypto.PublicKey) (*x509.Certifi
 // the first time and reason.
 func (ca *CA) Revoke(serial *big.Int, reason RevocationReason) error {
 	ca.mu.Lock()
-	rec, ok := ca.issued[serial.String()]
+	rec, ok := ca.issued[SerialString(serial)]
 	if !ok {
 		ca.mu.Unlock()
-		return fmt.Errorf("%w: serial %s", ErrNotIssued, serial)
+		return fmt.Errorf("%w: serial %s", ErrNotIssued, SerialString(serial))
 	}
 	fresh := rec.RevokedAt.IsZero()
 	if fresh {
@@ -391,7 +391,7 @@ func (ca *CA) Revoke(serial *big.Int, reason RevocationReason) error {
 func (ca *CA) Lookup(serial *big.Int) (Record, bool) {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	rec, ok := ca.issued[serial.String()]
+	rec, ok := ca.issued[SerialString(serial)]
 	if !ok {
 		return Record{}, false
 	}
@@ -418,7 +418,7 @@ func (ca *CA) Restore(records []Record) error {
 			return fmt.Errorf("%w: a restored record is not signed by this CA", ErrNotIssued)
 		}
 		rc := r
-		ca.issued[r.Certificate.SerialNumber.String()] = &rc
+		ca.issued[SerialString(r.Certificate.SerialNumber)] = &rc
 	}
 	ca.crlCache = nil
 	return nil

@@ -10,4 +10,13 @@
 // encrypted PKCS#8) and keys on PKCS#11 tokens and smartcards. PKCS#11
 // needs cgo; built without cgo or with the nopkcs11 tag, the PKCS#11
 // functions return ErrPKCS11Unavailable and everything else works.
+//
+// Enrollment is served over HTTPS in the manner of EST (RFC 7030) by
+// EnrollmentHandler; EnrollmentHandlerWith lets a product check the
+// identity before each issue, under its own lock, and hear of each
+// certificate issued (docs/ENROLLMENT.md).
+//
+// Serial numbers are written in one form everywhere, SerialString's
+// lower-case hex: in error messages here, and in the broker's API, store,
+// events and logs.
 package pki

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,6 +27,10 @@ var (
 	// ErrBadCSR: the certificate signing request is malformed or its
 	// signature does not match its key.
 	ErrBadCSR = errors.New("pki: bad certificate signing request")
+	// ErrEnrollmentRefused: the product refused the identity a token or
+	// current certificate would get (EnrollmentOptions.Allow); a token
+	// stays unused.
+	ErrEnrollmentRefused = errors.New("pki: enrollment refused")
 )
 
 // TokenRequest is what an administrator decides when a device is
@@ -80,6 +85,11 @@ func tokenKey(token string) string {
 // subject and names are ignored, the token decides them. The token is used
 // up only when a certificate is issued, so a malformed CSR can be retried.
 func (ca *CA) Enroll(token string, csrDER []byte) (*x509.Certificate, error) {
+	return ca.enroll(token, csrDER, EnrollmentOptions{})
+}
+
+// enroll is Enroll, asking opts.Allow under opts.Lock before it issues.
+func (ca *CA) enroll(token string, csrDER []byte, opts EnrollmentOptions) (*x509.Certificate, error) {
 	csr, err := parseCSR(csrDER)
 	if err != nil {
 		return nil, err
@@ -102,8 +112,10 @@ func (ca *CA) Enroll(token string, csrDER []byte) (*x509.Certificate, error) {
 	}
 	t.used = true // claimed under the lock: a concurrent Enroll with the same token fails
 	ca.mu.Unlock()
-	cert, err := ca.Issue(Request{Profile: t.req.Profile, CommonName: t.req.CommonName, DNSNames: t.req.DNSNames,
-		IPAddresses: t.req.IPAddresses, PublicKey: csr.PublicKey, Validity: t.req.Validity})
+	cert, err := opts.guard(t.req, func() (*x509.Certificate, error) {
+		return ca.Issue(Request{Profile: t.req.Profile, CommonName: t.req.CommonName, DNSNames: t.req.DNSNames,
+			IPAddresses: t.req.IPAddresses, PublicKey: csr.PublicKey, Validity: t.req.Validity})
+	})
 	if err != nil {
 		ca.mu.Lock()
 		t.used = false
@@ -118,6 +130,11 @@ func (ca *CA) Enroll(token string, csrDER []byte) (*x509.Certificate, error) {
 // certificate) must be one this CA issued, unexpired and not revoked, and
 // the CSR must name the same common name.
 func (ca *CA) Reenroll(current *x509.Certificate, csrDER []byte) (*x509.Certificate, error) {
+	return ca.reenroll(current, csrDER, EnrollmentOptions{})
+}
+
+// reenroll is Reenroll, asking opts.Allow under opts.Lock before it issues.
+func (ca *CA) reenroll(current *x509.Certificate, csrDER []byte, opts EnrollmentOptions) (*x509.Certificate, error) {
 	csr, err := parseCSR(csrDER)
 	if err != nil {
 		return nil, err
@@ -131,7 +148,49 @@ func (ca *CA) Reenroll(current *x509.Certificate, csrDER []byte) (*x509.Certific
 	if subtle.ConstantTimeCompare([]byte(csr.Subject.CommonName), []byte(current.Subject.CommonName)) != 1 {
 		return nil, fmt.Errorf("%w: the CSR names %q, the current certificate %q", ErrInvalidRequest, csr.Subject.CommonName, current.Subject.CommonName)
 	}
-	return ca.Renew(current, csr.PublicKey)
+	rec, ok := ca.Lookup(current.SerialNumber)
+	if !ok {
+		return nil, fmt.Errorf("%w: serial %s", ErrNotIssued, SerialString(current.SerialNumber))
+	}
+	req := TokenRequest{Profile: rec.Profile, CommonName: current.Subject.CommonName, DNSNames: current.DNSNames, IPAddresses: current.IPAddresses}
+	return opts.guard(req, func() (*x509.Certificate, error) { return ca.Renew(current, csr.PublicKey) })
+}
+
+// EnrollmentOptions fit EnrollmentHandlerWith to a product. The zero value
+// is EnrollmentHandler's behaviour.
+type EnrollmentOptions struct {
+	// Allow is asked before a certificate is issued, with the identity it
+	// will carry: the token's TokenRequest for simpleenroll, the current
+	// certificate's profile and names for simplereenroll. An error
+	// refuses the enrollment (ErrEnrollmentRefused, 403 with the error's
+	// message) and leaves a token unused. A product checks here that the
+	// identity still names a participant it knows: the token was made
+	// earlier, and the participant may be gone. Nil allows everything.
+	Allow func(TokenRequest) error
+	// Lock, if set, is held from Allow until the certificate is issued
+	// (the CA's OnIssue included), so that a change of the product's
+	// participants cannot slip between the check and the issue. It is not
+	// held while a request is read or a token is looked up, so an
+	// unauthenticated client cannot hold it.
+	Lock sync.Locker
+	// Issued is told of each certificate the handler issued, after the
+	// CA's OnIssue stored it (renewal: by simplereenroll), e.g. to write
+	// an event. It runs without Lock.
+	Issued func(r *http.Request, cert *x509.Certificate, renewal bool)
+}
+
+// guard runs issue under o.Lock after o.Allow agreed to req.
+func (o EnrollmentOptions) guard(req TokenRequest, issue func() (*x509.Certificate, error)) (*x509.Certificate, error) {
+	if o.Lock != nil {
+		o.Lock.Lock()
+		defer o.Lock.Unlock()
+	}
+	if o.Allow != nil {
+		if err := o.Allow(req); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrEnrollmentRefused, err)
+		}
+	}
+	return issue()
 }
 
 func parseCSR(der []byte) (*x509.CertificateRequest, error) {
@@ -195,6 +254,13 @@ func ParseEnrollmentBody(body []byte) ([]byte, error) {
 // (VerifyClientCertIfGiven with the CA in ClientCAs); the handler checks
 // the certificate against this CA again.
 func (ca *CA) EnrollmentHandler() http.Handler {
+	return ca.EnrollmentHandlerWith(EnrollmentOptions{})
+}
+
+// EnrollmentHandlerWith is EnrollmentHandler fitted to a product by opts:
+// a check of the identity before each issue (403 when it refuses), the
+// product's lock around it, and a hook for each certificate issued.
+func (ca *CA) EnrollmentHandlerWith(opts EnrollmentOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasSuffix(r.URL.Path, "/cacerts") && r.Method == http.MethodGet:
@@ -212,7 +278,10 @@ func (ca *CA) EnrollmentHandler() http.Handler {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			cert, err := ca.Enroll(strings.TrimSpace(token), csr)
+			cert, err := ca.enroll(strings.TrimSpace(token), csr, opts)
+			if err == nil && opts.Issued != nil {
+				opts.Issued(r, cert, false)
+			}
 			ca.answerEnroll(w, cert, err)
 		case strings.HasSuffix(r.URL.Path, "/simplereenroll") && r.Method == http.MethodPost:
 			if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
@@ -229,7 +298,10 @@ func (ca *CA) EnrollmentHandler() http.Handler {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			cert, err := ca.Reenroll(current, csr)
+			cert, err := ca.reenroll(current, csr, opts)
+			if err == nil && opts.Issued != nil {
+				opts.Issued(r, cert, true)
+			}
 			ca.answerEnroll(w, cert, err)
 		default:
 			http.NotFound(w, r)
@@ -252,7 +324,7 @@ func (ca *CA) answerEnroll(w http.ResponseWriter, cert *x509.Certificate, err er
 		_, _ = w.Write(EncodeCertificatesPEM(cert, ca.cert))
 	case errors.Is(err, ErrEnrollmentTokenInvalid), errors.Is(err, ErrEnrollmentTokenUsed), errors.Is(err, ErrEnrollmentTokenExpired):
 		http.Error(w, err.Error(), http.StatusUnauthorized)
-	case errors.Is(err, ErrRevoked), errors.Is(err, ErrNotIssued):
+	case errors.Is(err, ErrRevoked), errors.Is(err, ErrNotIssued), errors.Is(err, ErrEnrollmentRefused):
 		http.Error(w, err.Error(), http.StatusForbidden)
 	default:
 		http.Error(w, err.Error(), http.StatusBadRequest)

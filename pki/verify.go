@@ -17,10 +17,10 @@ var ErrUnknownIdentity = errors.New("pki: certificate maps to no participant")
 func (ca *CA) CheckCertificate(cert *x509.Certificate) error {
 	rec, ok := ca.Lookup(cert.SerialNumber)
 	if !ok || !rec.Certificate.Equal(cert) {
-		return fmt.Errorf("%w: serial %s (%q)", ErrNotIssued, cert.SerialNumber, cert.Subject.CommonName)
+		return fmt.Errorf("%w: serial %s (%q)", ErrNotIssued, SerialString(cert.SerialNumber), cert.Subject.CommonName)
 	}
 	if !rec.RevokedAt.IsZero() {
-		return fmt.Errorf("%w: %q (serial %s) at %s", ErrRevoked, cert.Subject.CommonName, cert.SerialNumber, rec.RevokedAt.Format(time.RFC3339))
+		return fmt.Errorf("%w: %q (serial %s) at %s", ErrRevoked, cert.Subject.CommonName, SerialString(cert.SerialNumber), rec.RevokedAt.Format(time.RFC3339))
 	}
 	now := ca.now()
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {

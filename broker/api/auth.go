@@ -434,7 +434,11 @@ func (s *Server) finishBootstrap(w http.ResponseWriter, r *http.Request, c *call
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	err = s.changeWith(r, c, "bootstrap: named administrator "+req.Name, func(cfg *store.Config, tx *store.Tx) error {
+	// The administrator is admitted even beyond the licensed capacity:
+	// without it an installation whose participants fill its licenses
+	// could never be administered (see ErrCapacity).
+	var participants int
+	err = s.changeAdmitting(r, c, "bootstrap: named administrator "+req.Name, req.Name, func(cfg *store.Config, tx *store.Tx) error {
 		state, err := tx.Secret(bootstrapSecret)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -459,12 +463,20 @@ func (s *Server) finishBootstrap(w http.ResponseWriter, r *http.Request, c *call
 		if err := tx.PutSecret(bootstrapSecret, []byte("done")); err != nil {
 			return err
 		}
+		participants = len(cfg.Model.Users) + len(cfg.Model.Devices)
 		// Deleting the account deletes its tokens with it.
 		return tx.DeleteAccount(BootstrapAccount)
 	})
 	if err != nil {
 		writeChangeError(w, err)
 		return
+	}
+	if lic := s.cfg.Licenses; lic != nil {
+		if capacity := lic.Capacity(s.now()); participants > capacity.Participants {
+			s.event(r, "license", req.Name, c.name, fmt.Sprintf("the named administrator %q is admitted beyond the licensed capacity of %s: %d participants; "+
+				"no participant can be created until there is room, and %q holds no VPN tunnel meanwhile", req.Name, capacity, participants, req.Name),
+				map[string]string{"participants": strconv.Itoa(participants), "capacity": strconv.Itoa(capacity.Participants)})
+		}
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"name": req.Name})
 }

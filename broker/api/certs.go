@@ -37,8 +37,9 @@ func viewCert(r pki.Record) certView {
 	return v
 }
 
-// serialText is the serial number in lower-case hex, as the store keys it.
-func serialText(n *big.Int) string { return fmt.Sprintf("%x", n) }
+// serialText is the serial number as the API, the store and the events
+// write it: pki.SerialString.
+func serialText(n *big.Int) string { return pki.SerialString(n) }
 
 func parseSerial(s string) (*big.Int, bool) {
 	n, ok := new(big.Int).SetString(s, 16)
@@ -200,7 +201,8 @@ func (s *Server) writeIssued(w http.ResponseWriter, r *http.Request, c *caller, 
 		}
 		out.KeyPEM = string(keyPEM)
 	}
-	s.event(r, "certificate", cert.Subject.CommonName, c.name, fmt.Sprintf("%s %s certificate %s for %q", verb, profile, out.Certificate.Serial, cert.Subject.CommonName), nil)
+	s.event(r, "certificate", cert.Subject.CommonName, c.name, fmt.Sprintf("%s %s certificate %s for %q", verb, profile, out.Certificate.Serial, cert.Subject.CommonName),
+		map[string]string{"serial": out.Certificate.Serial})
 	writeJSON(w, http.StatusCreated, out)
 }
 
@@ -272,7 +274,8 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *ca
 	}
 	name := rec.Certificate.Subject.CommonName
 	s.cfg.Broker.Terminate(name, fmt.Errorf("certificate %s revoked", serialText(serial)))
-	s.event(r, "certificate", name, c.name, fmt.Sprintf("revoked certificate %s of %q", serialText(serial), name), nil)
+	s.event(r, "certificate", name, c.name, fmt.Sprintf("revoked certificate %s of %q", serialText(serial), name),
+		map[string]string{"serial": serialText(serial)})
 	writeJSON(w, http.StatusOK, viewCert(rec))
 }
 
@@ -361,7 +364,8 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 		body.Write(p12)
 		contentType = "application/x-pkcs12"
 	}
-	s.event(r, "certificate", name, c.name, fmt.Sprintf("exported a %s profile with certificate %s for %q", req.Format, serialText(cert.SerialNumber), name), nil)
+	s.event(r, "certificate", name, c.name, fmt.Sprintf("exported a %s profile with certificate %s for %q", req.Format, serialText(cert.SerialNumber), name),
+		map[string]string{"serial": serialText(cert.SerialNumber)})
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name+"."+map[string]string{"ovpn": "ovpn", "pkcs12": "p12", "swanctl": "tar"}[req.Format]))
 	_, _ = w.Write(body.Bytes())

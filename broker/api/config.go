@@ -85,6 +85,13 @@ func (s *Server) change(r *http.Request, c *caller, what string, fn func(*store.
 // changeWith is change whose fn may also write accounts and secrets in the
 // change's transaction.
 func (s *Server) changeWith(r *http.Request, c *caller, what string, fn func(*store.Config, *store.Tx) error) error {
+	return s.changeAdmitting(r, c, what, "", fn)
+}
+
+// changeAdmitting is changeWith that admits the new participant called
+// admitted even beyond the licensed capacity (see admitBeyondCapacity);
+// "" admits none.
+func (s *Server) changeAdmitting(r *http.Request, c *caller, what, admitted string, fn func(*store.Config, *store.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var snap *policy.Snapshot // the model in force once the change is stored
@@ -102,7 +109,7 @@ func (s *Server) changeWith(r *http.Request, c *caller, what string, fn func(*st
 		if err := fn(cfg, tx); err != nil {
 			return err
 		}
-		if err := CheckNewParticipants(participants, cfg, s.cfg.Licenses, s.now()); err != nil {
+		if err := checkNewParticipants(participants, cfg, s.cfg.Licenses, s.now(), admitted); err != nil {
 			return err
 		}
 		after, devices, err := s.cfg.Compile(cfg)

@@ -17,6 +17,27 @@ import (
 // (users plus devices) beyond the licensed capacity.
 var ErrCapacity = errors.New("api: participant capacity reached")
 
+// What counts as a participant, for licenses: every user and every device
+// of the model, administrators included. A user is a participant whatever
+// its roles and groups: one without connect-vpn or without a group can be
+// given them at any time, and its tunnel then works at once (user_routes
+// are pushed so that relations added later need no reconnect); counting
+// it only from then on would let an edit of roles or groups, not a
+// create, take an installation beyond its licenses. The broker admits at
+// connect the participants that fit the capacity, the oldest first
+// (policy.Model.Seniority), so the installation's count, the API's refusals
+// and the broker's admissions all count the same set.
+//
+// One participant is admitted beyond the capacity: the administrator
+// named at the bootstrap (POST /api/v1/bootstrap). An installation whose
+// participants already fill its licenses, say four on the base license
+// from a declarative configuration, must still be administrable, and the
+// bootstrap is its only way in. That administrator then counts like any
+// user: the installation is over its capacity, creating participants is
+// refused until there is room (a participant deleted, or a license added),
+// and, being the newest participant, it is the one the broker refuses at
+// connect meanwhile; its logins to the API are not limited by licenses.
+
 // maxLicenseFile bounds an uploaded license file; real ones are well under
 // a kilobyte.
 const maxLicenseFile = 64 << 10
@@ -44,6 +65,13 @@ func Participants(c *store.Config) map[string]time.Time {
 // installation over its capacity (after a license lapsed) can still be
 // edited and cleaned up.
 func CheckNewParticipants(before map[string]time.Time, c *store.Config, lic *license.State, now time.Time) error {
+	return checkNewParticipants(before, c, lic, now, "")
+}
+
+// checkNewParticipants is CheckNewParticipants that does not count the new
+// participant called admitted (if it is new) toward the participants the
+// change adds: the bootstrap's administrator.
+func checkNewParticipants(before map[string]time.Time, c *store.Config, lic *license.State, now time.Time, admitted string) error {
 	m := &c.Model
 	for i := range m.Users {
 		m.Users[i].Created = createdAt(before, m.Users[i].Name, now)
@@ -55,10 +83,19 @@ func CheckNewParticipants(before map[string]time.Time, c *store.Config, lic *lic
 		return nil
 	}
 	n := len(m.Users) + len(m.Devices)
-	if capacity := lic.Capacity(now); n > len(before) && n > capacity.Participants {
+	added := n
+	if _, existed := before[admitted]; admitted != "" && !existed && isParticipant(c, admitted) {
+		added--
+	}
+	if capacity := lic.Capacity(now); added > len(before) && n > capacity.Participants {
 		return fmt.Errorf("%w: %d participants would exceed the licensed capacity of %s", ErrCapacity, n, capacity)
 	}
 	return nil
+}
+
+// isParticipant reports whether c has a user or device called name.
+func isParticipant(c *store.Config, name string) bool {
+	return users.find(c, name) >= 0 || devices.find(c, name) >= 0
 }
 
 func createdAt(before map[string]time.Time, name string, now time.Time) time.Time {

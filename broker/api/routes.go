@@ -83,6 +83,7 @@ func routes() []route {
 		{"renewCertificate", "POST", "/api/v1/certificates/{serial}/renew", rightNeeded, policy.RightManageCertificates, (*Server).renewCertificate},
 		{"revokeCertificate", "POST", "/api/v1/certificates/{serial}/revoke", rightNeeded, policy.RightManageCertificates, (*Server).revokeCertificate},
 		{"exportProfile", "POST", "/api/v1/participants/{name}/profile", rightNeeded, policy.RightManageCertificates, (*Server).exportProfile},
+		{"createEnrollment", "POST", "/api/v1/devices/{name}/enrollment", rightNeeded, policy.RightManageCertificates, (*Server).createEnrollment},
 
 		{"listParticipants", "GET", "/api/v1/participants", rightNeeded, policy.RightViewEvents, (*Server).listParticipants},
 		{"listSessions", "GET", "/api/v1/sessions", rightNeeded, policy.RightViewEvents, (*Server).listSessions},

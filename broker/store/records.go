@@ -77,8 +77,9 @@ func (s *Store) PutSecretIfAbsent(ctx context.Context, name string, value []byte
 	return stored, nil
 }
 
-// serialKey is the stored form of a serial number: lower-case hex.
-func serialKey(n *big.Int) string { return n.Text(16) }
+// serialKey is the stored form of a serial number: pki.SerialString, the
+// form the API and the events use too.
+func serialKey(n *big.Int) string { return pki.SerialString(n) }
 
 // PutCertificate stores the record of a certificate the CA issued, replacing
 // the record with the same serial number (its key is the serial number in

@@ -233,7 +233,9 @@ func crlCheck(data []byte) (func(tls.ConnectionState) error, error) {
 			return fmt.Errorf("conffile: CRL not signed by the client's CA: %w", err)
 		}
 		if revoked[chain[0].SerialNumber.String()] {
-			return fmt.Errorf("%w: serial %s", ErrRevoked, chain[0].SerialNumber)
+			// Printed in hex, as pki.SerialString (which this package may
+			// not import) prints serials everywhere else.
+			return fmt.Errorf("%w: serial %s", ErrRevoked, chain[0].SerialNumber.Text(16))
 		}
 		return nil
 	}, nil
