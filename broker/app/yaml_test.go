@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remotegate/remotegate/broker"
+	"github.com/remotegate/remotegate/broker/model"
+	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
 
@@ -33,7 +36,7 @@ func TestReadmeConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, devices, err := cfg.compile()
+	snap, devices, err := compileFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +64,7 @@ func TestConfigErrors(t *testing.T) {
 		_ = os.WriteFile(path, []byte(bad), 0o600)
 		cfg, err := loadConfig(path)
 		if err == nil {
-			_, _, err = cfg.compile()
+			_, _, err = compileFile(cfg)
 		}
 		if err == nil {
 			t.Errorf("accepted:\n%s", bad)
@@ -70,6 +73,28 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func timeNow() time.Time { return time.Now() }
+
+// compileFile is what the broker would run with the file alone.
+func compileFile(c *fileConfig) (*policy.Snapshot, map[string]broker.DeviceNetworks, error) {
+	sc := &store.Config{}
+	if err := c.apply(sc); err != nil {
+		return nil, nil, err
+	}
+	snap, devices, err := model.Compile(sc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := broker.CheckNetworks(c.pool, devices); err != nil {
+		return nil, nil, err
+	}
+	return snap, devices, nil
+}
+
+// testBroker is a broker on st with the licenses lic, as far as applying
+// a configuration needs one.
+func testBroker(st *store.Store, lic *licensing) *Broker {
+	return &Broker{st: st, lic: lic, log: slog.New(slog.DiscardHandler), now: time.Now}
+}
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
@@ -102,7 +127,7 @@ func TestConfigRefusesRiskyNetworks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.yaml, err)
 		}
-		st, _, err := openStore(dir)
+		st, _, err := openStore(dir, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +136,7 @@ func TestConfigRefusesRiskyNetworks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = applyConfig(ctx, st, cfg, lic, true, slog.New(slog.DiscardHandler))
+		err = testBroker(st, lic).applyConfig(ctx, cfg)
 		if err == nil || !strings.Contains(err.Error(), path+": ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want an error naming %s and saying %q", c.yaml, err, path, c.want)
 		}
