@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +145,79 @@ func TestConfigRefusesRiskyNetworks(t *testing.T) {
 		if sc, err := st.Config(ctx); err != nil || sc.Revision != 0 {
 			t.Errorf("%s: stored revision %d (%v); want nothing stored", c.yaml, sc.Revision, err)
 		}
+	}
+}
+
+// The file's settings, with the defaults for what it leaves out, are what
+// is stored.
+func TestConfigSettings(t *testing.T) {
+	cfg, err := loadConfig(writeYAML(t, t.TempDir(), "listen: 10.0.0.1\npublic_address: vpn.example\nuser_routes: [10.200.0.0/16]\nipsec: {port: -1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.settings()
+	want := store.Settings{Listen: "10.0.0.1", Port: 1194, PublicAddress: "vpn.example", Pool: netip.MustParsePrefix("10.8.0.0/24"),
+		UserRoutes: []netip.Prefix{netip.MustParsePrefix("10.200.0.0/16")}, IPsecPort: -1, IKEPort: 500}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("settings %+v; want %+v", got, want)
+	}
+	if d := withDefaults(store.Settings{}); !reflect.DeepEqual(d, withDefaults(mustLoad(t, "").settings())) {
+		t.Errorf("the defaults of the store %+v differ from the built-in file's", d)
+	}
+	for _, bad := range []string{"pool: 10.8.0.0\n", "user_routes: [everything]\n", "port: many\n"} {
+		if _, err := loadConfig(writeYAML(t, t.TempDir(), bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func mustLoad(t *testing.T, path string) *fileConfig {
+	t.Helper()
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// broker.yaml is applied when its content changes: the entries it names
+// replace those of the same name, the others (made through the API) stay;
+// a restart with the same file keeps what was changed since.
+func TestConfigAppliedWhenItChanges(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	path := writeYAML(t, dir, "users:\n  - name: alice\n    roles: [vpn_user]\n")
+	b := open(t, Config{DataDir: data, ConfigFile: path})
+	// A change through the API: bob added, alice disabled.
+	if _, err := b.st.Update(ctx, func(c *store.Config) error {
+		c.Model.Users = append(c.Model.Users, policy.User{Name: "bob"})
+		c.Model.Users[0].Disabled = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	users := func(b *Broker) string {
+		t.Helper()
+		sc, err := b.st.Config(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, u := range sc.Model.Users {
+			s = append(s, fmt.Sprintf("%s:%v:%v", u.Name, u.Roles, u.Disabled))
+		}
+		return strings.Join(s, " ")
+	}
+	b = open(t, Config{DataDir: data, ConfigFile: path})
+	if got := users(b); got != "alice:[vpn_user]:true bob:[]:false" {
+		t.Errorf("after a restart with the same file: %s; want the API's changes kept", got)
+	}
+	b.Close()
+	writeYAML(t, dir, "users:\n  - name: alice\n    roles: [admin]\n")
+	b = open(t, Config{DataDir: data, ConfigFile: path})
+	if got := users(b); got != "alice:[admin]:false bob:[]:false" {
+		t.Errorf("after a changed file: %s; want alice replaced and bob kept", got)
 	}
 }

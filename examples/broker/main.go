@@ -57,7 +57,7 @@ func main() {
 		cfg.LicenseGrace = -1 // -license-grace 0: none (app's zero is the default)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(cfg, flag.Args()); err != nil {
+	if err := run(cfg, flag.Args(), os.Stdin, os.Stdout, os.Stderr); err != nil {
 		cfg.Logger.Error("broker", "error", err)
 		os.Exit(1)
 	}
@@ -77,15 +77,16 @@ func orOff(addr string) string {
 	return addr
 }
 
-func run(cfg app.Config, args []string) error {
+// run runs the command args (none: the broker) on the standard streams.
+func run(cfg app.Config, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 1 && args[0] == "hash-password" {
-		return app.HashPassword(os.Stdin, os.Stdout)
+		return app.HashPassword(stdin, stdout)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch {
 	case len(args) == 0:
-		cfg.OnReady = func(r app.Ready) { printNext(os.Stderr, r) }
+		cfg.OnReady = func(r app.Ready) { printNext(stderr, r) }
 	case len(args) == 2 && (args[0] == "profile" || args[0] == "swanctl-profile"):
 	case len(args) == 1 && args[0] == "status":
 	default:
@@ -100,11 +101,11 @@ func run(cfg app.Config, args []string) error {
 	case len(args) == 0:
 		return b.Run(ctx)
 	case args[0] == "profile":
-		return b.WriteProfile(ctx, os.Stdout, args[1], app.FormatOVPN)
+		return b.WriteProfile(ctx, stdout, args[1], app.FormatOVPN)
 	case args[0] == "swanctl-profile":
-		return b.WriteProfile(ctx, os.Stdout, args[1], app.FormatSwanctl)
+		return b.WriteProfile(ctx, stdout, args[1], app.FormatSwanctl)
 	}
-	return b.Status(ctx, os.Stdout)
+	return b.Status(ctx, stdout)
 }
 
 // printNext tells the person who started the broker what to do next.
