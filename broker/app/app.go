@@ -94,7 +94,8 @@ type Config struct {
 	// DefaultEventRetention; negative is refused.
 	EventRetention time.Duration
 	// OnReady, if set, is called once by Run when every listener is up,
-	// with what a person needs next (addresses, the one-time password).
+	// with what a person needs next (addresses, the one-time password);
+	// Run serves on while it runs and waits for it.
 	OnReady func(Ready)
 	// Logger receives the broker's log; nil discards it.
 	Logger *slog.Logger

@@ -245,7 +245,8 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// Run fails, with nothing left bound, when a listener cannot be bound.
+// Run fails, with nothing left bound and the one-time password not used
+// up, when a listener cannot be bound.
 func TestRunFailsOnABoundPort(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -267,6 +268,12 @@ func TestRunFailsOnABoundPort(t *testing.T) {
 		t.Fatalf("OpenVPN's port still bound after the failed Run: %v", err)
 	}
 	l.Close()
+	// The one-time password was not made: the next start that binds
+	// shows it.
+	var status bytes.Buffer
+	if err := b.Status(ctx, &status); err != nil || !strings.Contains(status.String(), "bootstrap administrator: not started yet\n") {
+		t.Errorf("status after the failed Run: %v\n%s", err, status.String())
+	}
 }
 
 func TestHashPassword(t *testing.T) {

@@ -121,20 +121,22 @@ func (b *Broker) Run(ctx context.Context) error {
 	if err := apiSrv.Maintain(ctx); err != nil {
 		log.Error("store maintenance", "error", err)
 	}
+	l, err := b.listen(ctx, settings, events, httpsHandler(apiSrv), brk.MetricsHandler())
+	if err != nil {
+		return err
+	}
+	defer l.close()
 	ready := Ready{DataDir: b.cfg.DataDir, Participant: b.firstParticipant(ctx)}
-	if b.cfg.APIAddr != Off {
+	ready.OpenVPN, ready.IPsec, ready.API, ready.Metrics = l.addrs()
+	if l.api != nil {
+		// Made once the API can be reached, so that a start that fails
+		// to bind does not use up the one chance to show it.
 		password, state, err := apiSrv.Bootstrap(ctx)
 		if err != nil {
 			return err
 		}
 		ready.BootstrapPassword, ready.BootstrapPending = password, state == "pending"
 	}
-	l, err := b.listen(ctx, settings, events, httpsHandler(apiSrv), brk.MetricsHandler())
-	if err != nil {
-		return err
-	}
-	defer l.close()
-	ready.OpenVPN, ready.IPsec, ready.API, ready.Metrics = l.addrs()
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
