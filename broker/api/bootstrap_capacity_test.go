@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/remotegate/remotegate/broker"
+	"github.com/remotegate/remotegate/broker/model"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
@@ -109,17 +110,17 @@ func TestOnlyTheBootstrapsAdministratorIsAdmittedBeyondCapacity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := Participants(cfg)
+	before := model.Participants(cfg)
 	cfg.Model.Users = append(cfg.Model.Users, policy.User{Name: "boss", Roles: []string{policy.RoleAdmin}}, policy.User{Name: "stowaway"})
 	now := l.clock.now()
-	if err := checkNewParticipants(before, cfg, l.state, now, "boss"); !errors.Is(err, ErrCapacity) {
+	if err := model.CheckNewParticipantsAdmitting(before, cfg, l.state, now, "boss"); !errors.Is(err, ErrCapacity) {
 		t.Fatalf("a second new participant beside the admitted one: %v, want ErrCapacity", err)
 	}
 	cfg.Model.Users = cfg.Model.Users[:len(cfg.Model.Users)-1]
-	if err := checkNewParticipants(before, cfg, l.state, now, "boss"); err != nil {
+	if err := model.CheckNewParticipantsAdmitting(before, cfg, l.state, now, "boss"); err != nil {
 		t.Fatalf("the admitted administrator alone: %v", err)
 	}
-	if err := CheckNewParticipants(before, cfg, l.state, now); !errors.Is(err, ErrCapacity) {
+	if err := model.CheckNewParticipants(before, cfg, l.state, now); !errors.Is(err, ErrCapacity) {
 		t.Fatalf("the same change through CheckNewParticipants: %v, want ErrCapacity", err)
 	}
 }

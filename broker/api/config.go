@@ -8,44 +8,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/remotegate/remotegate/broker"
+	"github.com/remotegate/remotegate/broker/model"
 	"github.com/remotegate/remotegate/broker/store"
-	"github.com/remotegate/remotegate/nat"
 	"github.com/remotegate/remotegate/policy"
 )
-
-// Compile turns a stored configuration into the broker's access model and
-// device networks: a device's networks with an alias are exposed through
-// 1:1 NAT, the others under their real prefixes.
-func Compile(c *store.Config) (*policy.Snapshot, map[string]broker.DeviceNetworks, error) {
-	m := c.Model
-	m.Devices = slices.Clone(m.Devices)
-	devices := map[string]broker.DeviceNetworks{}
-	for i, d := range m.Devices {
-		var nets broker.DeviceNetworks
-		var mappings []nat.Mapping
-		for _, n := range c.Networks[d.Name] {
-			nets.LANs = append(nets.LANs, n.LAN)
-			if n.Alias.IsValid() {
-				mappings = append(mappings, nat.Mapping{Real: n.LAN, Alias: n.Alias})
-			}
-		}
-		if len(mappings) > 0 {
-			t, err := nat.NewTable(mappings...)
-			if err != nil {
-				return nil, nil, fmt.Errorf("device %q: %w", d.Name, err)
-			}
-			nets.NAT = t
-		}
-		m.Devices[i].Subnets = nets.LANs
-		devices[d.Name] = nets
-	}
-	snap, err := policy.Compile(&m)
-	if err != nil {
-		return nil, nil, err
-	}
-	return snap, devices, nil
-}
 
 // Load reads the stored configuration and applies it to the broker; New
 // does it once, and a restore does it again.
@@ -105,11 +71,11 @@ func (s *Server) changeAdmitting(r *http.Request, c *caller, what, admitted stri
 			return fmt.Errorf("api: the stored configuration: %w", err)
 		}
 		beforeModel := before.Model()
-		participants := Participants(cfg)
+		participants := model.Participants(cfg)
 		if err := fn(cfg, tx); err != nil {
 			return err
 		}
-		if err := checkNewParticipants(participants, cfg, s.cfg.Licenses, s.now(), admitted); err != nil {
+		if err := model.CheckNewParticipantsAdmitting(participants, cfg, s.cfg.Licenses, s.now(), admitted); err != nil {
 			return err
 		}
 		after, devices, err := s.cfg.Compile(cfg)
@@ -480,7 +446,8 @@ type deviceView struct {
 	Groups   []string        `json:"groups,omitempty"`
 	Disabled bool            `json:"disabled,omitempty"`
 	Networks []store.Network `json:"networks,omitempty"`
-	// Created is shown, and ignored in requests (see CheckNewParticipants).
+	// Created is shown, and ignored in requests (see
+	// model.CheckNewParticipants).
 	Created time.Time `json:"created,omitzero"`
 }
 

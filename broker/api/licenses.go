@@ -9,13 +9,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/model"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/license"
 )
 
 // ErrCapacity refuses a change that would take the number of participants
-// (users plus devices) beyond the licensed capacity.
-var ErrCapacity = errors.New("api: participant capacity reached")
+// (users plus devices) beyond the licensed capacity; it is
+// model.ErrCapacity, which the domain step returns.
+var ErrCapacity = model.ErrCapacity
 
 // What counts as a participant, for licenses: every user and every device
 // of the model, administrators included. A user is a participant whatever
@@ -41,69 +43,6 @@ var ErrCapacity = errors.New("api: participant capacity reached")
 // maxLicenseFile bounds an uploaded license file; real ones are well under
 // a kilobyte.
 const maxLicenseFile = 64 << 10
-
-// Participants maps the name of every participant of c, users and devices,
-// to its creation time.
-func Participants(c *store.Config) map[string]time.Time {
-	m := make(map[string]time.Time, len(c.Model.Users)+len(c.Model.Devices))
-	for _, u := range c.Model.Users {
-		m[u.Name] = u.Created
-	}
-	for _, d := range c.Model.Devices {
-		m[d.Name] = d.Created
-	}
-	return m
-}
-
-// CheckNewParticipants finishes a change of the configuration c whose
-// participants were before (from Participants) until now. It sets the
-// creation times: participants that existed keep theirs, whatever the
-// change said (a creation time orders participants by seniority and is not
-// editable), new ones are created now. It then refuses, with ErrCapacity,
-// a change that adds participants beyond the capacity of lic (nil: no
-// limit); a change that does not add participants is never refused, so an
-// installation over its capacity (after a license lapsed) can still be
-// edited and cleaned up.
-func CheckNewParticipants(before map[string]time.Time, c *store.Config, lic *license.State, now time.Time) error {
-	return checkNewParticipants(before, c, lic, now, "")
-}
-
-// checkNewParticipants is CheckNewParticipants that does not count the new
-// participant called admitted (if it is new) toward the participants the
-// change adds: the bootstrap's administrator.
-func checkNewParticipants(before map[string]time.Time, c *store.Config, lic *license.State, now time.Time, admitted string) error {
-	m := &c.Model
-	for i := range m.Users {
-		m.Users[i].Created = createdAt(before, m.Users[i].Name, now)
-	}
-	for i := range m.Devices {
-		m.Devices[i].Created = createdAt(before, m.Devices[i].Name, now)
-	}
-	if lic == nil {
-		return nil
-	}
-	n := len(m.Users) + len(m.Devices)
-	added := n
-	if _, existed := before[admitted]; admitted != "" && !existed && isParticipant(c, admitted) {
-		added--
-	}
-	if capacity := lic.Capacity(now); added > len(before) && n > capacity.Participants {
-		return fmt.Errorf("%w: %d participants would exceed the licensed capacity of %s", ErrCapacity, n, capacity)
-	}
-	return nil
-}
-
-// isParticipant reports whether c has a user or device called name.
-func isParticipant(c *store.Config, name string) bool {
-	return users.find(c, name) >= 0 || devices.find(c, name) >= 0
-}
-
-func createdAt(before map[string]time.Time, name string, now time.Time) time.Time {
-	if t, ok := before[name]; ok {
-		return t
-	}
-	return now.UTC().Truncate(time.Second)
-}
 
 // loadLicenses restores the license state from the store. A stored license
 // that no longer verifies (say the product dropped the vendor key that

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/remotegate/remotegate/broker"
+	"github.com/remotegate/remotegate/broker/model"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/license"
 	"github.com/remotegate/remotegate/pki"
@@ -52,7 +53,7 @@ type Config struct {
 	// for /etc/swanctl); nil disables the swanctl format.
 	SwanctlProfile ProfileFunc
 	// Compile turns a stored configuration into what the broker runs; nil
-	// uses api.Compile.
+	// uses model.Compile.
 	Compile func(*store.Config) (*policy.Snapshot, map[string]broker.DeviceNetworks, error)
 	// TokenLifetime of a login session; zero means 12 hours.
 	TokenLifetime time.Duration
@@ -133,7 +134,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("%w: Store, Broker and CA are required", ErrConfig)
 	}
 	if cfg.Compile == nil {
-		cfg.Compile = Compile
+		cfg.Compile = model.Compile
 	}
 	if cfg.TokenLifetime == 0 {
 		cfg.TokenLifetime = 12 * time.Hour

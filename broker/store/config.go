@@ -19,8 +19,39 @@ type Network struct {
 	Alias netip.Prefix `json:"alias,omitzero"`
 }
 
+// Settings are the broker's own settings, stored with the configuration:
+// where it serves and what the profiles it hands out tell participants, so
+// that every process on the database (the broker, a command that exports
+// a profile) works from the same values. The store keeps them as given;
+// a zero field means the product's default (broker/app documents them).
+type Settings struct {
+	// Listen is the address OpenVPN and IPsec listen on; empty: all.
+	Listen string `json:"listen,omitempty"`
+	// Port of OpenVPN over UDP and TCP.
+	Port int `json:"port,omitempty"`
+	// PublicAddress is what profiles connect to: a host name or an IP
+	// address.
+	PublicAddress string `json:"public_address,omitempty"`
+	// Pool is the tunnel network.
+	Pool netip.Prefix `json:"pool,omitzero"`
+	// UserRoutes are pushed to every user besides the networks its
+	// relations reach.
+	UserRoutes []netip.Prefix `json:"user_routes,omitempty"`
+	// IPsecPort is the UDP port of IKE with NAT traversal and of ESP;
+	// negative: IPsec off.
+	IPsecPort int `json:"ipsec_port,omitempty"`
+	// IKEPort is the port of plain IKE; negative: none.
+	IKEPort int `json:"ike_port,omitempty"`
+}
+
+// IsZero reports whether no setting is set.
+func (s Settings) IsZero() bool {
+	return s.Listen == "" && s.Port == 0 && s.PublicAddress == "" && !s.Pool.IsValid() &&
+		len(s.UserRoutes) == 0 && s.IPsecPort == 0 && s.IKEPort == 0
+}
+
 // Config is the configuration administrators edit: the access model and the
-// devices' networks.
+// devices' networks, and the broker's settings.
 type Config struct {
 	// Model is the access model. Entries of each kind come back in the
 	// order they were first stored, whatever their order in later updates.
@@ -29,6 +60,8 @@ type Config struct {
 	// are kept equal to the LANs by the caller. Config never returns a nil
 	// map; a device without networks has no entry.
 	Networks map[string][]Network
+	// Settings are the broker's own settings; zero when none were stored.
+	Settings Settings
 	// Revision increases by one with every committed Update.
 	Revision int64
 }
@@ -167,13 +200,16 @@ func (s *Store) Replace(ctx context.Context, c *Config) (*Config, error) {
 		}
 		cur.Model = c.Model
 		cur.Networks = c.Networks
+		cur.Settings = c.Settings
 		return nil
 	})
 }
 
-// configRows are the stored rows of each kind, as loadConfig read them.
+// configRows are the stored rows of each kind, as loadConfig read them,
+// and the stored settings ("": none).
 type configRows struct {
 	roles, users, devices, groups, relations []docRow
+	settings                                 string
 }
 
 // loadConfig reads the configuration in tx.
@@ -217,6 +253,16 @@ func loadConfig(ctx context.Context, tx *sql.Tx) (*Config, *configRows, error) {
 	}
 	if m.Relations, err = decodeDocs[policy.Relation](relationsTable, rows.relations); err != nil {
 		return nil, nil, err
+	}
+	err = tx.QueryRowContext(ctx, sqlGetMeta, metaSettings).Scan(&rows.settings)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, nil, fmt.Errorf("read settings: %w", err)
+	default:
+		if err := json.Unmarshal([]byte(rows.settings), &c.Settings); err != nil {
+			return nil, nil, fmt.Errorf("bad stored settings: %w", err)
+		}
 	}
 	return c, rows, nil
 }
@@ -327,6 +373,32 @@ func (s *Store) storeConfig(ctx context.Context, tx *sql.Tx, c *Config, rows *co
 		if err := s.writeDocs(ctx, tx, k.t, k.old, k.next); err != nil {
 			return err
 		}
+	}
+	return writeSettings(ctx, tx, c.Settings, rows.settings)
+}
+
+// writeSettings stores settings if they differ from the stored ones, old
+// ("": none); zero settings remove the row.
+func writeSettings(ctx context.Context, tx *sql.Tx, settings Settings, old string) error {
+	doc := ""
+	if !settings.IsZero() {
+		b, err := json.Marshal(settings)
+		if err != nil {
+			return fmt.Errorf("encode settings: %w", err)
+		}
+		doc = string(b)
+	}
+	var err error
+	switch {
+	case doc == old:
+		return nil
+	case doc == "":
+		_, err = tx.ExecContext(ctx, sqlDeleteMeta, metaSettings)
+	default:
+		_, err = tx.ExecContext(ctx, sqlUpsertMeta, metaSettings, doc)
+	}
+	if err != nil {
+		return fmt.Errorf("write settings: %w", err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -388,5 +389,60 @@ func TestUpdateEndsTheSessionsOfUsersWhoLoseAccess(t *testing.T) {
 		if (errA == nil) != c.account || (errT == nil) != c.token {
 			t.Errorf("%s: account %v, token %v; want account %v, token %v", c.name, errA, errT, c.account, c.token)
 		}
+	}
+}
+
+// The broker's settings are stored with the configuration: kept across a
+// reopen, carried by Replace, left alone by an Update that does not touch
+// them, removed when set to zero, and carried by a backup.
+func TestSettings(t *testing.T) {
+	s, path := openTest(t)
+	c, err := s.Config(bg)
+	must(t, err)
+	if !c.Settings.IsZero() {
+		t.Fatalf("a new store has settings %+v", c.Settings)
+	}
+	want := Settings{
+		Listen: "10.0.0.1", Port: 1195, PublicAddress: "vpn.example",
+		Pool: netip.MustParsePrefix("10.9.0.0/24"), UserRoutes: []netip.Prefix{netip.MustParsePrefix("10.200.0.0/16")},
+		IPsecPort: -1, IKEPort: 501,
+	}
+	_, err = s.Update(bg, func(c *Config) error { c.Settings = want; return nil })
+	must(t, err)
+	_, err = s.Update(bg, func(c *Config) error {
+		c.Model.Users = append(c.Model.Users, policy.User{Name: "alice"})
+		return nil
+	})
+	must(t, err)
+	s.Close()
+	s, err = OpenWith(path, Options{SecretKey: testKey})
+	must(t, err)
+	defer s.Close()
+	c, err = s.Config(bg)
+	must(t, err)
+	if !reflect.DeepEqual(c.Settings, want) {
+		t.Fatalf("settings after a reopen: %+v; want %+v", c.Settings, want)
+	}
+
+	var backup bytes.Buffer
+	must(t, s.Backup(bg, &backup, []byte("a backup passphrase")))
+
+	c.Settings.PublicAddress = "other.example"
+	c, err = s.Replace(bg, c)
+	must(t, err)
+	if c.Settings.PublicAddress != "other.example" {
+		t.Fatalf("Replace did not store the settings: %+v", c.Settings)
+	}
+	c, err = s.Update(bg, func(c *Config) error { c.Settings = Settings{}; return nil })
+	must(t, err)
+	if !c.Settings.IsZero() {
+		t.Fatalf("settings set to zero: %+v", c.Settings)
+	}
+
+	must(t, s.Restore(bg, &backup, []byte("a backup passphrase")))
+	c, err = s.Config(bg)
+	must(t, err)
+	if !reflect.DeepEqual(c.Settings, want) {
+		t.Fatalf("settings after a restore: %+v; want %+v", c.Settings, want)
 	}
 }

@@ -3,9 +3,10 @@
 //
 // A Store holds:
 //
-//   - the configuration administrators edit (Config: the policy.Model and
-//     the devices' networks), changed atomically by Update, with a revision
-//     for optimistic concurrency (Replace, ErrConflict);
+//   - the configuration administrators edit (Config: the policy.Model,
+//     the devices' networks and the broker's Settings: where it listens and
+//     what its profiles connect to), changed atomically by Update, with a
+//     revision for optimistic concurrency (Replace, ErrConflict);
 //   - secrets (CA key, server key, tls-crypt key: opaque blobs by name),
 //     sealed at rest with AES-256-GCM under a key kept outside the
 //     database (Options.SecretKey), so that a copy of the database file

@@ -11,8 +11,12 @@ import (
 	"strings"
 )
 
-// metaRevision is the meta key holding the configuration revision.
-const metaRevision = "config_revision"
+// Meta keys: the configuration revision, and the broker's settings (JSON
+// of Settings; no row: none stored).
+const (
+	metaRevision = "config_revision"
+	metaSettings = "settings"
+)
 
 // migrations is the schema history: migrations[i] brings a database from
 // version i to version i+1. Append only; never edit a released migration.
@@ -151,10 +155,12 @@ var (
 	relationsTable = newDocTable("relation", "relations")
 )
 
-// Configuration revision.
+// Configuration revision and settings.
 const (
-	sqlGetMeta = `SELECT value FROM meta WHERE key = ?`
-	sqlSetMeta = `UPDATE meta SET value = ? WHERE key = ?`
+	sqlGetMeta    = `SELECT value FROM meta WHERE key = ?`
+	sqlSetMeta    = `UPDATE meta SET value = ? WHERE key = ?`
+	sqlUpsertMeta = `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+	sqlDeleteMeta = `DELETE FROM meta WHERE key = ?`
 )
 
 // Secrets.

@@ -21,6 +21,18 @@ var allowed = map[string][]string{
 	"ipsec":   {"tunnel"},
 }
 
+// notWithin lists, for packages inside the composing top level (broker),
+// packages of this module they must not depend on: the broker's core (the
+// switch and its sessions) stays free of the database, so that a program
+// embedding the switch does not carry SQLite, and the store, below every
+// package that uses it, imports none of them.
+var notWithin = map[string][]string{
+	"broker":       {"broker/store", "broker/model", "broker/api", "broker/app", "license"},
+	"broker/store": {"broker", "broker/model", "broker/api", "broker/app"},
+	"broker/model": {"broker/api", "broker/app"},
+	"broker/api":   {"broker/app"},
+}
+
 func TestLayering(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, module+"/...").Output()
 	if err != nil {
@@ -30,6 +42,14 @@ func TestLayering(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
 		pkg := strings.TrimPrefix(fields[0], module+"/")
+		for _, dep := range fields[1:] {
+			d := strings.TrimPrefix(dep, module+"/")
+			for _, bad := range notWithin[pkg] {
+				if d == bad {
+					t.Errorf("%s imports %s, which it must not depend on", pkg, d)
+				}
+			}
+		}
 		top := strings.SplitN(pkg, "/", 2)[0]
 		rules, ok := allowed[top]
 		if !ok {
@@ -54,6 +74,11 @@ func TestLayering(t *testing.T) {
 			if !ok {
 				t.Errorf("%s imports %s: %s may depend only on %v and internal", pkg, d, top, rules)
 			}
+		}
+	}
+	for pkg := range notWithin {
+		if !strings.Contains(string(out), module+"/"+pkg+" ") {
+			t.Errorf("no package %s was listed; is notWithin up to date?", pkg)
 		}
 	}
 	if checked == 0 {

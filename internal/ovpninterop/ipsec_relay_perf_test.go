@@ -51,7 +51,7 @@ relations:
 // ipsecHub is the hub's (broker's or strongSwan's) public address.
 var ipsecHub = netip.MustParseAddr("10.99.0.1")
 
-// The proposals of the broker's swanctl profiles (examples/broker/ipsec.go),
+// The proposals of the broker's swanctl profiles (broker/app/ipsec.go),
 // used by the strongSwan hub and its peers too, so that both setups run the
 // same crypto (the broker's peers choose aes256gcm16 first).
 var (

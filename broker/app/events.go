@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -20,13 +20,14 @@ import (
 type eventQueue struct {
 	st      *store.Store
 	log     *slog.Logger
+	now     func() time.Time
 	ch      chan store.Event
 	dropped atomic.Uint64
 	done    sync.WaitGroup
 }
 
-func newEventQueue(st *store.Store, log *slog.Logger) *eventQueue {
-	q := &eventQueue{st: st, log: log, ch: make(chan store.Event, 1024)}
+func newEventQueue(st *store.Store, log *slog.Logger, now func() time.Time) *eventQueue {
+	q := &eventQueue{st: st, log: log, now: now, ch: make(chan store.Event, 1024)}
 	q.done.Add(1)
 	go q.run()
 	return q
@@ -43,7 +44,7 @@ func (q *eventQueue) run() {
 
 func (q *eventQueue) add(e store.Event) {
 	if e.Time.IsZero() {
-		e.Time = time.Now()
+		e.Time = q.now()
 	}
 	select {
 	case q.ch <- e:

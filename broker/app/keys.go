@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/internal/tlsaead"
@@ -46,13 +47,13 @@ type keys struct {
 // from the store, creating them on the first start. The CA stores every
 // certificate it issues before handing it out (OnIssue), and learns the
 // ones issued before from the store.
-func openKeys(ctx context.Context, st *store.Store) (*keys, error) {
+func openKeys(ctx context.Context, st *store.Store, now func() time.Time) (*keys, error) {
 	k := &keys{st: st}
 	onIssue := func(r pki.Record) error { return st.PutCertificate(context.Background(), r) }
 	certPEM, err := st.Secret(ctx, secretCACert)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		ca, err := pki.NewCA(pki.CAConfig{CommonName: "remotegate broker CA", OnIssue: onIssue})
+		ca, err := pki.NewCA(pki.CAConfig{CommonName: "remotegate broker CA", OnIssue: onIssue, Now: now})
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +83,7 @@ func openKeys(ctx context.Context, st *store.Store) (*keys, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stored CA key: %w", err)
 		}
-		if k.ca, err = pki.ImportCA(cert, key, pki.CAConfig{OnIssue: onIssue}); err != nil {
+		if k.ca, err = pki.ImportCA(cert, key, pki.CAConfig{OnIssue: onIssue, Now: now}); err != nil {
 			return nil, err
 		}
 	}
@@ -155,7 +156,7 @@ func (k *keys) serverCert(ctx context.Context, certName, keyName, cn string, nam
 			return cert, false, nil
 		}
 		// Configured to be reached under a name the certificate lacks (a
-		// new -api or -api-name): clients would refuse it, so it is
+		// new API address or name): clients would refuse it, so it is
 		// replaced, with a new key.
 	}
 	key, err := pki.GenerateKey(pki.ECDSAP256)
@@ -182,15 +183,16 @@ func (k *keys) serverCert(ctx context.Context, certName, keyName, cn string, nam
 }
 
 // apiCertNames are the names the management API's certificate carries:
-// localhost and the loopback addresses always, the host of the -api address
-// unless it is unspecified (0.0.0.0, ::, empty), and every -api-name (a DNS
-// name or an IP address). unspecified reports an -api address of all the
-// host's addresses, whose names only -api-name can give.
+// localhost and the loopback addresses always, the host of the API address
+// (Config.APIAddr, -api) unless it is unspecified (0.0.0.0, ::, empty),
+// and every API name (Config.APINames, -api-name: a DNS name or an IP
+// address). unspecified reports an API address of all the host's
+// addresses, whose names only the API names can give.
 func apiCertNames(apiAddr string, extra []string) (names certNames, unspecified bool, err error) {
 	names = certNames{dns: []string{"localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
 	host, _, err := net.SplitHostPort(apiAddr)
 	if err != nil {
-		return certNames{}, false, fmt.Errorf("-api %q: %w", apiAddr, err)
+		return certNames{}, false, fmt.Errorf("API address %q: %w", apiAddr, err)
 	}
 	add := func(what, name string) error {
 		if a, err := netip.ParseAddr(name); err == nil {
@@ -214,11 +216,11 @@ func apiCertNames(apiAddr string, extra []string) (names certNames, unspecified 
 	}
 	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
 		unspecified = true
-	} else if err := add("-api", host); err != nil {
+	} else if err := add("API address", host); err != nil {
 		return certNames{}, false, err
 	}
 	for _, n := range extra {
-		if err := add("-api-name", n); err != nil {
+		if err := add("API name", n); err != nil {
 			return certNames{}, false, err
 		}
 	}
@@ -260,7 +262,7 @@ func (k *keys) loadAPICert(ctx context.Context, apiAddr string, extra []string, 
 		log.Info("issued the management API's certificate", "dns", cert.Leaf.DNSNames, "ips", cert.Leaf.IPAddresses)
 	}
 	if unspecified && len(extra) == 0 {
-		log.Warn("the management API listens on every address, but its certificate names only localhost and the loopback addresses; give the names and addresses clients use with -api-name", "api", apiAddr)
+		log.Warn("the management API listens on every address, but its certificate names only localhost and the loopback addresses; give the names and addresses clients use as API names (-api-name)", "api", apiAddr)
 	}
 	return nil
 }
@@ -297,7 +299,7 @@ func (k *keys) apiTLS() *tls.Config {
 	}
 }
 
-func newOpenVPNServer(k *keys, events *eventQueue, log *slog.Logger) (*openvpn.Server, error) {
+func newOpenVPNServer(k *keys, events *eventQueue, now func() time.Time, log *slog.Logger) (*openvpn.Server, error) {
 	return openvpn.NewServer(&openvpn.ServerConfig{
 		TLS: &tls.Config{
 			Certificates: []tls.Certificate{k.server}, ClientCAs: k.roots(),
@@ -308,6 +310,7 @@ func newOpenVPNServer(k *keys, events *eventQueue, log *slog.Logger) (*openvpn.S
 		},
 		Protection: openvpn.Protection{Mode: openvpn.ProtectionTLSCrypt, Key: k.tlsCrypt},
 		Logger:     log,
+		Now:        now,
 	})
 }
 
@@ -323,64 +326,16 @@ func profileName(name string) error {
 	return nil
 }
 
-// printProfile issues a certificate for the participant and prints an
-// OpenVPN profile with everything inline, or with swanctl the tar archive
-// of a strongSwan profile.
-func printProfile(ctx context.Context, w io.Writer, st *store.Store, k *keys, cfg *config, name string, swanctl bool) error {
-	// Checked before a certificate is issued for nothing.
-	if err := profileName(name); err != nil {
-		return err
-	}
-	sc, err := st.Config(ctx)
-	if err != nil {
-		return err
-	}
-	profile := pki.Profile(-1)
-	for _, u := range sc.Model.Users {
-		if u.Name == name {
-			profile = pki.ProfileUser
-		}
-	}
-	for _, d := range sc.Model.Devices {
-		if d.Name == name {
-			profile = pki.ProfileDevice
-		}
-	}
-	if profile < 0 {
-		return fmt.Errorf("%q is not a participant of the configuration", name)
-	}
-	key, err := pki.GenerateKey(pki.ECDSAP256)
-	if err != nil {
-		return err
-	}
-	cert, err := k.ca.Issue(pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()})
-	if err != nil {
-		return err
-	}
-	keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
-	if err != nil {
-		return err
-	}
-	if swanctl {
-		lans, err := deviceLANs(ctx, st, name)
-		if err != nil {
-			return err
-		}
-		return writeSwanctlProfile(w, cfg, k, name, lans, pki.EncodeCertificatesPEM(cert), keyPEM)
-	}
-	return writeProfile(w, cfg, k, name, pki.EncodeCertificatesPEM(cert), keyPEM)
-}
-
 // writeProfile writes an OpenVPN profile. The name appears in a comment
 // and as a file name in it, the public address in the remote directive:
 // a name outside policy.ValidName's rule, or an address that is not a
 // host name or IP address, is refused, so that neither can start a
 // directive of its own.
-func writeProfile(w io.Writer, cfg *config, k *keys, name string, certPEM, keyPEM []byte) error {
+func writeProfile(w io.Writer, s store.Settings, k *keys, name string, certPEM, keyPEM []byte) error {
 	if err := profileName(name); err != nil {
 		return err
 	}
-	if err := checkPublicAddress(cfg.PublicAddress); err != nil {
+	if err := checkPublicAddress(s.PublicAddress); err != nil {
 		return fmt.Errorf("%w: %w", errProfileValue, err)
 	}
 	_, err := fmt.Fprintf(w, `# remotegate profile for %q: openvpn --config %s.ovpn
@@ -400,6 +355,6 @@ verb 3
 %s</key>
 <tls-crypt>
 %s</tls-crypt>
-`, name, name, cfg.PublicAddress, cfg.Port, pki.EncodeCertificatesPEM(k.ca.Certificate()), certPEM, keyPEM, k.tlsCrypt.Marshal())
+`, name, name, s.PublicAddress, s.Port, pki.EncodeCertificatesPEM(k.ca.Certificate()), certPEM, keyPEM, k.tlsCrypt.Marshal())
 	return err
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"archive/tar"
@@ -17,7 +17,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/ipsec"
 	"github.com/remotegate/remotegate/pki"
@@ -27,7 +26,15 @@ import (
 // ipsecServer is the broker's IKEv2 responder: devices and users with
 // strongSwan (or any IKEv2 client) connect to it as they connect to the
 // OpenVPN server, and reach each other through the same switch.
-func startIPsec(ctx context.Context, cfg *config, k *keys, b *broker.Broker, events *eventQueue, log *slog.Logger) (<-chan error, error) {
+type ipsecServer struct {
+	srv   *ipsec.Server
+	conns []*net.UDPConn
+}
+
+// newIPsec makes the responder and binds its ports: s.IPsecPort, and
+// s.IKEPort where the broker may bind it (port 500 needs privileges; the
+// profiles use IPsecPort only).
+func newIPsec(s store.Settings, k *keys, events *eventQueue, now func() time.Time, log *slog.Logger) (*ipsecServer, error) {
 	leaf := k.server.Leaf
 	if leaf == nil {
 		var err error
@@ -62,33 +69,42 @@ func startIPsec(ctx context.Context, cfg *config, k *keys, b *broker.Broker, eve
 			return tunnel.Identity{Name: name}, nil
 		},
 		Logger: log,
+		Now:    now,
 	})
 	if err != nil {
 		return nil, err
 	}
-	var conns []*net.UDPConn
-	for _, port := range []int{cfg.IPsec.Port, cfg.IPsec.IKEPort} {
+	is := &ipsecServer{srv: srv}
+	for _, port := range []int{s.IPsecPort, s.IKEPort} {
 		if port <= 0 {
 			continue
 		}
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(cfg.Listen), Port: port})
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(s.Listen), Port: port})
 		if err != nil {
-			if port == cfg.IPsec.IKEPort && len(conns) > 0 {
+			if port == s.IKEPort && len(is.conns) > 0 {
 				// Port 500 needs privileges; profiles use 4500 only.
 				log.Warn("IKE on port 500 not available; IKEv2 clients must use port 4500", "error", err)
 				continue
 			}
-			for _, c := range conns {
-				c.Close()
-			}
+			is.close()
 			return nil, fmt.Errorf("ipsec: %w", err)
 		}
-		conns = append(conns, c)
+		is.conns = append(is.conns, c)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, b, conns...) }()
-	log.Info("IPsec listening", "port", cfg.IPsec.Port, "ike_port", cfg.IPsec.IKEPort, "identity", ipsecIdentity(leaf))
-	return errc, nil
+	log.Info("IPsec listening", "port", s.IPsecPort, "ike_port", s.IKEPort, "identity", ipsecIdentity(leaf))
+	return is, nil
+}
+
+// close closes the sockets of a responder that does not serve.
+func (is *ipsecServer) close() {
+	for _, c := range is.conns {
+		c.Close()
+	}
+}
+
+// serve serves until ctx ends.
+func (is *ipsecServer) serve(ctx context.Context, h tunnel.Handler) error {
+	return is.srv.Serve(ctx, h, is.conns...)
 }
 
 // ipsecIdentity is the broker's IKE identity as strongSwan writes it: its
@@ -109,11 +125,11 @@ func ipsecIdentity(leaf *x509.Certificate) string {
 // swanctl.conf: a name outside policy.ValidName's rule is refused, and
 // every value that comes from outside (the name, the public address, the
 // broker's identity) is written quoted, or refused if it cannot be.
-func writeSwanctlProfile(w io.Writer, cfg *config, k *keys, name string, lans []netip.Prefix, certPEM, keyPEM []byte) error {
+func writeSwanctlProfile(w io.Writer, s store.Settings, k *keys, name string, lans []netip.Prefix, certPEM, keyPEM []byte, now time.Time) error {
 	if err := profileName(name); err != nil {
 		return err
 	}
-	if err := checkPublicAddress(cfg.PublicAddress); err != nil {
+	if err := checkPublicAddress(s.PublicAddress); err != nil {
 		return fmt.Errorf("%w: %w", errProfileValue, err)
 	}
 	leaf := k.server.Leaf
@@ -124,7 +140,7 @@ func writeSwanctlProfile(w io.Writer, cfg *config, k *keys, name string, lans []
 		}
 	}
 	var quoted [3]string
-	for i, v := range []string{cfg.PublicAddress, name + ".pem", ipsecIdentity(leaf)} {
+	for i, v := range []string{s.PublicAddress, name + ".pem", ipsecIdentity(leaf)} {
 		var err error
 		if quoted[i], err = swanctlValue(v); err != nil {
 			return err
@@ -136,7 +152,7 @@ func writeSwanctlProfile(w io.Writer, cfg *config, k *keys, name string, lans []
 	}
 	remoteTS := "0.0.0.0/0"
 	if lans != nil {
-		remoteTS = cfg.pool.Masked().String()
+		remoteTS = s.Pool.Masked().String()
 	}
 	conf := fmt.Sprintf(`# remotegate IPsec profile for %[1]q.
 # Unpack into /etc/swanctl (tar -C /etc/swanctl -xf %[1]s.tar), then:
@@ -170,9 +186,8 @@ connections {
     }
   }
 }
-`, name, quoted[0], cfg.IPsec.Port, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1])
+`, name, quoted[0], s.IPsecPort, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1])
 	tw := tar.NewWriter(w)
-	now := time.Now()
 	for _, f := range []struct {
 		name string
 		data []byte
@@ -198,7 +213,7 @@ connections {
 }
 
 // errProfileValue: a value a profile cannot carry safely.
-var errProfileValue = errors.New("profile: a value the profile cannot carry")
+var errProfileValue = errors.New("app: a value the profile cannot carry")
 
 // swanctlValue writes v as a quoted swanctl.conf value. Unquoted,
 // swanctl.conf ends a value at a line break and reads "#" as a comment;
@@ -214,41 +229,17 @@ func swanctlValue(v string) (string, error) {
 	return `"` + v + `"`, nil
 }
 
-// ipsecConfig is the IPsec part of broker.yaml.
-type ipsecConfig struct {
-	// Port is the UDP port of IKE with NAT traversal and of ESP; zero
-	// means 4500, negative turns IPsec off.
-	Port int `yaml:"port"`
-	// IKEPort is the plain IKE port initiators start on by default; zero
-	// means 500, negative none. It needs privileges; without them the
-	// broker serves 4500 only (its profiles use 4500).
-	IKEPort int `yaml:"ike_port"`
-}
-
-func (c *ipsecConfig) defaults() {
-	if c.Port == 0 {
-		c.Port = 4500
-	}
-	if c.IKEPort == 0 {
-		c.IKEPort = 500
-	}
-}
-
 // deviceLANs are the networks of a device (non-nil, possibly empty), or
 // nil for a user.
-func deviceLANs(ctx context.Context, st *store.Store, name string) ([]netip.Prefix, error) {
-	sc, err := st.Config(ctx)
-	if err != nil {
-		return nil, err
-	}
+func deviceLANs(sc *store.Config, name string) []netip.Prefix {
 	for _, d := range sc.Model.Devices {
 		if d.Name == name {
 			lans := []netip.Prefix{}
 			for _, n := range sc.Networks[name] {
 				lans = append(lans, n.LAN)
 			}
-			return lans, nil
+			return lans
 		}
 	}
-	return nil, nil
+	return nil
 }

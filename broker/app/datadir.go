@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"fmt"
@@ -28,7 +28,7 @@ func secureDataDir(dir string, log *slog.Logger) error {
 		return fmt.Errorf("data directory %s is not a directory", dir)
 	}
 	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
-		return fmt.Errorf("data directory %s belongs to user %d, not to the user the broker runs as (%d): it would hold the CA key where that user can read and replace it; make it this user's with mode 0700 (chown, chmod) or choose another -data",
+		return fmt.Errorf("data directory %s belongs to user %d, not to the user the broker runs as (%d): it would hold the CA key where that user can read and replace it; make it this user's with mode 0700 (chown, chmod) or choose another data directory (-data)",
 			dir, uid, os.Geteuid())
 	}
 	if err := private(dir, fi.Mode().Perm(), 0o700, log); err != nil {

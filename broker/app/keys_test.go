@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/remotegate/remotegate/broker/store"
 )
@@ -23,12 +24,12 @@ type apiLab struct {
 
 func newAPILab(t *testing.T) *apiLab {
 	t.Helper()
-	st, _, err := openStore(t.TempDir())
+	st, _, err := openStore(t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	k, err := openKeys(context.Background(), st)
+	k, err := openKeys(context.Background(), st, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,10 +47,12 @@ func (l *apiLab) serve(apiAddr string, names ...string) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	hs, err := serveAPI(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }), l.k.apiTLS(), slog.New(slog.DiscardHandler))
+	hs := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }), l.k.apiTLS(), slog.New(slog.DiscardHandler))
+	lln, err := limitHTTP(hs, ln, apiConnLimits, slog.New(slog.DiscardHandler))
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	go func() { _ = hs.ServeTLS(lln, "", "") }()
 	l.t.Cleanup(func() { hs.Close() })
 	l.addr = ln.Addr().String()
 }
@@ -116,10 +119,10 @@ func TestAPICertNamesRefusesBadNames(t *testing.T) {
 		names []string
 		want  string
 	}{
-		{"8443", nil, `-api "8443"`},
-		{"127.0.0.1:8443", []string{"*.example"}, `-api-name "*.example": not an IP address or a DNS name`},
-		{"127.0.0.1:8443", []string{"a b"}, `-api-name "a b": not an IP address or a DNS name`},
-		{"127.0.0.1:8443", []string{""}, `-api-name "": not an IP address or a DNS name`},
+		{"8443", nil, `API address "8443"`},
+		{"127.0.0.1:8443", []string{"*.example"}, `API name "*.example": not an IP address or a DNS name`},
+		{"127.0.0.1:8443", []string{"a b"}, `API name "a b": not an IP address or a DNS name`},
+		{"127.0.0.1:8443", []string{""}, `API name "": not an IP address or a DNS name`},
 		{"127.0.0.1:8443", []string{"-x.example"}, `not an IP address or a DNS name`},
 		{"127.0.0.1:8443", []string{"fe80::1%eth0"}, `an address with a zone cannot be in a certificate`},
 	} {

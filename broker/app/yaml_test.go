@@ -1,15 +1,20 @@
-package main
+package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/remotegate/remotegate/broker"
+	"github.com/remotegate/remotegate/broker/model"
+	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
 
@@ -33,7 +38,7 @@ func TestReadmeConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, devices, err := cfg.compile()
+	snap, devices, err := compileFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +66,7 @@ func TestConfigErrors(t *testing.T) {
 		_ = os.WriteFile(path, []byte(bad), 0o600)
 		cfg, err := loadConfig(path)
 		if err == nil {
-			_, _, err = cfg.compile()
+			_, _, err = compileFile(cfg)
 		}
 		if err == nil {
 			t.Errorf("accepted:\n%s", bad)
@@ -70,6 +75,28 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func timeNow() time.Time { return time.Now() }
+
+// compileFile is what the broker would run with the file alone.
+func compileFile(c *fileConfig) (*policy.Snapshot, map[string]broker.DeviceNetworks, error) {
+	sc := &store.Config{}
+	if err := c.apply(sc); err != nil {
+		return nil, nil, err
+	}
+	snap, devices, err := model.Compile(sc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := broker.CheckNetworks(c.pool, devices); err != nil {
+		return nil, nil, err
+	}
+	return snap, devices, nil
+}
+
+// testBroker is a broker on st with the licenses lic, as far as applying
+// a configuration needs one.
+func testBroker(st *store.Store, lic *licensing) *Broker {
+	return &Broker{st: st, lic: lic, log: slog.New(slog.DiscardHandler), now: time.Now}
+}
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
@@ -102,7 +129,7 @@ func TestConfigRefusesRiskyNetworks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.yaml, err)
 		}
-		st, _, err := openStore(dir)
+		st, _, err := openStore(dir, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,12 +138,86 @@ func TestConfigRefusesRiskyNetworks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = applyConfig(ctx, st, cfg, lic, true, slog.New(slog.DiscardHandler))
+		err = testBroker(st, lic).applyConfig(ctx, cfg)
 		if err == nil || !strings.Contains(err.Error(), path+": ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want an error naming %s and saying %q", c.yaml, err, path, c.want)
 		}
 		if sc, err := st.Config(ctx); err != nil || sc.Revision != 0 {
 			t.Errorf("%s: stored revision %d (%v); want nothing stored", c.yaml, sc.Revision, err)
 		}
+	}
+}
+
+// The file's settings, with the defaults for what it leaves out, are what
+// is stored.
+func TestConfigSettings(t *testing.T) {
+	cfg, err := loadConfig(writeYAML(t, t.TempDir(), "listen: 10.0.0.1\npublic_address: vpn.example\nuser_routes: [10.200.0.0/16]\nipsec: {port: -1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.settings()
+	want := store.Settings{Listen: "10.0.0.1", Port: 1194, PublicAddress: "vpn.example", Pool: netip.MustParsePrefix("10.8.0.0/24"),
+		UserRoutes: []netip.Prefix{netip.MustParsePrefix("10.200.0.0/16")}, IPsecPort: -1, IKEPort: 500}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("settings %+v; want %+v", got, want)
+	}
+	if d := withDefaults(store.Settings{}); !reflect.DeepEqual(d, withDefaults(mustLoad(t, "").settings())) {
+		t.Errorf("the defaults of the store %+v differ from the built-in file's", d)
+	}
+	for _, bad := range []string{"pool: 10.8.0.0\n", "user_routes: [everything]\n", "port: many\n"} {
+		if _, err := loadConfig(writeYAML(t, t.TempDir(), bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func mustLoad(t *testing.T, path string) *fileConfig {
+	t.Helper()
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// broker.yaml is applied when its content changes: the entries it names
+// replace those of the same name, the others (made through the API) stay;
+// a restart with the same file keeps what was changed since.
+func TestConfigAppliedWhenItChanges(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	path := writeYAML(t, dir, "users:\n  - name: alice\n    roles: [vpn_user]\n")
+	b := open(t, Config{DataDir: data, ConfigFile: path})
+	// A change through the API: bob added, alice disabled.
+	if _, err := b.st.Update(ctx, func(c *store.Config) error {
+		c.Model.Users = append(c.Model.Users, policy.User{Name: "bob"})
+		c.Model.Users[0].Disabled = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	users := func(b *Broker) string {
+		t.Helper()
+		sc, err := b.st.Config(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, u := range sc.Model.Users {
+			s = append(s, fmt.Sprintf("%s:%v:%v", u.Name, u.Roles, u.Disabled))
+		}
+		return strings.Join(s, " ")
+	}
+	b = open(t, Config{DataDir: data, ConfigFile: path})
+	if got := users(b); got != "alice:[vpn_user]:true bob:[]:false" {
+		t.Errorf("after a restart with the same file: %s; want the API's changes kept", got)
+	}
+	b.Close()
+	writeYAML(t, dir, "users:\n  - name: alice\n    roles: [admin]\n")
+	b = open(t, Config{DataDir: data, ConfigFile: path})
+	if got := users(b); got != "alice:[admin]:false bob:[]:false" {
+		t.Errorf("after a changed file: %s; want alice replaced and bob kept", got)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -23,20 +23,24 @@ const (
 	secretKeyName = "broker.key"
 )
 
-// secretKeyPath is where the key file is.
-func secretKeyPath(dataDir string) string {
+// secretKeyPath is where the key file is: file if set, else as
+// Config.SecretKeyFile says.
+func secretKeyPath(dataDir, file string) string {
+	if file != "" {
+		return file
+	}
 	if p := os.Getenv(secretKeyEnv); p != "" {
 		return p
 	}
 	return filepath.Join(dataDir, secretKeyName)
 }
 
-// openStore opens broker.db in dataDir with the secret key, creating the
-// key file with a new random key if there is none. A key file created
-// here for a database whose secrets another key sealed is removed again,
-// and the error says what is missing.
-func openStore(dataDir string) (*store.Store, string, error) {
-	keyPath := secretKeyPath(dataDir)
+// openStore opens broker.db in dataDir with the secret key in keyFile (see
+// secretKeyPath), creating the key file with a new random key if there is
+// none. A key file created here for a database whose secrets another key
+// sealed is removed again, and the error says what is missing.
+func openStore(dataDir, keyFile string) (*store.Store, string, error) {
+	keyPath := secretKeyPath(dataDir, keyFile)
 	key, created, err := loadSecretKey(keyPath)
 	if err != nil {
 		return nil, keyPath, err
@@ -45,7 +49,7 @@ func openStore(dataDir string) (*store.Store, string, error) {
 	clear(key)
 	if errors.Is(err, store.ErrSecretKey) && created {
 		os.Remove(keyPath)
-		return nil, keyPath, fmt.Errorf("%w; the key file %s was missing: put back the one the database was used with, or name it in %s", err, keyPath, secretKeyEnv)
+		return nil, keyPath, fmt.Errorf("%w; the key file %s was missing: put back the one the database was used with, or name it in %s (Config.SecretKeyFile)", err, keyPath, secretKeyEnv)
 	}
 	if err != nil {
 		return nil, keyPath, fmt.Errorf("%w (key file %s)", err, keyPath)

@@ -1,11 +1,10 @@
-package main
+package app
 
 import (
 	"bytes"
 	"context"
 	"database/sql"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,31 +14,15 @@ import (
 	"github.com/remotegate/remotegate/pki"
 )
 
-// setUp does what the broker does at start before serving: open the store,
-// the licensing, the configuration and the keys.
+// setUp does what the broker does at start before serving (Open): open
+// the store, the licensing, the configuration and the keys.
 func setUp(t *testing.T, dir string) (*store.Store, *keys) {
 	t.Helper()
-	ctx := context.Background()
-	st, _, err := openStore(dir)
+	b, err := Open(context.Background(), Config{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lic, err := openLicensing(ctx, st, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := applyConfig(ctx, st, cfg, lic, false, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	k, err := openKeys(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st, k
+	return b.st, b.keys
 }
 
 // dbBytes is the database file and its write-ahead log, as a copy of them
@@ -97,7 +80,7 @@ func TestSecretsAreSealedWithTheKeyFile(t *testing.T) {
 	if err := os.Chmod(keyFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := openStore(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if _, _, err := openStore(dir, ""); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("key file with mode 0644: %v", err)
 	}
 	if err := os.Chmod(keyFile, 0o600); err != nil {
@@ -113,7 +96,7 @@ func TestSecretsAreSealedWithTheKeyFile(t *testing.T) {
 	if err := os.Remove(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := openStore(dir); !errors.Is(err, store.ErrSecretKey) || !strings.Contains(err.Error(), "was missing") {
+	if _, _, err := openStore(dir, ""); !errors.Is(err, store.ErrSecretKey) || !strings.Contains(err.Error(), "was missing") {
 		t.Fatalf("start without the key file: %v, want ErrSecretKey", err)
 	}
 	if _, err := os.Stat(keyFile); !errors.Is(err, os.ErrNotExist) {
@@ -146,7 +129,7 @@ func TestSecretsAreSealedWithTheKeyFile(t *testing.T) {
 	if err := os.WriteFile(elsewhere, other, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := openStore(dir); !errors.Is(err, store.ErrSecretKey) {
+	if _, _, err := openStore(dir, ""); !errors.Is(err, store.ErrSecretKey) {
 		t.Fatalf("start with another key: %v, want ErrSecretKey", err)
 	}
 }

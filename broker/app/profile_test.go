@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"archive/tar"
@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
@@ -27,15 +28,16 @@ var hostileNames = []string{
 	"x #comment", "x}", "\xed\xa0\x80", "-x", "a b", strings.Repeat("a", 65), strings.Repeat("a", 1<<20),
 }
 
-// testKeys are a broker's keys in a fresh store, and its built-in config.
-func testKeys(t testing.TB) (*keys, *config) {
+// testKeys are a broker's keys in a fresh store, and the settings of its
+// built-in config.
+func testKeys(t testing.TB) (*keys, store.Settings) {
 	t.Helper()
-	st, _, err := openStore(t.TempDir())
+	st, _, err := openStore(t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	k, err := openKeys(context.Background(), st)
+	k, err := openKeys(context.Background(), st, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func testKeys(t testing.TB) (*keys, *config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k, cfg
+	return k, cfg.settings()
 }
 
 // untar returns the members of a tar archive by name, refusing anything
@@ -77,7 +79,7 @@ func TestProfilesRefuseHostileNames(t *testing.T) {
 	k, cfg := testKeys(t)
 	for _, name := range hostileNames {
 		var b bytes.Buffer
-		err := writeSwanctlProfile(&b, cfg, k, name, []netip.Prefix{netip.MustParsePrefix("192.168.0.0/24")}, certPEM, keyPEM)
+		err := writeSwanctlProfile(&b, cfg, k, name, []netip.Prefix{netip.MustParsePrefix("192.168.0.0/24")}, certPEM, keyPEM, time.Now())
 		if !errors.Is(err, errProfileValue) || !errors.Is(err, policy.ErrInvalidName) || b.Len() != 0 {
 			t.Errorf("swanctl profile for %.40q: %v, %d bytes written", name, err, b.Len())
 		}
@@ -94,14 +96,14 @@ func TestProfilesRefuseHostileNames(t *testing.T) {
 func TestProfilesRefuseHostileAddresses(t *testing.T) {
 	k, cfg := testKeys(t)
 	for _, addr := range []string{"vpn.example\n  remote_addrs = evil", "vpn.example\nremote evil 1", `vpn"example`, "vpn example", ""} {
-		bad := *cfg
+		bad := cfg
 		bad.PublicAddress = addr
 		var b bytes.Buffer
-		if err := writeSwanctlProfile(&b, &bad, k, "gw1", nil, certPEM, keyPEM); !errors.Is(err, errProfileValue) || b.Len() != 0 {
+		if err := writeSwanctlProfile(&b, bad, k, "gw1", nil, certPEM, keyPEM, time.Now()); !errors.Is(err, errProfileValue) || b.Len() != 0 {
 			t.Errorf("swanctl profile with address %q: %v, %d bytes", addr, err, b.Len())
 		}
 		b.Reset()
-		if err := writeProfile(&b, &bad, k, "gw1", certPEM, keyPEM); !errors.Is(err, errProfileValue) || b.Len() != 0 {
+		if err := writeProfile(&b, bad, k, "gw1", certPEM, keyPEM); !errors.Is(err, errProfileValue) || b.Len() != 0 {
 			t.Errorf(".ovpn profile with address %q: %v, %d bytes", addr, err, b.Len())
 		}
 	}
@@ -113,7 +115,7 @@ func TestSwanctlProfileQuotesValues(t *testing.T) {
 	k, cfg := testKeys(t)
 	var b bytes.Buffer
 	name := "jane.doe@example.com"
-	if err := writeSwanctlProfile(&b, cfg, k, name, nil, certPEM, keyPEM); err != nil {
+	if err := writeSwanctlProfile(&b, cfg, k, name, nil, certPEM, keyPEM, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	members := untar(t, b.Bytes())
@@ -167,13 +169,13 @@ func FuzzProfileNames(f *testing.F) {
 	}
 	refOVPN := lines(ref.String())
 	ref.Reset()
-	if err := writeSwanctlProfile(&ref, cfg, k, "gw1", nil, certPEM, keyPEM); err != nil {
+	if err := writeSwanctlProfile(&ref, cfg, k, "gw1", nil, certPEM, keyPEM, time.Now()); err != nil {
 		f.Fatal(err)
 	}
 	refConf := lines(untar(f, ref.Bytes())["swanctl.conf"])
 	f.Fuzz(func(t *testing.T, name string) {
 		var b bytes.Buffer
-		err := writeSwanctlProfile(&b, cfg, k, name, nil, certPEM, keyPEM)
+		err := writeSwanctlProfile(&b, cfg, k, name, nil, certPEM, keyPEM, time.Now())
 		if err != nil {
 			if b.Len() != 0 || policy.ValidName(name) == nil {
 				t.Fatalf("refused %q (%v) after writing %d bytes", name, err, b.Len())
@@ -222,7 +224,7 @@ func TestConfigRefusesBadNames(t *testing.T) {
 		}
 		cfg, err := loadConfig(path)
 		if err == nil {
-			_, _, err = cfg.compile()
+			_, _, err = compileFile(cfg)
 		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want an error with %s", c.yaml, err, c.want)
@@ -239,12 +241,12 @@ func TestConfigRefusesBadNames(t *testing.T) {
 // verification claims any name; the event log records one that follows
 // the rule as it is, any other quoted and cut short.
 func TestAuthFailuresRecordClaimedNamesShort(t *testing.T) {
-	st, _, err := openStore(t.TempDir())
+	st, _, err := openStore(t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	q := newEventQueue(st, slog.New(slog.DiscardHandler))
+	q := newEventQueue(st, slog.New(slog.DiscardHandler), time.Now)
 	claims := []string{"gw1", "", strings.Repeat("x", 60<<10), "evil\nline", "=cmd"}
 	for _, name := range claims {
 		q.authFailure(name, "VPN handshake refused", nil)

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -31,28 +31,15 @@ const (
 type licensing struct {
 	state *license.State
 	key   ed25519.PrivateKey
-	// vendorKeys is false when no -vendor-key was given: then only the
+	// vendorKeys is false when no vendor key was given: then only the
 	// base license counts, and adding one says why it fails.
 	vendorKeys bool
 }
 
 // openLicensing loads (on the first start: creates) the installation's
-// identity and restores the licenses stored before. vendorKeyFiles are the
-// vendor public keys (licensetool keygen writes them) that licenses must
-// be signed with; several allow a key rotation.
-func openLicensing(ctx context.Context, st *store.Store, vendorKeyFiles []string, grace time.Duration) (*licensing, error) {
-	var keys []ed25519.PublicKey
-	for _, f := range vendorKeyFiles {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("vendor key: %w", err)
-		}
-		pub, err := license.ParseVendorPublicKey(data)
-		if err != nil {
-			return nil, fmt.Errorf("vendor key %s: %w", f, err)
-		}
-		keys = append(keys, pub)
-	}
+// identity. vendorKeys are the vendor public keys that licenses must be
+// signed with; several allow a key rotation.
+func openLicensing(ctx context.Context, st *store.Store, keys []ed25519.PublicKey, grace time.Duration) (*licensing, error) {
 	id, err := st.Secret(ctx, secretInstallationID)
 	if errors.Is(err, store.ErrNotFound) {
 		s, gerr := license.NewInstallationID(nil)
@@ -106,7 +93,7 @@ func (l *licensing) restore(ctx context.Context, st *store.Store, log *slog.Logg
 // files out, so that an air-gapped plant can exchange them with the
 // vendor on a USB stick. A listed license that is already active (or was
 // released) is left as it is.
-func applyLicenses(ctx context.Context, st *store.Store, l *licensing, cfg *config, log *slog.Logger) error {
+func applyLicenses(ctx context.Context, st *store.Store, l *licensing, cfg *fileConfig, clock func() time.Time, log *slog.Logger) error {
 	base := "."
 	if cfg.path != "" {
 		base = filepath.Dir(cfg.path)
@@ -123,9 +110,9 @@ func applyLicenses(ctx context.Context, st *store.Store, l *licensing, cfg *conf
 			return fmt.Errorf("licenses: %w", err)
 		}
 		if !l.vendorKeys {
-			return fmt.Errorf("licenses: %s: no vendor key to verify it with (start the broker with -vendor-key)", lc.File)
+			return fmt.Errorf("licenses: %s: no vendor key to verify it with (give the broker the vendor's public key: Config.VendorKeyFiles, -vendor-key)", lc.File)
 		}
-		now := time.Now()
+		now := clock()
 		lic, err := l.state.Activate(file, now)
 		switch {
 		case errors.Is(err, license.ErrDuplicate), errors.Is(err, license.ErrReleased):
@@ -140,7 +127,7 @@ func applyLicenses(ctx context.Context, st *store.Store, l *licensing, cfg *conf
 				return err
 			}
 			log.Info("license activated", "license", lic.Number, "participants", lic.Participants, "capacity", l.state.Capacity(now).String())
-			recordLicenseEvent(ctx, st, log, fmt.Sprintf("activated license %s (+%d) from %s; capacity %s", lic.Number, lic.Participants, lc.File, l.state.Capacity(now)), lic.Number, license.EventActivated)
+			recordLicenseEvent(ctx, st, log, now, fmt.Sprintf("activated license %s (+%d) from %s; capacity %s", lic.Number, lic.Participants, lc.File, l.state.Capacity(now)), lic.Number, license.EventActivated)
 		}
 		if lc.ReleaseTo == "" {
 			continue
@@ -159,20 +146,19 @@ func applyLicenses(ctx context.Context, st *store.Store, l *licensing, cfg *conf
 			return err
 		}
 		log.Info("license released", "license", lic.Number, "statement", rel(lc.ReleaseTo))
-		recordLicenseEvent(ctx, st, log, fmt.Sprintf("released license %s, statement in %s; capacity %s", lic.Number, lc.ReleaseTo, l.state.Capacity(now)), lic.Number, license.EventReleased)
+		recordLicenseEvent(ctx, st, log, now, fmt.Sprintf("released license %s, statement in %s; capacity %s", lic.Number, lc.ReleaseTo, l.state.Capacity(now)), lic.Number, license.EventReleased)
 	}
 	return nil
 }
 
-func recordLicenseEvent(ctx context.Context, st *store.Store, log *slog.Logger, msg, number, change string) {
-	if _, err := st.Append(ctx, store.Event{Time: time.Now(), Kind: "license", Actor: "broker.yaml", Message: msg, Attrs: map[string]string{"license": number, "change": change}}); err != nil {
+func recordLicenseEvent(ctx context.Context, st *store.Store, log *slog.Logger, now time.Time, msg, number, change string) {
+	if _, err := st.Append(ctx, store.Event{Time: now, Kind: "license", Actor: "broker.yaml", Message: msg, Attrs: map[string]string{"license": number, "change": change}}); err != nil {
 		log.Error("event log", "error", err)
 	}
 }
 
 // printLicenses is the license part of the status command.
-func printLicenses(w io.Writer, l *licensing, participants int) {
-	now := time.Now()
+func printLicenses(w io.Writer, l *licensing, participants int, now time.Time) {
 	c := l.state.Capacity(now)
 	fmt.Fprintf(w, "installation: %s\nparticipants: %d of %s\n", l.state.Installation(), participants, c)
 	for _, e := range l.state.Entries() {

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -10,22 +10,24 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/remotegate/remotegate/broker"
-	"github.com/remotegate/remotegate/broker/api"
+	"github.com/remotegate/remotegate/broker/model"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
 
-// config is the declarative broker.yaml: the whole setup in one file that
-// can live in version control. See the README for a complete example.
-type config struct {
-	// Listen is the address OpenVPN listens on; empty means all.
+// fileConfig is the declarative broker.yaml: the whole setup in one file
+// that can live in version control. See the README for a complete example.
+// Its settings (listen to ipsec, user_routes) become the stored
+// store.Settings, its entries the stored model.
+type fileConfig struct {
+	// Listen is the address OpenVPN and IPsec listen on; empty means all.
 	Listen string `yaml:"listen"`
-	// Port for OpenVPN over UDP and TCP; zero means 1194.
+	// Port for OpenVPN over UDP and TCP; zero means DefaultPort.
 	Port int `yaml:"port"`
 	// PublicAddress is what exported profiles connect to; empty means
-	// 127.0.0.1.
+	// DefaultPublicAddress.
 	PublicAddress string `yaml:"public_address"`
-	// Pool is the tunnel network; empty means 10.8.0.0/24.
+	// Pool is the tunnel network; empty means DefaultPool.
 	Pool string `yaml:"pool"`
 	// IPsec configures the IKEv2 responder; by default it serves UDP 4500
 	// and, with the privileges, 500.
@@ -94,7 +96,7 @@ type relationConfig struct {
 	Disabled  bool     `yaml:"disabled"`
 }
 
-// defaultConfig is what `go run ./examples/broker` uses without -config:
+// defaultConfig is what a broker without Config.ConfigFile starts with:
 // one engineer, one plant gateway with the LAN 192.168.0.0/24 exposed as
 // 10.200.1.0/24, and a one-way relation for TCP and ICMP.
 const defaultConfig = `
@@ -121,7 +123,9 @@ relations:
     services: [tcp, icmp]
 `
 
-func loadConfig(path string) (*config, error) {
+// loadConfig reads and checks broker.yaml at path, or the built-in setup
+// for "", and fills in the defaults.
+func loadConfig(path string) (*fileConfig, error) {
 	data := []byte(defaultConfig)
 	if path != "" {
 		var err error
@@ -131,18 +135,18 @@ func loadConfig(path string) (*config, error) {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	var c config
+	var c fileConfig
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("%s: %w", nameOr(path, "built-in config"), err)
 	}
 	if c.Port == 0 {
-		c.Port = 1194
+		c.Port = DefaultPort
 	}
 	if c.PublicAddress == "" {
-		c.PublicAddress = "127.0.0.1"
+		c.PublicAddress = DefaultPublicAddress
 	}
 	if c.Pool == "" {
-		c.Pool = "10.8.0.0/24"
+		c.Pool = DefaultPool.String()
 	}
 	c.IPsec.defaults()
 	c.path, c.raw = path, data
@@ -195,10 +199,21 @@ func checkPublicAddress(a string) error {
 	return nil
 }
 
-// apply writes the file's entries into a stored configuration: an entry
-// with the name of an existing one replaces it, the others are added, and
-// entries the file does not name (made through the API) stay.
-func (c *config) apply(sc *store.Config) error {
+// settings are the file's settings as they are stored.
+func (c *fileConfig) settings() store.Settings {
+	return store.Settings{
+		Listen: c.Listen, Port: c.Port, PublicAddress: c.PublicAddress,
+		Pool: c.pool, UserRoutes: c.userRoutes,
+		IPsecPort: c.IPsec.Port, IKEPort: c.IPsec.IKEPort,
+	}
+}
+
+// apply writes the file's settings and entries into a stored
+// configuration: the settings replace the stored ones, an entry with the
+// name of an existing one replaces it, the others are added, and entries
+// the file does not name (made through the API) stay.
+func (c *fileConfig) apply(sc *store.Config) error {
+	sc.Settings = c.settings()
 	m := &sc.Model
 	for _, g := range c.Groups {
 		upsert(&m.Groups, policy.Group{Name: g.Name, Subgroups: g.Subgroups, Intra: g.Intra}, func(x policy.Group) string { return x.Name })
@@ -260,29 +275,33 @@ func upsert[T any](list *[]T, v T, name func(T) string) {
 	*list = append(*list, v)
 }
 
-// compile is what the broker would run with the file alone.
-func (c *config) compile() (*policy.Snapshot, map[string]broker.DeviceNetworks, error) {
-	sc := &store.Config{}
-	if err := c.apply(sc); err != nil {
-		return nil, nil, err
-	}
-	snap, devices, err := api.Compile(sc)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := broker.CheckNetworks(c.pool, devices); err != nil {
-		return nil, nil, err
-	}
-	return snap, devices, nil
-}
-
-// check refuses a stored configuration the broker would refuse to run with
-// this file's pool, so that it is never stored and a bad file is reported
-// at once, naming the network and the conflict.
-func (c *config) check(sc *store.Config) error {
-	_, devices, err := api.Compile(sc)
+// check refuses a stored configuration the broker would refuse to run
+// with its pool, so that it is never stored and a bad file is reported at
+// once, naming the network and the conflict.
+func check(sc *store.Config) error {
+	_, devices, err := model.Compile(sc)
 	if err != nil {
 		return err
 	}
-	return broker.CheckNetworks(c.pool, devices)
+	return broker.CheckNetworks(withDefaults(sc.Settings).Pool, devices)
+}
+
+// ipsecConfig is the IPsec part of broker.yaml.
+type ipsecConfig struct {
+	// Port is the UDP port of IKE with NAT traversal and of ESP; zero
+	// means DefaultIPsecPort, negative turns IPsec off.
+	Port int `yaml:"port"`
+	// IKEPort is the plain IKE port initiators start on by default; zero
+	// means DefaultIKEPort, negative none. It needs privileges; without
+	// them the broker serves IPsec on Port only (its profiles use it).
+	IKEPort int `yaml:"ike_port"`
+}
+
+func (c *ipsecConfig) defaults() {
+	if c.Port == 0 {
+		c.Port = DefaultIPsecPort
+	}
+	if c.IKEPort == 0 {
+		c.IKEPort = DefaultIKEPort
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ func TestLicensesFromTheYAML(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "rg-1.lic"), file, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st, _, err := openStore(dir)
+	st, _, err := openStore(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,11 @@ func TestLicensesFromTheYAML(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	open := func() *licensing {
 		t.Helper()
-		l, err := openLicensing(ctx, st, []string{pubFile}, 0)
+		keys, err := readVendorKeys([]string{pubFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := openLicensing(ctx, st, keys, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,11 +75,11 @@ func TestLicensesFromTheYAML(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return applyConfig(ctx, st, cfg, l, true, log)
+		return testBroker(st, l).applyConfig(ctx, cfg)
 	}
 	status := func(l *licensing) string {
 		var out bytes.Buffer
-		printLicenses(&out, l, 5)
+		printLicenses(&out, l, 5, time.Now())
 		return out.String()
 	}
 

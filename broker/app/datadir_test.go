@@ -1,8 +1,10 @@
-package main
+package app
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -10,6 +12,17 @@ import (
 	"strings"
 	"testing"
 )
+
+// status opens the broker in dir, as the status command does, and
+// closes it.
+func status(dir string, log *slog.Logger) error {
+	b, err := Open(context.Background(), Config{DataDir: dir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Status(context.Background(), io.Discard)
+}
 
 func mode(t *testing.T, path string) fs.FileMode {
 	t.Helper()
@@ -27,7 +40,7 @@ func TestDataDirIsMadePrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	if err := run(options{dataDir: dir}, []string{"status"}, log); err != nil {
+	if err := status(dir, log); err != nil {
 		t.Fatal(err)
 	}
 	db := filepath.Join(dir, "broker.db")
@@ -48,7 +61,7 @@ func TestDataDirIsMadePrivate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := run(options{dataDir: dir}, []string{"status"}, log); err != nil {
+	if err := status(dir, log); err != nil {
 		t.Fatal(err)
 	}
 	if m := mode(t, dir); m != 0o700 {
@@ -77,7 +90,7 @@ func TestDataDirOfAnotherUserIsRefused(t *testing.T) {
 	if err := os.Chown(dir, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	err := run(options{dataDir: dir}, []string{"status"}, slog.New(slog.DiscardHandler))
+	err := status(dir, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "data directory "+dir+" belongs to user 65534, not to the user the broker runs as (0)") {
 		t.Fatalf("start with another user's data directory: %v", err)
 	}

@@ -1,0 +1,134 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/remotegate/remotegate/broker/api"
+	"github.com/remotegate/remotegate/pki"
+)
+
+// ProfileFormat is the kind of profile WriteProfile writes.
+type ProfileFormat string
+
+// Profile formats.
+const (
+	// FormatOVPN is an OpenVPN profile with everything inline: openvpn
+	// --config NAME.ovpn.
+	FormatOVPN ProfileFormat = "ovpn"
+	// FormatSwanctl is a tar archive for /etc/swanctl: swanctl.conf, the
+	// certificate, its key and the CA.
+	FormatSwanctl ProfileFormat = "swanctl"
+)
+
+// ErrNotParticipant: WriteProfile was asked for a name that is neither a
+// user nor a device of the configuration.
+var ErrNotParticipant = errors.New("app: not a participant of the configuration")
+
+// WriteProfile issues a certificate for the participant name and writes its
+// profile in format to w. What the profile says (the public address, the
+// ports, the tunnel network) comes from the stored configuration, as the
+// running broker has it.
+func (b *Broker) WriteProfile(ctx context.Context, w io.Writer, name string, format ProfileFormat) error {
+	if format != FormatOVPN && format != FormatSwanctl {
+		return fmt.Errorf("%w: profile format %q (want %q or %q)", ErrConfig, format, FormatOVPN, FormatSwanctl)
+	}
+	// Checked before a certificate is issued for nothing.
+	if err := profileName(name); err != nil {
+		return err
+	}
+	sc, err := b.st.Config(ctx)
+	if err != nil {
+		return err
+	}
+	profile := pki.Profile(-1)
+	for _, u := range sc.Model.Users {
+		if u.Name == name {
+			profile = pki.ProfileUser
+		}
+	}
+	for _, d := range sc.Model.Devices {
+		if d.Name == name {
+			profile = pki.ProfileDevice
+		}
+	}
+	if profile < 0 {
+		return fmt.Errorf("%w: %q", ErrNotParticipant, name)
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	cert, err := b.keys.ca.Issue(pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()})
+	if err != nil {
+		return err
+	}
+	keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
+	if err != nil {
+		return err
+	}
+	s := withDefaults(sc.Settings)
+	if format == FormatSwanctl {
+		return writeSwanctlProfile(w, s, b.keys, name, deviceLANs(sc, name), pki.EncodeCertificatesPEM(cert), keyPEM, b.now())
+	}
+	return writeProfile(w, s, b.keys, name, pki.EncodeCertificatesPEM(cert), keyPEM)
+}
+
+// Status writes the data directory, the CA, the bootstrap state, the
+// participants with their stable tunnel addresses, and the licenses.
+func (b *Broker) Status(ctx context.Context, w io.Writer) error {
+	cfg, err := b.st.Config(ctx)
+	if err != nil {
+		return err
+	}
+	addrs, err := b.st.Addresses(ctx)
+	if err != nil {
+		return err
+	}
+	ca := b.keys.ca.Certificate()
+	fmt.Fprintf(w, "data directory: %s\nsecret key: %s\nCA: %s (valid until %s)\n", b.cfg.DataDir, b.keyPath, ca.Subject.CommonName, ca.NotAfter.Format("2006-01-02"))
+	state := "not started yet"
+	if v, err := b.st.Secret(ctx, "api/bootstrap"); err == nil {
+		state = string(v)
+	}
+	fmt.Fprintf(w, "bootstrap administrator: %s\nconfiguration revision: %d\n", state, cfg.Revision)
+	line := func(name, kind string, disabled bool) {
+		addr := "(no address yet)"
+		if a, ok := addrs[name]; ok {
+			addr = a.String()
+		}
+		fmt.Fprintf(w, "  %-20s %-16s %-6s enabled=%v\n", name, addr, kind, !disabled)
+	}
+	for _, u := range cfg.Model.Users {
+		line(u.Name, "user", u.Disabled)
+	}
+	for _, d := range cfg.Model.Devices {
+		line(d.Name, "device", d.Disabled)
+	}
+	printLicenses(w, b.lic, len(cfg.Model.Users)+len(cfg.Model.Devices), b.now())
+	return nil
+}
+
+// HashPassword reads a password (one line) from r and writes its argon2id
+// hash to w, for password_hash in broker.yaml. A password shorter than 12
+// characters is refused, as the API refuses it.
+func HashPassword(r io.Reader, w io.Writer) error {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if len(line) < 12 {
+		return errors.New("app: a password needs at least 12 characters")
+	}
+	h, err := api.HashPassword(line, api.PasswordCost{})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, h)
+	return err
+}
