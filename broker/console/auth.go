@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/remotegate/remotegate/broker/api"
+	"github.com/remotegate/remotegate/policy"
 )
 
 // loginMessages are the notices the login page shows after a redirect.
@@ -181,6 +182,9 @@ type profileData struct {
 }
 
 func (c *Console) ownProfilePage(q *req) {
+	if !c.need(q, policy.RightConnectVPN) {
+		return
+	}
 	c.render(q.w, q.r, q, http.StatusOK, "profile", &page{Title: "My VPN profile",
 		Data: profileData{Name: q.acct.Name, Formats: profileFormats, Action: "/profile"}})
 }

@@ -21,6 +21,30 @@ import (
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
+// need renders the 403 page unless the account holds the right, for the
+// pages that read nothing from the API (a form, a confirmation) before the
+// POST that the API checks: the right is the one the API's route table
+// gives that POST, and the account's rights are the API's answer.
+func (c *Console) need(q *req, right policy.Rights) bool {
+	if q.acct.rights&right == right {
+		return true
+	}
+	c.errorPage(q.w, q.r, q, http.StatusForbidden, fmt.Sprintf("Your account may not do this: %q lacks the right %s.", q.acct.Name, right))
+	return false
+}
+
+// exists renders the API's refusal (403, 404) unless reading the entry at
+// apiPath succeeds: a confirmation page asks about something the account
+// may see, with the right of the change it confirms.
+func (c *Console) exists(q *req, apiPath string) bool {
+	res := c.api(q.r, q.token, "GET", apiPath, nil)
+	if !res.ok() {
+		c.apiFailed(q, res)
+		return false
+	}
+	return true
+}
+
 // contains reports whether msg contains any of words, ignoring case.
 func contains(msg string, words ...string) bool {
 	m := strings.ToLower(msg)
@@ -229,6 +253,9 @@ func (c *Console) participantsPage(q *req) {
 }
 
 func (c *Console) profilePage(q *req) {
+	if !c.need(q, policy.RightManageCertificates) {
+		return
+	}
 	name := q.r.PathValue("name")
 	c.render(q.w, q.r, q, http.StatusOK, "profile", &page{Title: "Profile of " + name,
 		Data: profileData{Name: name, Formats: profileFormats, Action: "/participants/" + url.PathEscape(name) + "/profile"}})
@@ -268,6 +295,9 @@ func (c *Console) confirm(q *req, title string, d confirmData) {
 }
 
 func (c *Console) terminateConfirm(q *req) {
+	if !c.need(q, policy.RightSystemSettings) {
+		return
+	}
 	name := q.r.PathValue("participant")
 	c.confirm(q, "Terminate a session", confirmData{
 		Question: fmt.Sprintf("Terminate the session of %s?", name),
@@ -287,9 +317,12 @@ func (c *Console) terminatePost(q *req) {
 
 // Deleting a named entry: a confirmation page, then the API's DELETE.
 
-func (c *Console) deleteConfirm(kind, back string) func(*req) {
+func (c *Console) deleteConfirm(kind, back, apiPrefix string) func(*req) {
 	return func(q *req) {
 		name := q.r.PathValue("name")
+		if !c.exists(q, apiPrefix+esc(name)) {
+			return
+		}
 		c.confirm(q, "Delete a "+kind, confirmData{
 			Question: fmt.Sprintf("Delete the %s %s?", kind, name),
 			Detail:   "This cannot be undone.",
@@ -1113,6 +1146,9 @@ func (c *Console) certificateRenew(q *req) {
 
 func (c *Console) revokeConfirm(q *req) {
 	serial := q.r.PathValue("serial")
+	if !c.exists(q, "/api/v1/certificates/"+esc(serial)) {
+		return
+	}
 	c.render(q.w, q.r, q, http.StatusOK, "confirm", &page{Title: "Revoke a certificate", Data: confirmData{
 		Question: "Revoke the certificate " + serial + "?",
 		Detail:   "Its holder's live session ends, and its next connection or certificate login is refused. This cannot be undone.",
@@ -1259,6 +1295,9 @@ func (c *Console) licenseAdd(q *req) {
 
 func (c *Console) releaseConfirm(q *req) {
 	number := q.r.PathValue("number")
+	if !c.need(q, policy.RightManageLicenses) {
+		return
+	}
 	c.confirm(q, "Release a license", confirmData{
 		Question: "Release the license " + number + "?",
 		Detail:   "It stops counting here at once. You get a signed release statement to download: send it to the vendor to use the license on another installation.",
@@ -1276,6 +1315,9 @@ func (c *Console) releasePost(q *req) {
 // Backup and restore.
 
 func (c *Console) backupPage(q *req) {
+	if !c.need(q, policy.RightBackup) {
+		return
+	}
 	c.render(q.w, q.r, q, http.StatusOK, "backup", &page{Title: "Backup and restore", Notice: notice(q.r)})
 }
 
@@ -1381,8 +1423,7 @@ type systemData struct {
 type dep struct{ Path, Version string }
 
 func (c *Console) systemPage(q *req) {
-	if !q.acct.Can("system-settings") {
-		c.errorPage(q.w, q.r, q, http.StatusForbidden, fmt.Sprintf("Your account may not do this: %q lacks the right %s.", q.acct.Name, policy.RightSystemSettings))
+	if !c.need(q, policy.RightSystemSettings) {
 		return
 	}
 	d := &systemData{GoVersion: runtime.Version(), Addresses: c.cfg.Addresses, MetricsURL: c.cfg.MetricsURL}
