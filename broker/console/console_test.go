@@ -54,7 +54,7 @@ const (
 // env is a broker's API and console behind one TLS listener, routed as
 // the product routes them: /api/ to the API, the rest to the console.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	api     *api.Server
 	console *Console
 	srv     *httptest.Server
@@ -119,12 +119,12 @@ func newEnv(t testing.TB) *env {
 	hs.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: roots, MinVersion: tls.VersionTLS12}
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
-	return &env{t: t.(*testing.T), api: srv, console: con, srv: hs, store: st, broker: b, ca: ca, clock: clk, bootstrapPassword: password}
+	return &env{t: t, api: srv, console: con, srv: hs, store: st, broker: b, ca: ca, clock: clk, bootstrapPassword: password}
 }
 
 // newReadyEnv is newEnv with the administrator root named (through the
 // API) and a VPN user eve.
-func newReadyEnv(t *testing.T) *env {
+func newReadyEnv(t testing.TB) *env {
 	t.Helper()
 	e := newEnv(t)
 	tok := e.apiLogin(api.BootstrapAccount, e.bootstrapPassword)

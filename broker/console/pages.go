@@ -1004,7 +1004,9 @@ func (c *Console) relationCreate(q *req) {
 	redirect(q, "/relations", "Created the relation "+f.Get("name")+".")
 }
 
-func (c *Console) relationPage(q *req) { c.relationRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) relationPage(q *req) {
+	c.relationRender(q, http.StatusOK, &page{Notice: notice(q.r)})
+}
 
 func (c *Console) relationRender(q *req, status int, p *page) {
 	name := q.r.PathValue("name")
@@ -1252,7 +1254,9 @@ func (c *Console) eventsCSV(q *req) {
 
 // Licenses.
 
-func (c *Console) licensesPage(q *req) { c.licensesRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) licensesPage(q *req) {
+	c.licensesRender(q, http.StatusOK, &page{Notice: notice(q.r)})
+}
 
 func (c *Console) licensesRender(q *req, status int, p *page) {
 	res := c.api(q.r, q.token, "GET", "/api/v1/licenses", nil)
