@@ -94,7 +94,17 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *caller) {
 	parseTime("since", &f.Since)
 	parseTime("until", &f.Until)
 	parseInt("after", func(n int64) { f.After = n })
+	parseInt("before", func(n int64) { f.Before = n })
 	parseInt("limit", func(n int64) { f.Limit = int(min(n, store.MaxEventLimit)) })
+	switch order := q.Get("order"); order {
+	case "", "oldest":
+	case "newest":
+		f.Newest = true
+	default:
+		if err == nil {
+			err = fmt.Errorf("order %q: want oldest or newest", order)
+		}
+	}
 	format := q.Get("format")
 	if err == nil && format != "" && format != "json" && format != "csv" {
 		err = fmt.Errorf("format %q: want json or csv", format)

@@ -43,6 +43,7 @@ func routes() []route {
 		{"logout", "POST", "/api/v1/logout", anyAccount, 0, (*Server).logout},
 		{"changePassword", "PUT", "/api/v1/password", anyAccount, 0, (*Server).changePassword},
 		{"finishBootstrap", "POST", "/api/v1/bootstrap", bootstrap, 0, (*Server).finishBootstrap},
+		{"getAccount", "GET", "/api/v1/account", anyAccount, 0, (*Server).getAccount},
 
 		{"listUsers", "GET", "/api/v1/users", rightNeeded, policy.RightManageUsers, (*Server).listUsers},
 		{"createUser", "POST", "/api/v1/users", rightNeeded, policy.RightManageUsers, (*Server).createUser},
@@ -84,6 +85,7 @@ func routes() []route {
 		{"revokeCertificate", "POST", "/api/v1/certificates/{serial}/revoke", rightNeeded, policy.RightManageCertificates, (*Server).revokeCertificate},
 		{"exportProfile", "POST", "/api/v1/participants/{name}/profile", rightNeeded, policy.RightManageCertificates, (*Server).exportProfile},
 		{"createEnrollment", "POST", "/api/v1/devices/{name}/enrollment", rightNeeded, policy.RightManageCertificates, (*Server).createEnrollment},
+		{"ownProfile", "POST", "/api/v1/profile", anyAccount, 0, (*Server).ownProfile},
 
 		{"listParticipants", "GET", "/api/v1/participants", rightNeeded, policy.RightViewEvents, (*Server).listParticipants},
 		{"listSessions", "GET", "/api/v1/sessions", rightNeeded, policy.RightViewEvents, (*Server).listSessions},

@@ -67,12 +67,20 @@ type EventFilter struct {
 	// After is a cursor: only events with a greater ID are returned. Pass
 	// the ID of the last event of a page to get the next page.
 	After int64
+	// Before is the cursor of Newest paging: only events with a smaller ID
+	// are returned (zero: no bound). Pass the ID of the last event of a
+	// page to get the next, older page.
+	Before int64
+	// Newest orders the events by ID descending, so that Limit keeps the
+	// most recent ones: what a dashboard or a log read from the top shows.
+	Newest bool
 	// Limit is the largest number of events returned: DefaultEventLimit if
 	// zero or negative, at most MaxEventLimit.
 	Limit int
 }
 
-// Events returns the events f selects, ordered by ID ascending.
+// Events returns the events f selects, ordered by ID ascending (descending
+// with f.Newest).
 func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	limit := f.Limit
 	switch {
@@ -88,7 +96,7 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	if !f.Until.IsZero() {
 		until = formatTime(f.Until)
 	}
-	q, args := eventsQuery(f.After, since, until, f.Participant, f.Kind, limit)
+	q, args := eventsQuery(f.After, f.Before, since, until, f.Participant, f.Kind, limit, f.Newest)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: events: %w", err)

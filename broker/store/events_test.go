@@ -213,3 +213,29 @@ func FuzzEventsCSV(f *testing.F) {
 		}
 	})
 }
+
+// Newest pages the log from the most recent event back, with Before as the
+// cursor, and combines with the other filters.
+func TestEventsNewestFirst(t *testing.T) {
+	s, _ := openTest(t)
+	t0 := time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		_, err := s.Append(bg, Event{Time: t0.Add(time.Duration(i) * time.Minute), Kind: []string{"connect", "disconnect"}[i%2], Message: fmt.Sprintf("event %d", i)})
+		must(t, err)
+	}
+	got, err := s.Events(bg, EventFilter{Newest: true, Limit: 3})
+	must(t, err)
+	if want := []int64{10, 9, 8}; !reflect.DeepEqual(ids(got), want) {
+		t.Fatalf("newest 3: %v, want %v", ids(got), want)
+	}
+	got, err = s.Events(bg, EventFilter{Newest: true, Limit: 3, Before: 8})
+	must(t, err)
+	if want := []int64{7, 6, 5}; !reflect.DeepEqual(ids(got), want) {
+		t.Fatalf("the page before 8: %v, want %v", ids(got), want)
+	}
+	got, err = s.Events(bg, EventFilter{Newest: true, Kind: "connect", Before: 6})
+	must(t, err)
+	if want := []int64{5, 3, 1}; !reflect.DeepEqual(ids(got), want) {
+		t.Fatalf("connect events before 6, newest first: %v, want %v", ids(got), want)
+	}
+}

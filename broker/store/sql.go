@@ -240,10 +240,14 @@ const (
 // eventsQuery returns the statement and arguments selecting the events f
 // matches, at most limit of them, by ascending ID. Times are already
 // formatted (empty: no bound).
-func eventsQuery(after int64, since, until, participant, kind string, limit int) (string, []any) {
+func eventsQuery(after, before int64, since, until, participant, kind string, limit int, newest bool) (string, []any) {
 	var b strings.Builder
 	b.WriteString(`SELECT id, time, kind, participant, actor, message, attrs FROM events WHERE id > ?`)
 	args := []any{after}
+	if before > 0 {
+		b.WriteString(` AND id < ?`)
+		args = append(args, before)
+	}
 	if since != "" {
 		b.WriteString(` AND time >= ?`)
 		args = append(args, since)
@@ -260,7 +264,11 @@ func eventsQuery(after int64, since, until, participant, kind string, limit int)
 		b.WriteString(` AND kind = ?`)
 		args = append(args, kind)
 	}
-	b.WriteString(` ORDER BY id LIMIT ` + strconv.Itoa(limit))
+	order := ` ORDER BY id`
+	if newest {
+		order = ` ORDER BY id DESC`
+	}
+	b.WriteString(order + ` LIMIT ` + strconv.Itoa(limit))
 	return b.String(), args
 }
 
