@@ -197,8 +197,14 @@ func TestRun(t *testing.T) {
 	if status, body := get("https://" + r.API + "/api/v1/nothing"); status != http.StatusNotFound || !strings.Contains(body, `"error"`) {
 		t.Errorf("GET /api/v1/nothing: %d %s; want the API's 404", status, body)
 	}
-	if status, body := get("https://" + r.API + "/"); status != http.StatusNotFound || strings.Contains(body, `"error"`) {
-		t.Errorf("GET /: %d %s; want a 404 that is not the API's", status, body)
+	// The console owns the rest of the name space: a browser that opens
+	// the address is led to its login page.
+	if status, body := get("https://" + r.API + "/"); status != http.StatusOK || !strings.Contains(body, "Log in with certificate") || !strings.Contains(body, `name="password"`) {
+		t.Errorf("GET /: %d %.300s; want the console's login page", status, body)
+	}
+	// Devices enrol over EST beside it.
+	if status, body := get("https://" + r.API + "/.well-known/est/cacerts"); status != http.StatusOK || len(body) < 100 {
+		t.Errorf("GET /.well-known/est/cacerts: %d %.200s; want the CA", status, body)
 	}
 	login := fmt.Sprintf(`{"name":%q,"password":%q}`, BootstrapAccount, r.BootstrapPassword)
 	resp, err := client.Post("https://"+r.API+"/api/v1/login", "application/json", strings.NewReader(login))

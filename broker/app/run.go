@@ -15,6 +15,7 @@ import (
 
 	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/broker/api"
+	"github.com/remotegate/remotegate/broker/console"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/openvpn"
 	"github.com/remotegate/remotegate/policy"
@@ -121,13 +122,27 @@ func (b *Broker) Run(ctx context.Context) error {
 	if err := apiSrv.Maintain(ctx); err != nil {
 		log.Error("store maintenance", "error", err)
 	}
-	l, err := b.listen(ctx, settings, events, httpsHandler(apiSrv), brk.MetricsHandler())
+	l, err := b.listen(ctx, settings, events, brk.MetricsHandler())
 	if err != nil {
 		return err
 	}
 	defer l.close()
 	ready := Ready{DataDir: b.cfg.DataDir, Participant: b.firstParticipant(ctx)}
 	ready.OpenVPN, ready.IPsec, ready.API, ready.Metrics = l.addrs()
+	if l.https != nil {
+		// The console is made once the addresses are bound, for its
+		// system page; nothing is served before serveHTTP below.
+		con, err := console.New(console.Config{
+			API: apiSrv, CA: b.keys.ca.Certificate(),
+			Addresses:  consoleAddresses(ready),
+			MetricsURL: metricsURL(ready.Metrics),
+			Logger:     log, Now: b.now,
+		})
+		if err != nil {
+			return err
+		}
+		l.https.Handler = httpsHandler(apiSrv, con)
+	}
 	if l.api != nil {
 		// Made once the API can be reached, so that a start that fails
 		// to bind does not use up the one chance to show it.
@@ -188,14 +203,40 @@ func (b *Broker) Run(ctx context.Context) error {
 	return firstErr
 }
 
-// httpsHandler is what the HTTPS listener serves: the management API under
-// /api/. The rest of the name space is left for what is mounted beside
-// it, on the same listener, certificate and connection limits: the web
-// console at / and enrollment over EST at /.well-known/est/ belong here.
-func httpsHandler(apiSrv http.Handler) *http.ServeMux {
+// httpsHandler is what the HTTPS listener serves: the management API
+// under /api/, enrollment over EST at /.well-known/est/ and the web console
+// at every other path, on one listener, certificate and set of connection
+// limits.
+func httpsHandler(apiSrv *api.Server, con http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiSrv)
+	mux.Handle(api.EnrollmentPath, apiSrv.EnrollmentHandler())
+	mux.Handle("/", con)
 	return mux
+}
+
+// consoleAddresses are the bound addresses the console's system page
+// lists.
+func consoleAddresses(r Ready) []console.Address {
+	var out []console.Address
+	add := func(name, addr string) {
+		if addr != "" {
+			out = append(out, console.Address{Name: name, Address: addr})
+		}
+	}
+	add("OpenVPN (UDP and TCP)", r.OpenVPN)
+	add("IPsec (IKEv2)", r.IPsec)
+	add("management API and console (HTTPS)", r.API)
+	add("metrics (HTTP)", r.Metrics)
+	return out
+}
+
+// metricsURL is the URL of the metrics served at addr ("" when off).
+func metricsURL(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return "http://" + addr + "/metrics"
 }
 
 // listeners are the broker's bound sockets and their servers.
@@ -217,7 +258,7 @@ type listeners struct {
 // that idle connections cannot keep the operator out. A client
 // certificate of the CA, if presented over HTTPS, allows the certificate
 // (smartcard) login.
-func (b *Broker) listen(ctx context.Context, s store.Settings, events *eventQueue, https, metrics http.Handler) (_ *listeners, err error) {
+func (b *Broker) listen(ctx context.Context, s store.Settings, events *eventQueue, metrics http.Handler) (_ *listeners, err error) {
 	l := &listeners{log: b.log}
 	defer func() {
 		if err != nil {
@@ -262,7 +303,8 @@ func (b *Broker) listen(ctx context.Context, s store.Settings, events *eventQueu
 		if err != nil {
 			return nil, fmt.Errorf("management API: %w", err)
 		}
-		l.https = newHTTPServer(https, b.keys.apiTLS(), b.log)
+		// Its handler is set by Run once the console is made.
+		l.https = newHTTPServer(http.NotFoundHandler(), b.keys.apiTLS(), b.log)
 		if l.api, err = limitHTTP(l.https, al, apiConnLimits, b.log); err != nil {
 			al.Close()
 			return nil, fmt.Errorf("management API: %w", err)
