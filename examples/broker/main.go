@@ -119,13 +119,15 @@ remotegate broker is running. Next:
 	if r.API == "" {
 		return
 	}
+	fmt.Fprintf(w, "  web console:        https://%s/\n", r.API)
 	fmt.Fprintf(w, "  management API:     https://%s/api/v1/ (OpenAPI document: /api/v1/openapi.json)\n", r.API)
 	switch {
 	case r.BootstrapPassword != "":
 		fmt.Fprintf(w, `
   First login: name %q, one-time password %s
-  (shown once; log in at POST /api/v1/login, then name your administrator at POST /api/v1/bootstrap)
-`, app.BootstrapAccount, r.BootstrapPassword)
+  (shown once; log in to the web console at https://%[3]s/ and name your administrator,
+  or through the API: POST /api/v1/login, then POST /api/v1/bootstrap)
+`, app.BootstrapAccount, r.BootstrapPassword, r.API)
 	case r.BootstrapPending:
 		fmt.Fprintf(w, "  The bootstrap administrator's one-time password was shown at the first start.\n")
 	}

@@ -21,6 +21,8 @@ func TestPrintNext(t *testing.T) {
 		"go run ./examples/broker -data /tmp/d profile engineer > engineer.ovpn\n",
 		"go run ./examples/broker -data /tmp/d status\n",
 		"https://127.0.0.1:8443/api/v1/",
+		"web console:        https://127.0.0.1:8443/\n",
+		"log in to the web console at https://127.0.0.1:8443/ and name your administrator",
 		`First login: name "admin", one-time password pw1` + "\n",
 	} {
 		if !strings.Contains(out.String(), want) {
