@@ -85,12 +85,12 @@ type Browser struct {
 	dataDir     string // --user-data-dir
 	downloadDir string
 
-	mu         sync.Mutex
-	status     int    // of the last main-frame document response
-	statusURL  string // its URL
-	dialogs    []string
-	dismiss    bool // answer dialogs with Cancel instead of OK
-	downloadOn bool
+	mu        sync.Mutex
+	mainFrame cdp.FrameID // the tab's top-level frame (its ID is the target's)
+	status    int         // of the last main-frame document response
+	statusURL string      // its URL
+	dialogs   []string
+	dismiss   bool // answer dialogs with Cancel instead of OK
 }
 
 // New starts a headless Chromium for t and stops it in t.Cleanup. It skips
@@ -201,6 +201,11 @@ func New(t testing.TB, opts Options) *Browser {
 		<-started
 		t.Fatalf("browsertest: %s did not start within %v", exe, opts.StepTimeout)
 	}
+	if c := chromedp.FromContext(tabCtx); c != nil && c.Target != nil {
+		b.mu.Lock()
+		b.mainFrame = cdp.FrameID(c.Target.TargetID)
+		b.mu.Unlock()
+	}
 	startCtx, cancel := b.step()
 	defer cancel()
 	if err := chromedp.Do(startCtx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -260,19 +265,25 @@ func findBrowser() (string, error) {
 func (b *Browser) listen(ev any) {
 	switch ev := ev.(type) {
 	case *network.EventRequestWillBeSent:
-		if ev.Type == network.ResourceTypeDocument && b.isMainFrame(ev.FrameID) {
+		if ev.Type != network.ResourceTypeDocument {
+			return
+		}
+		b.mu.Lock()
+		if ev.FrameID == b.mainFrame {
 			// A navigation that fails before any response must not
 			// report the status of the page before it.
-			b.mu.Lock()
 			b.status, b.statusURL = 0, ev.Request.URL
-			b.mu.Unlock()
 		}
+		b.mu.Unlock()
 	case *network.EventResponseReceived:
-		if ev.Type == network.ResourceTypeDocument && b.isMainFrame(ev.FrameID) {
-			b.mu.Lock()
-			b.status, b.statusURL = int(ev.Response.Status), ev.Response.URL
-			b.mu.Unlock()
+		if ev.Type != network.ResourceTypeDocument {
+			return
 		}
+		b.mu.Lock()
+		if ev.FrameID == b.mainFrame {
+			b.status, b.statusURL = int(ev.Response.Status), ev.Response.URL
+		}
+		b.mu.Unlock()
 	case *page.EventJavascriptDialogOpening:
 		b.mu.Lock()
 		b.dialogs = append(b.dialogs, ev.Message)
@@ -284,16 +295,6 @@ func (b *Browser) listen(ev any) {
 			_, _ = chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
 		}()
 	}
-}
-
-// isMainFrame reports whether id is the tab's top-level frame, whose ID is
-// the target's.
-func (b *Browser) isMainFrame(id cdp.FrameID) bool {
-	c := chromedp.FromContext(b.ctx)
-	if c == nil || c.Target == nil {
-		return false
-	}
-	return string(id) == string(c.Target.TargetID)
 }
 
 // stop closes the browser, then makes sure none of its processes is left.

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remotegate/remotegate/internal/netns"
 	"github.com/remotegate/remotegate/internal/testpki"
 )
 
@@ -246,7 +247,17 @@ func TestDownload(t *testing.T) {
 	}
 }
 
+// requireBrowser refuses, as New does, a test that checks something after
+// its subtests: when they are skipped there is nothing to check.
+func requireBrowser(t *testing.T) {
+	t.Helper()
+	if _, err := check(Options{ClientCert: &tls.Certificate{}}); err != nil {
+		netns.Refuse(t, err)
+	}
+}
+
 func TestClientCertificate(t *testing.T) {
+	requireBrowser(t)
 	s := newSite(t)
 	alice := s.CA.Client(t, "alice")
 
@@ -330,7 +341,7 @@ func TestFindRefusesMissingAndAmbiguous(t *testing.T) {
 	s := newSite(t)
 	b := New(t, Options{TrustCA: s.CA.Cert})
 	b.Navigate(s.URL + "/")
-	b.stepTimeout = 2 * time.Second
+	b.stepTimeout = time.Second
 
 	if _, err := b.find("click", "Twice"); !errors.Is(err, ErrAmbiguous) {
 		t.Errorf("find of two buttons = %v, want ErrAmbiguous", err)
@@ -393,6 +404,7 @@ func TestScreenshot(t *testing.T) {
 }
 
 func TestNoProcessLeftBehind(t *testing.T) {
+	requireBrowser(t)
 	s := newSite(t)
 	var root string
 	t.Run("browser", func(t *testing.T) {

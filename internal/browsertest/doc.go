@@ -24,6 +24,19 @@
 // the text of their label (or their id), buttons and links by their visible
 // text (or their id); a "css:" prefix selects by CSS instead.
 //
+// A scenario reads:
+//
+//	b := browsertest.New(t, browsertest.Options{TrustCA: ca.Cert})
+//	b.Navigate(consoleURL + "/login")
+//	b.Fill("Name", "admin")
+//	b.Fill("Password", password)
+//	if status := b.Submit("Log in"); status != http.StatusOK {
+//		t.Fatalf("login: %d", status)
+//	}
+//	b.WaitText("Dashboard")
+//	profile := b.Download(func() { b.Click("Download .ovpn") })
+//	b.SaveScreenshot("docs/console/dashboard.png")
+//
 // A test that cannot run (not root, chromium or certutil missing) is skipped
 // with the reason; when the CI environment variable is set it fails instead,
 // as the interop tests do (netns.Refuse).
