@@ -339,6 +339,16 @@ func (b *Browser) Dialogs() []string {
 	return append([]string(nil), b.dialogs...)
 }
 
+// Problems returns what the pages reported as errors so far, as a person
+// would find them in the DevTools console: resources that failed to load,
+// Content-Security-Policy violations (an inline script the policy blocked),
+// uncaught exceptions and console.error calls. A page that works has none.
+func (b *Browser) Problems() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.problems...)
+}
+
 // find waits until exactly one element matches target as mode ("field",
 // "click") reads it and returns a CSS selector for it, or until the page's
 // text does ("text") or no longer does ("notext") contain target.

@@ -9,14 +9,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/remotegate/remotegate/internal/netns"
@@ -90,7 +93,8 @@ type Browser struct {
 	status    int         // of the last main-frame document response
 	statusURL string      // its URL
 	dialogs   []string
-	dismiss   bool // answer dialogs with Cancel instead of OK
+	problems  []string // see Problems
+	dismiss   bool     // answer dialogs with Cancel instead of OK
 }
 
 // New starts a headless Chromium for t and stops it in t.Cleanup. It skips
@@ -157,6 +161,10 @@ func New(t testing.TB, opts Options) *Browser {
 		chromedp.Flag("disable-domain-reliability", true),
 		chromedp.Flag("disable-search-engine-choice-screen", true),
 		chromedp.Flag("no-pings", true),
+		// Only loopback and IP addresses are reachable: a page that
+		// loads a script, a font or an image from the internet shows it
+		// in Problems, as it would break in a plant without internet.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost"),
 	)
 	if os.Geteuid() == 0 {
 		// Chromium's sandbox refuses to start as root; the pages a test
@@ -210,6 +218,9 @@ func New(t testing.TB, opts Options) *Browser {
 	defer cancel()
 	if err := chromedp.Do(startCtx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		if _, err := cdp.Call(ctx, tg, log.Enable, cdp.Empty{}); err != nil {
 			return err
 		}
 		_, err := cdp.Call(ctx, tg, page.Enable, page.EnableParams{})
@@ -284,6 +295,33 @@ func (b *Browser) listen(ev any) {
 			b.status, b.statusURL = int(ev.Response.Status), ev.Response.URL
 		}
 		b.mu.Unlock()
+	case *log.EventEntryAdded:
+		// The browser's own reports: CSP violations, failed loads.
+		// The browser asks for /favicon.ico on its own; a page that did
+		// not link one is not broken for lacking it.
+		if e := ev.Entry; e != nil && e.Level == log.EntryLevelError && !strings.HasSuffix(e.URL, "/favicon.ico") {
+			b.problem(string(e.Source) + ": " + e.Text + atURL(e.URL))
+		}
+	case *runtime.EventExceptionThrown:
+		if d := ev.ExceptionDetails; d != nil {
+			text := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				text += " " + d.Exception.Description
+			}
+			b.problem("exception: " + text + atURL(d.URL))
+		}
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+			var parts []string
+			for _, a := range ev.Args {
+				if a.Description != "" {
+					parts = append(parts, a.Description)
+				} else {
+					parts = append(parts, strings.Trim(string(a.Value), `"`))
+				}
+			}
+			b.problem("console." + string(ev.Type) + ": " + strings.Join(parts, " "))
+		}
 	case *page.EventJavascriptDialogOpening:
 		b.mu.Lock()
 		b.dialogs = append(b.dialogs, ev.Message)
@@ -295,6 +333,19 @@ func (b *Browser) listen(ev any) {
 			_, _ = chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
 		}()
 	}
+}
+
+func (b *Browser) problem(p string) {
+	b.mu.Lock()
+	b.problems = append(b.problems, p)
+	b.mu.Unlock()
+}
+
+func atURL(u string) string {
+	if u == "" {
+		return ""
+	}
+	return " (" + u + ")"
 }
 
 // stop closes the browser, then makes sure none of its processes is left.

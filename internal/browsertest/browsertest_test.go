@@ -117,6 +117,19 @@ func newSite(t *testing.T) *site {
 		s.mu.Unlock()
 		fmt.Fprintf(w, "<!doctype html><p>certificate: %q</p>", cn)
 	})
+	mux.HandleFunc("GET /broken", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `<!doctype html><p>Broken page</p>
+<script>document.title = 'inline ran';</script>
+<img src="https://cdn.example.com/logo.png" alt="">
+<script src="/throws.js"></script>`)
+	})
+	mux.HandleFunc("GET /nocsp/cdn", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `<!doctype html><p>Font from the internet</p><link rel="stylesheet" href="https://fonts.example.com/font.css">`)
+	})
+	mux.HandleFunc("GET /throws.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		io.WriteString(w, "console.error('shown to nobody'); throw new Error('plc-7 table failed');")
+	})
 	mux.HandleFunc("GET /long", func(w http.ResponseWriter, r *http.Request) {
 		var b strings.Builder
 		b.WriteString(`<!doctype html><body style="margin:0">`)
@@ -129,8 +142,11 @@ func newSite(t *testing.T) *site {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// As strict as the console's: no inline script, no eval.
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		// As strict as the console's: no inline script, no eval. The
+		// pages under /nocsp/ go without, to see what a policy hides.
+		if !strings.HasPrefix(r.URL.Path, "/nocsp/") {
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		}
 		mux.ServeHTTP(w, r)
 	}))
 	ts.TLS = &tls.Config{
@@ -335,6 +351,50 @@ func TestScriptDialogsAndWaiting(t *testing.T) {
 	b.Click("css:#later")
 	b.WaitText("Loaded later")
 	b.WaitNoText("Kept plc-7")
+}
+
+// A page that works reports no problem; one with an inline script under the
+// CSP, an image from the internet and a failing script reports each.
+func TestProblems(t *testing.T) {
+	s := newSite(t)
+	b := New(t, Options{TrustCA: s.CA.Cert})
+
+	b.Navigate(s.URL + "/")
+	b.Click("Delete")
+	b.WaitText("Deleted plc-7") // the page's script ran
+	if got := b.Problems(); len(got) != 0 {
+		t.Fatalf("Problems of a working page = %q", got)
+	}
+
+	b.Navigate(s.URL + "/broken")
+	waitProblems(t, b, "Content Security Policy", "cdn.example.com", "plc-7 table failed", "shown to nobody")
+	var title string
+	b.Eval("document.title", &title)
+	if title == "inline ran" {
+		t.Fatal("the inline script ran despite the Content-Security-Policy")
+	}
+
+	// Without a policy to stop it, a stylesheet from the internet is
+	// requested, and fails: the browser reaches nothing beyond loopback.
+	b.Navigate(s.URL + "/nocsp/cdn")
+	waitProblems(t, b, "fonts.example.com")
+}
+
+// waitProblems waits until every one of want is part of some problem.
+func waitProblems(t *testing.T, b *Browser, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		all := strings.Join(b.Problems(), "\n")
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return strings.Contains(all, w) })
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Problems = %q, missing %q", b.Problems(), missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestFindRefusesMissingAndAmbiguous(t *testing.T) {

@@ -22,7 +22,11 @@
 // a step does not succeed within Options.StepTimeout, so scenarios read as a
 // list of steps. Elements are found as a person finds them: form fields by
 // the text of their label (or their id), buttons and links by their visible
-// text (or their id); a "css:" prefix selects by CSS instead.
+// text (or their id); a "css:" prefix selects by CSS instead. Problems
+// collects what a person would find in the DevTools console (failed loads,
+// Content-Security-Policy violations, exceptions); the browser reaches
+// nothing beyond loopback and IP addresses, so a page that needs the
+// internet shows it there.
 //
 // A scenario reads:
 //
