@@ -107,6 +107,9 @@ func newSite(t *testing.T) *site {
 		w.WriteHeader(http.StatusForbidden)
 		io.WriteString(w, "<!doctype html><p>Forbidden: administrators only</p>")
 	})
+	mux.HandleFunc("GET /old-admin", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/forbidden", http.StatusSeeOther)
+	})
 	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
 		cn := ""
 		if len(r.TLS.PeerCertificates) > 0 {
@@ -236,6 +239,14 @@ func TestStatusOfForbiddenPage(t *testing.T) {
 	}
 	if got := b.Status(); got != http.StatusForbidden {
 		t.Fatalf("Status after the link = %d, want 403", got)
+	}
+
+	// A redirect is followed: the status is the page's the person sees.
+	if got := b.Navigate(s.URL + "/old-admin"); got != http.StatusForbidden || b.Status() != http.StatusForbidden {
+		t.Fatalf("Navigate through a redirect = %d, Status %d; want 403", got, b.Status())
+	}
+	if u := b.URL(); !strings.HasSuffix(u, "/forbidden") {
+		t.Fatalf("URL after the redirect = %s", u)
 	}
 }
 
