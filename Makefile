@@ -10,9 +10,12 @@
 
 GO        ?= go
 FUZZTIME  ?= 10s
-DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping tcpdump openssl softhsm2 opensc strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
+DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping tcpdump openssl softhsm2 opensc strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins chromium libnss3-tools
 # The interop tests build the example programs and run stock peers in network
 # namespaces; they need root. Without root they skip, saying so (in CI they fail).
+# The browser tests (internal/browsertest and the console's) drive Debian's
+# chromium; libnss3-tools (certutil, pk12util) puts the broker's CA and a
+# client certificate into the browser's NSS database.
 
 .PHONY: all build test deps tidy vet unit race bench fuzz perf demo
 

@@ -31,6 +31,15 @@ func Require(t testing.TB, tools ...string) {
 	}
 }
 
+// Refuse skips t, giving err as the reason, or fails it when the CI
+// environment variable is set. Harnesses with prerequisites of their own (a
+// browser, say) call it so that every test that cannot run refuses the same
+// way as Require.
+func Refuse(t testing.TB, err error) {
+	t.Helper()
+	refuse(t, os.Getenv("CI") != "", err)
+}
+
 func refuse(t testing.TB, ci bool, err error) {
 	t.Helper()
 	if ci {
