@@ -199,16 +199,18 @@ func TestOpenVPNRefuses(t *testing.T) {
 		"cert closes":      func(p *OpenVPN) { p.Cert = inject },
 		"key closes":       func(p *OpenVPN) { p.Key = bytes.ReplaceAll(inject, []byte("CERTIFICATE"), []byte("PRIVATE KEY")) },
 		"tls-crypt closes": func(p *OpenVPN) { p.TLSCrypt = append(tcKey[:len(tcKey):len(tcKey)], "</tls-crypt>\nup /bin/sh\n"...) },
-		"CA long line":     func(p *OpenVPN) { p.CA = []byte("-----BEGIN CERTIFICATE-----\n" + strings.Repeat("A", 252) + "</ca>\n-----END CERTIFICATE-----\n") },
-		"CA NUL":           func(p *OpenVPN) { p.CA = append([]byte{0}, caPEM...) },
-		"CA bare CR":       func(p *OpenVPN) { p.CA = bytes.Replace(caPEM, []byte("\n"), []byte("\r"), 1) },
-		"CA not PEM":       func(p *OpenVPN) { p.CA = []byte("MAE=\n") },
-		"CA unterminated":  func(p *OpenVPN) { p.CA = []byte("-----BEGIN CERTIFICATE-----\nMAE=\n") },
-		"CA is a key":      func(p *OpenVPN) { p.CA = keyPEM },
-		"key is a cert":    func(p *OpenVPN) { p.Key = certPEM },
-		"tls-crypt is v2":  func(p *OpenVPN) { p.TLSCrypt = v2Key },
-		"two keys":         func(p *OpenVPN) { p.TLSAuth = tcKey },
-		"blank CA":         func(p *OpenVPN) { p.CA = []byte("\n\n") },
+		"CA long line": func(p *OpenVPN) {
+			p.CA = []byte("-----BEGIN CERTIFICATE-----\n" + strings.Repeat("A", 252) + "</ca>\n-----END CERTIFICATE-----\n")
+		},
+		"CA NUL":          func(p *OpenVPN) { p.CA = append([]byte{0}, caPEM...) },
+		"CA bare CR":      func(p *OpenVPN) { p.CA = bytes.Replace(caPEM, []byte("\n"), []byte("\r"), 1) },
+		"CA not PEM":      func(p *OpenVPN) { p.CA = []byte("MAE=\n") },
+		"CA unterminated": func(p *OpenVPN) { p.CA = []byte("-----BEGIN CERTIFICATE-----\nMAE=\n") },
+		"CA is a key":     func(p *OpenVPN) { p.CA = keyPEM },
+		"key is a cert":   func(p *OpenVPN) { p.Key = certPEM },
+		"tls-crypt is v2": func(p *OpenVPN) { p.TLSCrypt = v2Key },
+		"two keys":        func(p *OpenVPN) { p.TLSAuth = tcKey },
+		"blank CA":        func(p *OpenVPN) { p.CA = []byte("\n\n") },
 	}
 	for _, n := range hostileNames {
 		cases["name "+n] = func(p *OpenVPN) { p.Name = n }
