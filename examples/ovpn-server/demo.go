@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/openvpn"
 )
 
@@ -60,27 +61,19 @@ client-to-client
 <tls-crypt>
 %s</tls-crypt>
 `, caPEM, srvCert, srvKey, tcText)
-	client := fmt.Sprintf(`# remotegate demo client profile: openvpn --config client.ovpn
-client
-dev tun
-proto udp
-remote 127.0.0.1 1194
-nobind
-remote-cert-tls server
-<ca>
-%s</ca>
-<cert>
-%s</cert>
-<key>
-%s</key>
-<tls-crypt>
-%s</tls-crypt>
-`, caPEM, cliCert, cliKey, tcText)
+	client, err := profile.OpenVPN{
+		Comment: []string{"remotegate demo client profile: openvpn --config client.ovpn"},
+		Remotes: []profile.Remote{{Host: "127.0.0.1", Port: 1194}},
+		CA:      caPEM, Cert: cliCert, Key: cliKey, TLSCrypt: tcText,
+	}.Marshal()
+	if err != nil {
+		return "", err
+	}
 	sp := filepath.Join(dir, "server.conf")
 	if err := os.WriteFile(sp, []byte(server), 0o600); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "client.ovpn"), []byte(client), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "client.ovpn"), client, 0o600); err != nil {
 		return "", err
 	}
 	return sp, nil

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/internal/netns"
 )
 
@@ -162,28 +163,49 @@ func StockServerConfig(o StockOptions, files map[string]string) string {
 }
 
 // StockClientConfig renders the notes' reference client (section 7.1) with
-// the options. files must hold the paths of "ca.crt", "client.crt" and
-// "client.key".
-func StockClientConfig(o StockOptions, files map[string]string) string {
-	var b strings.Builder
-	line := func(f string, a ...any) { fmt.Fprintf(&b, f+"\n", a...) }
-	line("client")
-	line("dev tun")
-	line("proto %s", o.proto())
-	line("remote %s %d", o.ServerAddr, o.port())
-	line("nobind")
-	line("remote-cert-tls server")
-	line("ca %s", files["ca.crt"])
-	line("cert %s", files["client.crt"])
-	line("key %s", files["client.key"])
-	protection(&b, o, "1")
-	if o.Cipher != "" {
-		line("data-ciphers %s", o.Cipher)
+// the options, through broker/profile (the renderer of the broker's
+// profiles): the CA, the client's certificate and key and the
+// control-channel key (StockOptions.KeyFile) are read from their files and
+// written inline. files must hold the paths of "ca.crt", "client.crt" and
+// "client.key". A file that cannot be read, or a profile the renderer
+// refuses, fails the test.
+func StockClientConfig(t testing.TB, o StockOptions, files map[string]string) string {
+	t.Helper()
+	read := func(path string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("interop: client config: %v", err)
+		}
+		return b
 	}
-	// Retry quickly: a test's client may race its server's first second.
-	line("connect-retry 1 1")
-	common(&b, o)
-	return b.String()
+	p := profile.OpenVPN{
+		Remotes: []profile.Remote{{Host: o.ServerAddr.String(), Port: o.port(), Proto: o.proto()}},
+		Verb:    3,
+		CA:      read(files["ca.crt"]), Cert: read(files["client.crt"]), Key: read(files["client.key"]),
+		// Retry quickly: a test's client may race its server's first second.
+		Extra: []string{"connect-retry 1 1"},
+	}
+	if o.Cipher != "" {
+		p.DataCiphers = strings.Split(o.Cipher, ":")
+	}
+	switch o.Protection {
+	case "tls-auth":
+		p.TLSAuth = read(o.KeyFile)
+	case "tls-crypt":
+		p.TLSCrypt = read(o.KeyFile)
+	case "tls-crypt-v2":
+		p.TLSCryptV2 = read(o.KeyFile)
+	}
+	if o.RenegSec != 0 {
+		p.Extra = append(p.Extra, fmt.Sprintf("reneg-sec %d", o.RenegSec))
+	}
+	p.Extra = append(p.Extra, o.Extra...)
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatalf("interop: client config: %v", err)
+	}
+	return string(b)
 }
 
 func protection(b *strings.Builder, o StockOptions, direction string) {

@@ -48,22 +48,59 @@ verb 4
 	}
 }
 
+// clientFiles writes stand-ins for the client's PEM files and the
+// control-channel keys: the renderer checks their armour, not their
+// contents.
+func clientFiles(t *testing.T) map[string]string {
+	dir := t.TempDir()
+	files := map[string]string{}
+	for name, content := range map[string]string{
+		"ca.crt":     "-----BEGIN CERTIFICATE-----\nMAE=\n-----END CERTIFICATE-----\n",
+		"client.crt": "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n",
+		"client.key": "-----BEGIN PRIVATE KEY-----\nMA==\n-----END PRIVATE KEY-----\n",
+		"ta.key":     "-----BEGIN OpenVPN Static key V1-----\n00112233445566778899aabbccddeeff\n-----END OpenVPN Static key V1-----\n",
+		"v2c.key":    "-----BEGIN OpenVPN tls-crypt-v2 client key-----\nAAAA\n-----END OpenVPN tls-crypt-v2 client key-----\n",
+	} {
+		files[name] = WriteConfig(t, dir, name, content)
+	}
+	return files
+}
+
 func TestStockClientConfig(t *testing.T) {
-	o := StockOptions{Protection: "tls-crypt-v2", KeyFile: "/k/v2c.key", ServerAddr: netip.MustParseAddr("10.99.0.1")}
+	files := clientFiles(t)
+	o := StockOptions{Protection: "tls-crypt-v2", KeyFile: files["v2c.key"], ServerAddr: netip.MustParseAddr("10.99.0.1"), RenegSec: 8, Extra: []string{"verb 4"}}
 	want := `client
 dev tun
 proto udp
 remote 10.99.0.1 1194
 nobind
 remote-cert-tls server
-ca /k/ca.crt
-cert /k/client.crt
-key /k/client.key
-tls-crypt-v2 /k/v2c.key
-connect-retry 1 1
 verb 3
+connect-retry 1 1
+reneg-sec 8
+verb 4
+<ca>
+-----BEGIN CERTIFICATE-----
+MAE=
+-----END CERTIFICATE-----
+</ca>
+<cert>
+-----BEGIN CERTIFICATE-----
+MA==
+-----END CERTIFICATE-----
+</cert>
+<key>
+-----BEGIN PRIVATE KEY-----
+MA==
+-----END PRIVATE KEY-----
+</key>
+<tls-crypt-v2>
+-----BEGIN OpenVPN tls-crypt-v2 client key-----
+AAAA
+-----END OpenVPN tls-crypt-v2 client key-----
+</tls-crypt-v2>
 `
-	if got := StockClientConfig(o, testFiles); got != want {
+	if got := StockClientConfig(t, o, files); got != want {
 		t.Errorf("client config:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -83,9 +120,15 @@ func TestStockConfigDefaults(t *testing.T) {
 	if got := (StockOptions{}).ServerTunnelAddr(); got != netip.MustParseAddr("10.8.0.1") {
 		t.Errorf("default ServerTunnelAddr = %v", got)
 	}
-	cli := StockClientConfig(StockOptions{Protection: "tls-auth", KeyFile: "/k/ta.key"}, testFiles)
-	if !strings.Contains(cli, "tls-auth /k/ta.key 1\n") {
+	files := clientFiles(t)
+	cli := StockClientConfig(t, StockOptions{Proto: "tcp", Protection: "tls-auth", KeyFile: files["ta.key"], ServerAddr: netip.MustParseAddr("10.99.0.1"), Cipher: "AES-256-GCM"}, files)
+	if !strings.Contains(cli, "\nkey-direction 1\n<tls-auth>\n-----BEGIN OpenVPN Static key V1-----\n") {
 		t.Errorf("client tls-auth must use key direction 1:\n%s", cli)
+	}
+	for _, line := range []string{"proto tcp-client\n", "remote 10.99.0.1 1194\n", "data-ciphers AES-256-GCM\n"} {
+		if !strings.Contains(cli, "\n"+line) {
+			t.Errorf("client config lacks %q:\n%s", line, cli)
+		}
 	}
 }
 

@@ -69,7 +69,7 @@ func TestStockServerStockClient(t *testing.T) {
 				co.KeyFile = OpenVPNGenKey(t, dir, "tls-crypt-v2-client", o.KeyFile)
 			}
 			srvConf := WriteConfig(t, dir, "server.conf", StockServerConfig(o, files))
-			cliConf := WriteConfig(t, dir, "client.conf", StockClientConfig(co, files))
+			cliConf := WriteConfig(t, dir, "client.conf", StockClientConfig(t, co, files))
 
 			srv := StartStock(t, srvNS, srvConf, 10*time.Second)
 			cli := StartStock(t, cliNS, cliConf, 20*time.Second)

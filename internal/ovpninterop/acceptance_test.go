@@ -37,9 +37,9 @@ func TestClientToClient(t *testing.T) {
 	o1, o2 := o, o
 	o1.ServerAddr, o2.ServerAddr = "10.99.0.1", "10.99.1.1"
 	o1.Extra, o2.Extra = nil, nil
-	p1 := c1.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c1.ovpn", ClientConfig(o1, files, "client1")))
+	p1 := c1.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c1.ovpn", ClientConfig(t, o1, files, "client1")))
 	p1.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
-	p2 := c2.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c2.ovpn", ClientConfig(o2, files, "client2")))
+	p2 := c2.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c2.ovpn", ClientConfig(t, o2, files, "client2")))
 	p2.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
 	a1 := tunnelAddr(t, p1.Log())
 	a2 := tunnelAddr(t, p2.Log())
@@ -80,7 +80,7 @@ func TestRenegotiationUnderLoad(t *testing.T) {
 			}
 			s := srv.Start(t, serverBin, "-v", "-config", WriteFile(t, t.TempDir(), "server.conf", ServerConfig(so, files)))
 			s.WaitLog(t, "listening", 10*time.Second)
-			c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(co, files, "client1")))
+			c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(t, co, files, "client1")))
 			c.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
 			res := iperf3(t, cli, srv, tunnelGateway, 30*time.Second)
 			if d := res.duration(); d < 29*time.Second {
@@ -138,7 +138,7 @@ func TestRefusals(t *testing.T) {
 		so.Extra = []string{"crl-verify " + crlPath}
 		s := srv.Start(t, serverBin, "-config", WriteFile(t, t.TempDir(), "server.conf", ServerConfig(so, f)))
 		s.WaitLog(t, "listening", 10*time.Second)
-		c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c2.ovpn", ClientConfig(o, f, "client2")))
+		c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c2.ovpn", ClientConfig(t, o, f, "client2")))
 		c.WaitLog(t, `TLS Error|alert|AUTH_FAILED`, openvpnTimeout)
 		if strings.Contains(c.Log(), "Initialization Sequence Completed") {
 			t.Fatal("a revoked client got a tunnel")
@@ -148,7 +148,7 @@ func TestRefusals(t *testing.T) {
 		s.WaitLog(t, "certificate revoked", 10*time.Second)
 		// The unrevoked client still connects.
 		_ = c.Stop()
-		c1 := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c1.ovpn", ClientConfig(o, f, "client1")))
+		c1 := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c1.ovpn", ClientConfig(t, o, f, "client1")))
 		c1.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
 	})
 
@@ -162,7 +162,7 @@ func TestRefusals(t *testing.T) {
 		for _, pw := range []string{"wrong", "right"} {
 			co := o
 			co.Extra = []string{"auth-user-pass " + WriteFile(t, t.TempDir(), "pass", "alice\n"+pw+"\n")}
-			c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c.ovpn", ClientConfig(co, files, "client1")))
+			c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c.ovpn", ClientConfig(t, co, files, "client1")))
 			if pw == "wrong" {
 				c.WaitLog(t, "AUTH_FAILED", openvpnTimeout)
 				if strings.Contains(c.Log(), "Initialization Sequence Completed") {
@@ -189,7 +189,7 @@ func TestRefusals(t *testing.T) {
 			fo[k] = v
 		}
 		fo["tc.key"] = other
-		c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c.ovpn", ClientConfig(o, fo, "client1")))
+		c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "c.ovpn", ClientConfig(t, o, fo, "client1")))
 		time.Sleep(6 * time.Second) // the client sends its reset at 0, 2 and 4 s
 		_ = c.Stop()
 		_ = dump.Stop()
@@ -233,7 +233,7 @@ func TestCompressionFramingInterop(t *testing.T) {
 			so, co := o, o
 			so.Extra, co.Extra = tc.serverExtra, tc.cliExtra
 			sconf := WriteFile(t, t.TempDir(), "server.conf", ServerConfig(so, files))
-			cconf := WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(co, files, "client1"))
+			cconf := WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(t, co, files, "client1"))
 			s := srv.Start(t, tc.server.args[0], append(tc.server.args[1:], sconf)...)
 			s.WaitLog(t, tc.server.ready, openvpnTimeout)
 			c := cli.Start(t, tc.client.args[0], append(tc.client.args[1:], cconf)...)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/internal/netns"
 )
 
@@ -101,22 +102,51 @@ func ServerConfig(o Options, f Files) string {
 	return strings.Join(append(lines, o.Extra...), "\n") + "\n"
 }
 
-// ClientConfig renders a client profile for client name ("client1", ...).
-func ClientConfig(o Options, f Files, name string) string {
-	proto := "udp"
-	if o.Proto == "tcp" {
-		proto = "tcp-client"
+// ClientConfig renders a client profile for client name ("client1", ...)
+// through broker/profile, the renderer of the broker's profiles: the CA,
+// the client's certificate and key and the control channel key are read
+// from the files and written inline, so every interop test with a stock
+// client also proves the profiles the broker hands out.
+func ClientConfig(t testing.TB, o Options, f Files, name string) string {
+	t.Helper()
+	read := func(file string) []byte {
+		t.Helper()
+		path, ok := f[file]
+		if !ok {
+			t.Fatalf("ClientConfig: no file %q", file)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("ClientConfig: %v", err)
+		}
+		return b
 	}
-	lines := []string{
-		"client", "dev tun", "proto " + proto, fmt.Sprintf("remote %s %d", o.ServerAddr, o.Port),
-		"nobind", "remote-cert-tls server",
-		"ca " + f["ca.crt"], "cert " + f[name+".crt"], "key " + f[name+".key"],
-		o.protectionLine(f, false), "data-ciphers " + o.Cipher, "verb 3",
+	p := profile.OpenVPN{
+		Comment: []string{"interop client " + name},
+		Remotes: []profile.Remote{{Host: o.ServerAddr, Port: o.Port, Proto: o.Proto}},
+		Verb:    3,
+		CA:      read("ca.crt"), Cert: read(name + ".crt"), Key: read(name + ".key"),
+		Extra: o.Extra,
+	}
+	if o.Cipher != "" {
+		p.DataCiphers = strings.Split(o.Cipher, ":")
+	}
+	switch o.Protection {
+	case "tls-auth":
+		p.TLSAuth = read("ta.key")
+	case "tls-crypt":
+		p.TLSCrypt = read("tc.key")
+	case "tls-crypt-v2":
+		p.TLSCryptV2 = read("v2c.key")
 	}
 	if o.RenegSec > 0 {
-		lines = append(lines, fmt.Sprintf("reneg-sec %d", o.RenegSec))
+		p.Extra = append([]string{fmt.Sprintf("reneg-sec %d", o.RenegSec)}, o.Extra...)
 	}
-	return strings.Join(append(lines, o.Extra...), "\n") + "\n"
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatalf("ClientConfig: %v", err)
+	}
+	return string(b)
 }
 
 // WriteFile writes content to dir/name and returns the path.

@@ -122,7 +122,7 @@ func matrix(t *testing.T, server, client peer) {
 					o := Options{Proto: proto, Protection: prot, Cipher: cipher, ServerAddr: serverAddr.String(), Port: 1194}
 					srv, cli := topology(t)
 					sconf := WriteFile(t, t.TempDir(), "server.conf", ServerConfig(o, files))
-					cconf := WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(o, files, "client1"))
+					cconf := WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(t, o, files, "client1"))
 					s := srv.Start(t, server.args[0], append(server.args[1:], sconf)...)
 					s.WaitLog(t, server.ready, openvpnTimeout)
 					c := cli.Start(t, client.args[0], append(client.args[1:], cconf)...)

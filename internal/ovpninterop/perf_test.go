@@ -89,7 +89,7 @@ func TestThroughputVsStock(t *testing.T) {
 						s = srv.Start(t, serverBin, args...)
 						s.WaitLog(t, "listening", 10*time.Second)
 					}
-					c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(o, files, "client1")))
+					c := cli.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "client.ovpn", ClientConfig(t, o, files, "client1")))
 					c.WaitLog(t, "Initialization Sequence Completed", openvpnTimeout)
 					if pinned {
 						pinAsTwoMachines(t, srv, cli, s, c)

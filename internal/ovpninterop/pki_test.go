@@ -70,7 +70,7 @@ func TestPKICertificatesInterop(t *testing.T) {
 		srv, cli := topology(t)
 		s := srv.Start(t, server.args[0], append(server.args[1:], WriteFile(t, t.TempDir(), "server.conf", ServerConfig(so, files)))...)
 		s.WaitLog(t, server.ready, openvpnTimeout)
-		c := cli.Start(t, client.args[0], append(client.args[1:], WriteFile(t, t.TempDir(), "c.ovpn", ClientConfig(o, files, name)))...)
+		c := cli.Start(t, client.args[0], append(client.args[1:], WriteFile(t, t.TempDir(), "c.ovpn", ClientConfig(t, o, files, name)))...)
 		return s, c, cli
 	}
 	ourServer := peer{[]string{serverBin, "-config"}, "listening"}

@@ -133,8 +133,8 @@ func TestRelayVsStock(t *testing.T) {
 					// has the LAN on its own link and keeps it there (the
 					// broker pushes devices only the pool).
 					dc.Extra, uc.Extra = []string{`pull-filter ignore "route 192.168.0.0 "`}, nil
-					dev = n.dev.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "dev.ovpn", ClientConfig(dc, files, "client2")))
-					user = n.user.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "user.ovpn", ClientConfig(uc, files, "client1")))
+					dev = n.dev.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "dev.ovpn", ClientConfig(t, dc, files, "client2")))
+					user = n.user.Start(t, "openvpn", "--config", WriteFile(t, t.TempDir(), "user.ovpn", ClientConfig(t, uc, files, "client1")))
 				} else {
 					dir := t.TempDir()
 					data, yaml := filepath.Join(dir, "data"), WriteFile(t, dir, "broker.yaml", relayYAML)
