@@ -25,9 +25,9 @@ type liveSession struct {
 	once   atomic.Bool
 }
 
-func (s *liveSession) ID() uint64                                 { return s.id }
-func (s *liveSession) Identity() tunnel.Identity                  { return tunnel.Identity{Name: s.name} }
-func (s *liveSession) Remote() netip.AddrPort                     { return s.remote }
+func (s *liveSession) ID() uint64                                  { return s.id }
+func (s *liveSession) Identity() tunnel.Identity                   { return tunnel.Identity{Name: s.name} }
+func (s *liveSession) Remote() netip.AddrPort                      { return s.remote }
 func (s *liveSession) Send(bufs [][]byte, offset int) (int, error) { return len(bufs), nil }
 func (s *liveSession) Close(cause error) error {
 	if s.once.CompareAndSwap(false, true) {
