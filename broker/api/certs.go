@@ -282,6 +282,12 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *ca
 // exportProfile issues a fresh certificate and key for a participant and
 // returns them as an OpenVPN profile or a PKCS#12 file.
 func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller) {
+	s.export(w, r, c, r.PathValue("name"), false)
+}
+
+// export is exportProfile for name; self marks the caller's own profile,
+// which counts against Config.ProfileLimit (see ProfileLimit).
+func (s *Server) export(w http.ResponseWriter, r *http.Request, c *caller, name string, self bool) {
 	req, ok := decode[struct {
 		Format   string `json:"format"`
 		Password string `json:"password,omitempty"`
@@ -289,7 +295,6 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
 	// Every participant's name passes the rule (Compile checks it); this
 	// keeps a name that does not out of the certificate, the renderers and
 	// the Content-Disposition header all the same.
@@ -330,13 +335,23 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want ovpn, swanctl or pkcs12", req.Format))
 		return
 	}
+	// What counts is a certificate issued: a request refused before that
+	// gives its count back.
+	giveBack := func() {}
+	if self {
+		if giveBack = s.takeOwnProfile(w, name); giveBack == nil {
+			return
+		}
+	}
 	key, err := pki.GenerateKey(pki.ECDSAP256)
 	if err != nil {
+		giveBack()
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	cert, err := s.issueFor(c, "export", pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()}, nil)
 	if err != nil {
+		giveBack()
 		writeCertError(w, err, http.StatusInternalServerError)
 		return
 	}
