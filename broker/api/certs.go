@@ -236,8 +236,9 @@ func (s *Server) renewCertificate(w http.ResponseWriter, r *http.Request, c *cal
 }
 
 // revokeCertificate revokes, stores the revocation, and ends the live
-// session of the participant the certificate names: its next handshake is
-// refused by the verifier, which asks the CA.
+// session of the participant the certificate names (its next handshake is
+// refused by the verifier, which asks the CA) and, for a user's
+// certificate, that user's sessions of the management API.
 func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *caller) {
 	req, ok := decode[struct {
 		Reason pki.RevocationReason `json:"reason,omitempty"`
@@ -274,6 +275,16 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *ca
 	}
 	name := rec.Certificate.Subject.CommonName
 	s.cfg.Broker.Terminate(name, fmt.Errorf("certificate %s revoked", serialText(serial)))
+	// A user's certificate also logs in to this API and the console (a
+	// smartcard): the sessions it may have opened end with it. A token
+	// does not record how it was made, so every session of the user ends,
+	// the caller's too if it is that user; a password logs in again.
+	if rec.Profile == pki.ProfileUser {
+		if err := s.cfg.Store.DeleteTokensOf(r.Context(), name); err != nil {
+			writeError(w, http.StatusInternalServerError, fmt.Sprintf("certificate %s revoked, but the sessions of %q did not end: %v", serialText(serial), name, err))
+			return
+		}
+	}
 	s.event(r, "certificate", name, c.name, fmt.Sprintf("revoked certificate %s of %q", serialText(serial), name),
 		map[string]string{"serial": serialText(serial)})
 	writeJSON(w, http.StatusOK, viewCert(rec))

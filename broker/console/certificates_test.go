@@ -92,9 +92,11 @@ func TestCertificateRenewAndRevokeThroughForms(t *testing.T) {
 		t.Helper()
 		return e.browserWithCertificate(cert).submit("/login", "/login/certificate", url.Values{})
 	}
-	if r := login(firstTLS); r.Status != http.StatusSeeOther {
+	smartcard := e.browserWithCertificate(firstTLS)
+	if r := smartcard.submit("/login", "/login/certificate", url.Values{}); r.Status != http.StatusSeeOther {
 		t.Fatalf("certificate login with the issued certificate: %d\n%s", r.Status, r.Body)
 	}
+	smartcard.expectPage("/profile", http.StatusOK, "<strong>eve</strong>")
 
 	// Renew: a new serial for the same name and key, shown without a key.
 	page := b.get("/certificates")
@@ -133,6 +135,13 @@ func TestCertificateRenewAndRevokeThroughForms(t *testing.T) {
 	if rec, ok := e.ca.Lookup(first.SerialNumber); !ok || rec.RevokedAt.IsZero() || rec.Reason != pki.ReasonKeyCompromise {
 		t.Fatalf("the CA's record of the revoked certificate: %+v", rec)
 	}
+
+	// The session opened with it ended with it; the administrator's did
+	// not.
+	if r := smartcard.get("/profile"); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/login?m=expired") {
+		t.Fatalf("the session opened with the revoked certificate: %d %q; want it ended", r.Status, r.location())
+	}
+	b.expectPage("/certificates", http.StatusOK, "Logged in as <strong>"+adminName+"</strong>")
 
 	// The revoked certificate's login is refused, and the page says so;
 	// the renewed one still logs in.

@@ -1153,7 +1153,7 @@ func (c *Console) revokeConfirm(q *req) {
 	}
 	c.render(q.w, q.r, q, http.StatusOK, "confirm", &page{Title: "Revoke a certificate", Data: confirmData{
 		Question: "Revoke the certificate " + serial + "?",
-		Detail:   "Its holder's live session ends, and its next connection or certificate login is refused. This cannot be undone.",
+		Detail:   "Its holder's live tunnel ends, and its next connection or certificate login is refused; if it is a user's, that user's sessions in this console and the API end too. This cannot be undone.",
 		Action:   q.r.URL.Path, Button: "Revoke", Back: "/certificates", Reasons: true}, Form: url.Values{}})
 }
 
