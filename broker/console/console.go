@@ -174,7 +174,15 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) routes() {
 	m := c.mux
-	m.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(c.static)))
+	files := http.StripPrefix("/static/", http.FileServerFS(c.static))
+	m.HandleFunc("GET /static/", func(w http.ResponseWriter, r *http.Request) {
+		// Files only: a directory's listing is nobody's business.
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 	m.HandleFunc("GET /login", c.loginPage)
 	m.HandleFunc("POST /login", c.loginPassword)
 	m.HandleFunc("POST /login/certificate", c.loginCertificate)

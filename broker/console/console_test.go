@@ -377,6 +377,19 @@ func TestEveryPageRendersForAnAdministrator(t *testing.T) {
 	// The static style sheet and the error pages carry the headers too.
 	css := b.expectPage("/static/console.css", http.StatusOK, ":focus-visible")
 	checkHeaders(t, "/static/console.css", css.Header, false)
+	// The style sheets' directory is not listed.
+	if r := b.get("/static/"); r.Status != http.StatusNotFound || strings.Contains(r.Body, "console.css") {
+		t.Errorf("GET /static/: %d %.200s; want 404 without a listing", r.Status, r.Body)
+	}
+	// A form over the console's limit is refused as such, not as a
+	// forged one, and changes nothing.
+	big := b.post("/groups", url.Values{"csrf": {b.csrf(b.get("/groups"))}, "name": {"huge"}, "pad": {strings.Repeat("x", 70<<10)}})
+	if big.Status != http.StatusRequestEntityTooLarge || !strings.Contains(big.Body, "larger than the console takes") {
+		t.Errorf("a 70 KiB form: %d %.300s; want 413 saying so", big.Status, big.Body)
+	}
+	if r := b.get("/groups"); strings.Contains(r.Body, "huge") {
+		t.Error("the oversized form created its group")
+	}
 	nf := b.expectPage("/no/such/page", http.StatusNotFound, "There is no page here.")
 	checkHeaders(t, "404", nf.Header, true)
 	login := e.browser().expectPage("/login", http.StatusOK, "Log in with certificate")

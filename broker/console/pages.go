@@ -1269,10 +1269,6 @@ func (c *Console) licensesRender(q *req, status int, p *page) {
 	c.render(q.w, q.r, q, status, "licenses", p)
 }
 
-// maxLicenseUpload bounds the license upload form: the file (the API
-// takes up to 64 KiB) and the form around it.
-const maxLicenseUpload = 128 << 10
-
 func (c *Console) licenseAdd(q *req) {
 	file, _, err := q.r.FormFile("file")
 	if err != nil {
@@ -1280,7 +1276,7 @@ func (c *Console) licenseAdd(q *req) {
 		return
 	}
 	defer file.Close()
-	body, err := io.ReadAll(io.LimitReader(file, maxLicenseUpload))
+	body, err := io.ReadAll(io.LimitReader(file, maxForm)) // the form is bounded by maxForm already
 	if err != nil {
 		c.licensesRender(q, http.StatusBadRequest, &page{Errors: map[string]string{"file": err.Error()}})
 		return

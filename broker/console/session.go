@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -220,6 +221,12 @@ func (c *Console) auth(h func(*req), stream bool) http.HandlerFunc {
 			}
 			if !stream {
 				r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+				if err := parseForm(r); err != nil {
+					if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+						c.errorPage(w, r, nil, http.StatusRequestEntityTooLarge, "This form is larger than the console takes (64 KiB); nothing was changed.")
+						return
+					}
+				}
 				if !csrfOK(r.PostFormValue(csrfField), q.csrf) {
 					c.errorPage(w, r, nil, http.StatusForbidden, "This form has expired or was not made by this console; nothing was changed. Go back, reload the page and try again.")
 					return
@@ -318,4 +325,15 @@ func (c *Console) checkLogin(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// parseForm parses a POST form, multipart or not, within the body limit
+// already set on r; its error tells a form over the limit (a
+// *http.MaxBytesError) from one that is merely malformed, which the CSRF
+// check then refuses.
+func parseForm(r *http.Request) error {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		return r.ParseMultipartForm(maxForm)
+	}
+	return r.ParseForm()
 }
