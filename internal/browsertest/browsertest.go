@@ -176,7 +176,7 @@ func New(t testing.TB, opts Options) *Browser {
 		// Only loopback and IP addresses are reachable: a page that
 		// loads a script, a font or an image from the internet shows it
 		// in Problems, as it would break in a plant without internet.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost"),
+		chromedp.Flag("host-resolver-rules", hostResolverRules),
 	)
 	if opts.Netns != "" {
 		// chromedp talks to the browser over a pipe (fds 3 and 4), not a
@@ -262,6 +262,30 @@ func New(t testing.TB, opts Options) *Browser {
 	}
 	return b
 }
+
+// Require refuses t as New would with opts (skips it, or fails it when CI
+// is set) when a browser cannot run, without starting one: a test that
+// sets up something expensive before it can create the browser (a broker
+// whose CA the browser is to trust, say) calls it first.
+func Require(t testing.TB, opts Options) {
+	t.Helper()
+	if _, err := check(opts); err != nil {
+		netns.Refuse(t, err)
+	}
+}
+
+// hostResolverRules make every name but localhost unresolvable. Chromium
+// applies the rules to IP literals too, so they are excluded by pattern
+// (the rules know only * and ?): an IPv4 address is a digit and three dots
+// (a name of that shape resolves too, a price worth paying), an IPv6
+// address has colons, which no name has.
+var hostResolverRules = func() string {
+	rules := []string{"MAP * ~NOTFOUND", "EXCLUDE localhost", "EXCLUDE *:*", "EXCLUDE [*]"}
+	for d := '0'; d <= '9'; d++ {
+		rules = append(rules, "EXCLUDE "+string(d)+"*.*.*.*")
+	}
+	return strings.Join(rules, ", ")
+}()
 
 // isRoot is a variable so that the harness's tests can see the refusal.
 var isRoot = func() bool { return os.Geteuid() == 0 }

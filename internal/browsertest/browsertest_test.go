@@ -299,9 +299,7 @@ func TestDownload(t *testing.T) {
 // its subtests: when they are skipped there is nothing to check.
 func requireBrowser(t *testing.T) {
 	t.Helper()
-	if _, err := check(Options{ClientCert: &tls.Certificate{}}); err != nil {
-		netns.Refuse(t, err)
-	}
+	Require(t, Options{ClientCert: &tls.Certificate{}, Netns: "any"})
 }
 
 func TestClientCertificate(t *testing.T) {
@@ -595,6 +593,42 @@ func TestNetnsMustExist(t *testing.T) {
 	for _, name := range []string{"rg-no-such-namespace", "../etc", "."} {
 		if err := checkNetns(name); !errors.Is(err, ErrSetup) {
 			t.Errorf("checkNetns(%q) = %v, want ErrSetup", name, err)
+		}
+	}
+}
+
+// IP addresses are reached (the console of a broker listens on 127.0.0.1),
+// names other than localhost are not.
+func TestIPAddressesResolve(t *testing.T) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<!doctype html><p>Reached by address</p>")
+	})
+	v4 := httptest.NewServer(page)
+	t.Cleanup(v4.Close)
+	b := New(t, Options{})
+	if got := b.Navigate(v4.URL + "/"); got != http.StatusOK {
+		t.Fatalf("Navigate to %s = %d, want 200", v4.URL, got)
+	}
+	b.WaitText("Reached by address")
+
+	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		v6 := httptest.NewUnstartedServer(page)
+		v6.Listener.Close()
+		v6.Listener = ln
+		v6.Start()
+		t.Cleanup(v6.Close)
+		if got := b.Navigate(v6.URL + "/"); got != http.StatusOK {
+			t.Fatalf("Navigate to %s = %d, want 200", v6.URL, got)
+		}
+	} else {
+		t.Logf("no IPv6 loopback here (%v): only IPv4 tried", err)
+	}
+
+	_, port, _ := net.SplitHostPort(v4.Listener.Addr().String())
+	for _, name := range []string{"example.com", "1password.com", "www.example.com"} {
+		_, err := b.TryNavigate("http://" + name + ":" + port + "/")
+		if err == nil || !strings.Contains(err.Error(), "ERR_NAME_NOT_RESOLVED") {
+			t.Errorf("Navigate to %s = %v, want ERR_NAME_NOT_RESOLVED", name, err)
 		}
 	}
 }
