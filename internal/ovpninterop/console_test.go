@@ -87,6 +87,11 @@ func TestConsoleEndToEnd(t *testing.T) {
 	// The browser reports the refused login's 401 as a failed load; any
 	// other problem counts.
 	refused := len(b.Problems())
+	for _, p := range b.Problems() {
+		if !strings.Contains(p, "401") {
+			t.Errorf("the refused login reported a problem in the browser: %q", p)
+		}
+	}
 	logIn(b, "root", rootPassword)
 	b.WaitText("Logged in as root")
 
@@ -162,7 +167,8 @@ func TestConsoleEndToEnd(t *testing.T) {
 	b.WaitText("session terminated by an administrator")
 
 	// 5. Revoking u1's certificate on the certificates page ends its
-	// session; a restarted client is refused, and the event log says so.
+	// session; the client's own reconnect is refused, and so is a client
+	// started anew, and the event log says why.
 	openPage(t, b, "Certificates")
 	openPage(t, b, `css:a[href="/certificates/`+serial+`/revoke"]`)
 	b.WaitText("Revoke the certificate " + serial + "?")
@@ -170,17 +176,20 @@ func TestConsoleEndToEnd(t *testing.T) {
 	submitOK(t, b, "Revoke")
 	b.WaitText("Revoked the certificate " + serial + ".")
 	waitLogCount(t, u1, "Connection reset command was pushed by server", 2, 5*time.Second)
+	// The person at the client sees the broker refuse its certificate.
+	const refusedCert = `SSL alert.*(bad|revoked) certificate`
+	u1.WaitLog(t, refusedCert, openvpnTimeout)
 	_ = u1.Stop()
-
+	// Each refusal the client saw is an event; those of the stopped
+	// client are counted before the new one starts.
 	refusals := consoleURL + "/events?" + url.Values{"participant": {"u1"}, "kind": {"auth_failure"}}.Encode()
-	before := strings.Count(pageText(t, b, refusals), "VPN handshake refused")
+	before := waitPageCount(t, b, refusals, "VPN handshake refused", len(regexp.MustCompile(refusedCert).FindAllString(u1.Log(), -1)), 10*time.Second)
 	restarted := l.ns["u1"].Start(t, "openvpn", "--config", u1Path)
-	waitPageCount(t, b, refusals, "VPN handshake refused", before+1, 20*time.Second)
+	restarted.WaitLog(t, refusedCert, openvpnTimeout)
+	waitPageCount(t, b, refusals, "VPN handshake refused", before+1, 10*time.Second)
 	if text := b.Text(); !strings.Contains(text, "certificate revoked") || !strings.Contains(text, "serial "+serial) {
 		t.Errorf("the event log does not say that the certificate %s was revoked:\n%s", serial, text)
 	}
-	// The person at the client sees the broker refuse its certificate.
-	restarted.WaitLog(t, `SSL alert.*(bad|revoked) certificate`, openvpnTimeout)
 	if d := pingWithin(l.ns["u1"], alias1, 2*time.Second); d >= 0 {
 		t.Fatal("u1 reached the host behind dev1 with a revoked certificate")
 	}
@@ -276,15 +285,16 @@ func pageText(t *testing.T, b *browsertest.Browser, u string) string {
 	return b.Text()
 }
 
-// waitPageCount reloads u until text occurs at least n times on it: a
-// person pressing reload until the event shows.
-func waitPageCount(t *testing.T, b *browsertest.Browser, u, text string, n int, within time.Duration) {
+// waitPageCount reloads u until text occurs at least n times on it, as a
+// person presses reload until an event shows, and returns how often it
+// occurs.
+func waitPageCount(t *testing.T, b *browsertest.Browser, u, text string, n int, within time.Duration) int {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		page := pageText(t, b, u)
-		if strings.Count(page, text) >= n {
-			return
+		if c := strings.Count(page, text); c >= n {
+			return c
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s does not show %q %d times within %v:\n%s", u, text, n, within, page)
