@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/pki"
 	"github.com/remotegate/remotegate/policy"
 )
@@ -302,10 +303,10 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	profile := pki.ProfileUser
+	kind := pki.ProfileUser
 	switch {
 	case devices.find(cfg, name) >= 0:
-		profile = pki.ProfileDevice
+		kind = pki.ProfileDevice
 	case users.find(cfg, name) < 0:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no participant %q", name))
 		return
@@ -335,17 +336,26 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	cert, err := s.issueFor(c, "export", pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()}, nil)
+	cert, err := s.issueFor(c, "export", pki.Request{Profile: kind, CommonName: name, PublicKey: key.Public()}, nil)
 	if err != nil {
 		writeCertError(w, err, http.StatusInternalServerError)
 		return
 	}
+	format, err := profile.ParseFormat(req.Format)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	fileName, err := format.FileName(name)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	var body bytes.Buffer
-	contentType := "application/x-openvpn-profile"
-	if req.Format == "ovpn" || req.Format == "swanctl" {
+	if format == profile.FormatOpenVPN || format == profile.FormatSwanctl {
 		render := s.cfg.Profile
-		if req.Format == "swanctl" {
-			render, contentType = s.cfg.SwanctlProfile, "application/x-tar"
+		if format == profile.FormatSwanctl {
+			render = s.cfg.SwanctlProfile
 		}
 		keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
 		if err == nil {
@@ -356,17 +366,15 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 			return
 		}
 	} else {
-		p12, err := pki.EncodePKCS12(key, cert, []*x509.Certificate{s.cfg.CA.Certificate()}, req.Password)
-		if err != nil {
+		p12 := profile.PKCS12{Key: key, Cert: cert, Chain: []*x509.Certificate{s.cfg.CA.Certificate()}, Password: req.Password}
+		if _, err := p12.WriteTo(&body); err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		body.Write(p12)
-		contentType = "application/x-pkcs12"
 	}
 	s.event(r, "certificate", name, c.name, fmt.Sprintf("exported a %s profile with certificate %s for %q", req.Format, serialText(cert.SerialNumber), name),
 		map[string]string{"serial": serialText(cert.SerialNumber)})
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name+"."+map[string]string{"ovpn": "ovpn", "pkcs12": "p12", "swanctl": "tar"}[req.Format]))
+	w.Header().Set("Content-Type", format.ContentType())
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", fileName))
 	_, _ = w.Write(body.Bytes())
 }

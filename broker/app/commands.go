@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/remotegate/remotegate/broker/api"
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/pki"
+	"github.com/remotegate/remotegate/policy"
 )
 
 // ProfileFormat is the kind of profile WriteProfile writes.
@@ -38,32 +40,32 @@ func (b *Broker) WriteProfile(ctx context.Context, w io.Writer, name string, for
 		return fmt.Errorf("%w: profile format %q (want %q or %q)", ErrConfig, format, FormatOVPN, FormatSwanctl)
 	}
 	// Checked before a certificate is issued for nothing.
-	if err := profileName(name); err != nil {
-		return err
+	if err := policy.ValidName(name); err != nil {
+		return fmt.Errorf("%w: %w", profile.ErrInvalid, err)
 	}
 	sc, err := b.st.Config(ctx)
 	if err != nil {
 		return err
 	}
-	profile := pki.Profile(-1)
+	kind := pki.Profile(-1)
 	for _, u := range sc.Model.Users {
 		if u.Name == name {
-			profile = pki.ProfileUser
+			kind = pki.ProfileUser
 		}
 	}
 	for _, d := range sc.Model.Devices {
 		if d.Name == name {
-			profile = pki.ProfileDevice
+			kind = pki.ProfileDevice
 		}
 	}
-	if profile < 0 {
+	if kind < 0 {
 		return fmt.Errorf("%w: %q", ErrNotParticipant, name)
 	}
 	key, err := pki.GenerateKey(pki.ECDSAP256)
 	if err != nil {
 		return err
 	}
-	cert, err := b.keys.ca.Issue(pki.Request{Profile: profile, CommonName: name, PublicKey: key.Public()})
+	cert, err := b.keys.ca.Issue(pki.Request{Profile: kind, CommonName: name, PublicKey: key.Public()})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/internal/tlsaead"
 	"github.com/remotegate/remotegate/openvpn"
@@ -314,47 +315,21 @@ func newOpenVPNServer(k *keys, events *eventQueue, now func() time.Time, log *sl
 	})
 }
 
-// profileName refuses a participant name that a profile cannot carry: it
-// becomes file names (NAME.ovpn, x509/NAME.pem in a tar archive) and
-// values in configuration files. The model's rule for names allows only
-// what all of them carry; a stored name that predates the rule is refused
-// here rather than rendered.
-func profileName(name string) error {
-	if err := policy.ValidName(name); err != nil {
-		return fmt.Errorf("%w: %w", errProfileValue, err)
-	}
-	return nil
-}
-
-// writeProfile writes an OpenVPN profile. The name appears in a comment
-// and as a file name in it, the public address in the remote directive:
-// a name outside policy.ValidName's rule, or an address that is not a
-// host name or IP address, is refused, so that neither can start a
-// directive of its own.
+// writeProfile writes a participant's OpenVPN profile (broker/profile
+// checks the name and the address, so that neither can start a directive
+// of its own).
 func writeProfile(w io.Writer, s store.Settings, k *keys, name string, certPEM, keyPEM []byte) error {
-	if err := profileName(name); err != nil {
-		return err
+	if err := policy.ValidName(name); err != nil {
+		return fmt.Errorf("%w: %w", profile.ErrInvalid, err)
 	}
-	if err := checkPublicAddress(s.PublicAddress); err != nil {
-		return fmt.Errorf("%w: %w", errProfileValue, err)
-	}
-	_, err := fmt.Fprintf(w, `# remotegate profile for %q: openvpn --config %s.ovpn
-client
-dev tun
-proto udp
-remote %s %d
-nobind
-remote-cert-tls server
-data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305
-verb 3
-<ca>
-%s</ca>
-<cert>
-%s</cert>
-<key>
-%s</key>
-<tls-crypt>
-%s</tls-crypt>
-`, name, name, s.PublicAddress, s.Port, pki.EncodeCertificatesPEM(k.ca.Certificate()), certPEM, keyPEM, k.tlsCrypt.Marshal())
+	_, err := profile.OpenVPN{
+		Name:        name,
+		Remotes:     []profile.Remote{{Host: s.PublicAddress, Port: s.Port}},
+		DataCiphers: []string{"AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"},
+		Verb:        3,
+		CA:          pki.EncodeCertificatesPEM(k.ca.Certificate()),
+		Cert:        certPEM, Key: keyPEM,
+		TLSCrypt: k.tlsCrypt.Marshal(),
+	}.WriteTo(w)
 	return err
 }

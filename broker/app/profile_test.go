@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
@@ -80,12 +81,12 @@ func TestProfilesRefuseHostileNames(t *testing.T) {
 	for _, name := range hostileNames {
 		var b bytes.Buffer
 		err := writeSwanctlProfile(&b, cfg, k, name, []netip.Prefix{netip.MustParsePrefix("192.168.0.0/24")}, certPEM, keyPEM, time.Now())
-		if !errors.Is(err, errProfileValue) || !errors.Is(err, policy.ErrInvalidName) || b.Len() != 0 {
+		if !errors.Is(err, profile.ErrInvalid) || !errors.Is(err, policy.ErrInvalidName) || b.Len() != 0 {
 			t.Errorf("swanctl profile for %.40q: %v, %d bytes written", name, err, b.Len())
 		}
 		b.Reset()
 		err = writeProfile(&b, cfg, k, name, certPEM, keyPEM)
-		if !errors.Is(err, errProfileValue) || !errors.Is(err, policy.ErrInvalidName) || b.Len() != 0 {
+		if !errors.Is(err, profile.ErrInvalid) || !errors.Is(err, policy.ErrInvalidName) || b.Len() != 0 {
 			t.Errorf(".ovpn profile for %.40q: %v, %d bytes written", name, err, b.Len())
 		}
 	}
@@ -99,11 +100,11 @@ func TestProfilesRefuseHostileAddresses(t *testing.T) {
 		bad := cfg
 		bad.PublicAddress = addr
 		var b bytes.Buffer
-		if err := writeSwanctlProfile(&b, bad, k, "gw1", nil, certPEM, keyPEM, time.Now()); !errors.Is(err, errProfileValue) || b.Len() != 0 {
+		if err := writeSwanctlProfile(&b, bad, k, "gw1", nil, certPEM, keyPEM, time.Now()); !errors.Is(err, profile.ErrInvalid) || b.Len() != 0 {
 			t.Errorf("swanctl profile with address %q: %v, %d bytes", addr, err, b.Len())
 		}
 		b.Reset()
-		if err := writeProfile(&b, bad, k, "gw1", certPEM, keyPEM); !errors.Is(err, errProfileValue) || b.Len() != 0 {
+		if err := writeProfile(&b, bad, k, "gw1", certPEM, keyPEM); !errors.Is(err, profile.ErrInvalid) || b.Len() != 0 {
 			t.Errorf(".ovpn profile with address %q: %v, %d bytes", addr, err, b.Len())
 		}
 	}
@@ -138,16 +139,7 @@ func TestSwanctlProfileQuotesValues(t *testing.T) {
 			t.Errorf("swanctl.conf lacks the line %q:\n%s", line, conf)
 		}
 	}
-	for _, c := range []struct{ in, want string }{
-		{"CN=remotegate broker", `"CN=remotegate broker"`},
-		{"a#b{c}", `"a#b{c}"`},
-		{`a"b`, ""}, {`a\b`, ""}, {"a\nb", ""}, {"a\tb", ""}, {"a\u2028b", ""}, {"\xff", ""},
-	} {
-		got, err := swanctlValue(c.in)
-		if got != c.want || (c.want == "") != errors.Is(err, errProfileValue) {
-			t.Errorf("swanctlValue(%q) = %q, %v; want %q", c.in, got, err, c.want)
-		}
-	}
+	// The quoting itself is broker/profile's (TestSwanctlQuotesValues).
 }
 
 // FuzzProfileNames: whatever the name, a profile is either refused with
@@ -215,8 +207,8 @@ func TestConfigRefusesBadNames(t *testing.T) {
 		{"groups:\n  - name: g\nrelations:\n  - name: \"-r\"\n    from: g\n    to: g\n", `relation "-r"`},
 		{"users:\n  - name: \"\\xe9t\\u00e9\"\n", `user "été": policy: invalid name: it contains 'é' (U+00E9)`},
 		{"users:\n  - name: \xed\xa0\x80\n", "invalid"}, // a lone surrogate: not even YAML
-		{"public_address: \"vpn.example\\n  remote_addrs = evil\"\n", `public_address: "vpn.example\n  remote_addrs = evil"`},
-		{"public_address: vpn example\n", `public_address: "vpn example"`},
+		{"public_address: \"vpn.example\\n  remote_addrs = evil\"\n", `"vpn.example\n  remote_addrs = evil" is not an IP address or a host name`},
+		{"public_address: vpn example\n", `"vpn example" is not an IP address or a host name`},
 	} {
 		path := filepath.Join(t.TempDir(), "broker.yaml")
 		if err := os.WriteFile(path, []byte(c.yaml), 0o600); err != nil {
@@ -231,8 +223,8 @@ func TestConfigRefusesBadNames(t *testing.T) {
 		}
 	}
 	for _, addr := range []string{"vpn.example", "127.0.0.1", "2001:db8::1", "a-b.example.", "localhost"} {
-		if err := checkPublicAddress(addr); err != nil {
-			t.Errorf("checkPublicAddress(%q): %v", addr, err)
+		if err := profile.ValidHost(addr); err != nil {
+			t.Errorf("profile.ValidHost(%q): %v", addr, err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/broker/model"
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
 )
@@ -150,7 +151,7 @@ func loadConfig(path string) (*fileConfig, error) {
 	}
 	c.IPsec.defaults()
 	c.path, c.raw = path, data
-	if err := checkPublicAddress(c.PublicAddress); err != nil {
+	if err := profile.ValidHost(c.PublicAddress); err != nil {
 		return nil, fmt.Errorf("%s: public_address: %w", nameOr(path, "built-in config"), err)
 	}
 	var err error
@@ -170,33 +171,6 @@ func loadConfig(path string) (*fileConfig, error) {
 		}
 	}
 	return &c, nil
-}
-
-// checkPublicAddress accepts an IP address or a DNS host name: exported
-// profiles write it into the remote directive of .ovpn files and into
-// swanctl.conf, where a space, a quote or a line break would be read as
-// more than an address.
-func checkPublicAddress(a string) error {
-	if _, err := netip.ParseAddr(a); err == nil {
-		return nil
-	}
-	bad := func(why string) error {
-		return fmt.Errorf("%q is not an IP address or a host name: %s", a, why)
-	}
-	if a == "" || len(a) > 253 {
-		return bad("a host name has 1 to 253 characters")
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(a, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return bad("a label has 1 to 63 characters and neither begins nor ends with '-'")
-		}
-		for _, c := range []byte(label) {
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return bad("labels are ASCII letters, digits and '-'")
-			}
-		}
-	}
-	return nil
 }
 
 // settings are the file's settings as they are stored.
