@@ -49,5 +49,7 @@
 //
 // A test that cannot run (not root, chromium or certutil missing) is skipped
 // with the reason; when the CI environment variable is set it fails instead,
-// as the interop tests do (netns.Refuse).
+// as the interop tests do (netns.Refuse). Require refuses the same way
+// without starting a browser, for a test that builds something expensive
+// before it can create one.
 package browsertest
