@@ -237,8 +237,9 @@ func (s *Server) renewCertificate(w http.ResponseWriter, r *http.Request, c *cal
 }
 
 // revokeCertificate revokes, stores the revocation, and ends the live
-// session of the participant the certificate names: its next handshake is
-// refused by the verifier, which asks the CA.
+// session of the participant the certificate names (its next handshake is
+// refused by the verifier, which asks the CA) and, for a user's
+// certificate, that user's sessions of the management API.
 func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *caller) {
 	req, ok := decode[struct {
 		Reason pki.RevocationReason `json:"reason,omitempty"`
@@ -275,6 +276,16 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *ca
 	}
 	name := rec.Certificate.Subject.CommonName
 	s.cfg.Broker.Terminate(name, fmt.Errorf("certificate %s revoked", serialText(serial)))
+	// A user's certificate also logs in to this API and the console (a
+	// smartcard): the sessions it may have opened end with it. A token
+	// does not record how it was made, so every session of the user ends,
+	// the caller's too if it is that user; a password logs in again.
+	if rec.Profile == pki.ProfileUser {
+		if err := s.cfg.Store.DeleteTokensOf(r.Context(), name); err != nil {
+			writeError(w, http.StatusInternalServerError, fmt.Sprintf("certificate %s revoked, but the sessions of %q did not end: %v", serialText(serial), name, err))
+			return
+		}
+	}
 	s.event(r, "certificate", name, c.name, fmt.Sprintf("revoked certificate %s of %q", serialText(serial), name),
 		map[string]string{"serial": serialText(serial)})
 	writeJSON(w, http.StatusOK, viewCert(rec))
@@ -283,6 +294,12 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *ca
 // exportProfile issues a fresh certificate and key for a participant and
 // returns them as an OpenVPN profile or a PKCS#12 file.
 func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller) {
+	s.export(w, r, c, r.PathValue("name"), false)
+}
+
+// export is exportProfile for name; self marks the caller's own profile,
+// which counts against Config.ProfileLimit (see ProfileLimit).
+func (s *Server) export(w http.ResponseWriter, r *http.Request, c *caller, name string, self bool) {
 	req, ok := decode[struct {
 		Format   string `json:"format"`
 		Password string `json:"password,omitempty"`
@@ -290,7 +307,6 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
 	// Every participant's name passes the rule (Compile checks it); this
 	// keeps a name that does not out of the certificate, the renderers and
 	// the Content-Disposition header all the same.
@@ -331,13 +347,23 @@ func (s *Server) exportProfile(w http.ResponseWriter, r *http.Request, c *caller
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want ovpn, swanctl or pkcs12", req.Format))
 		return
 	}
+	// What counts is a certificate issued: a request refused before that
+	// gives its count back.
+	giveBack := func() {}
+	if self {
+		if giveBack = s.takeOwnProfile(w, name); giveBack == nil {
+			return
+		}
+	}
 	key, err := pki.GenerateKey(pki.ECDSAP256)
 	if err != nil {
+		giveBack()
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	cert, err := s.issueFor(c, "export", pki.Request{Profile: kind, CommonName: name, PublicKey: key.Public()}, nil)
 	if err != nil {
+		giveBack()
 		writeCertError(w, err, http.StatusInternalServerError)
 		return
 	}

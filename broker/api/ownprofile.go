@@ -52,7 +52,8 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *caller) {
 // certificate and the event are the same. Refused (403) to the bootstrap
 // administrator, to an account that is not an enabled user (a device's
 // token, a disabled user), and to a user without the right connect-vpn,
-// whose profile the broker would refuse anyway.
+// whose profile the broker would refuse anyway. Bounded by
+// Config.ProfileLimit: each export is a new certificate.
 func (s *Server) ownProfile(w http.ResponseWriter, r *http.Request, c *caller) {
 	switch {
 	case c.bootstrap:
@@ -65,6 +66,5 @@ func (s *Server) ownProfile(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("%q lacks the right %s, so it has no VPN profile", c.name, policy.RightConnectVPN))
 		return
 	}
-	r.SetPathValue("name", c.name)
-	s.exportProfile(w, r, c)
+	s.export(w, r, c, c.name, true)
 }

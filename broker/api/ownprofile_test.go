@@ -3,10 +3,13 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/remotegate/remotegate/pki"
 )
@@ -106,4 +109,94 @@ func TestEventsNewestFirst(t *testing.T) {
 		t.Fatalf("the page before: %+v", page)
 	}
 	e.expect(http.StatusBadRequest, "GET", "/api/v1/events?order=sideways", root, nil)
+}
+
+// A VPN user cannot mint certificates without end through its own
+// profile: ProfileLimit.Count within Window, then 429 with Retry-After
+// until the oldest leaves the window. Refused requests do not count, the
+// limit is per user, and an administrator is not limited.
+func TestOwnProfileIsLimited(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) { c.ProfileLimit = ProfileLimit{Count: 3, Window: time.Hour} })
+	root := e.mustLogin("root")
+	for _, name := range []string{"eve", "mallory"} {
+		e.expect(http.StatusCreated, "POST", "/api/v1/users", root, map[string]any{"name": name, "roles": []string{"vpn_user"}, "password": testPassword})
+	}
+	eve, mallory := e.mustLogin("eve"), e.mustLogin("mallory")
+	certsOf := func(name string) int {
+		t.Helper()
+		var certs []certView
+		if err := json.Unmarshal(e.expect(http.StatusOK, "GET", "/api/v1/certificates", root, nil), &certs); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, c := range certs {
+			if c.CommonName == name {
+				n++
+			}
+		}
+		return n
+	}
+
+	e.expect(http.StatusOK, "POST", "/api/v1/profile", eve, map[string]string{"format": "ovpn"})
+	e.clock.add(20 * time.Minute)
+	// A refused request costs nothing.
+	for range 5 {
+		e.expect(http.StatusBadRequest, "POST", "/api/v1/profile", eve, map[string]string{"format": "pkcs12"})
+	}
+	e.expect(http.StatusOK, "POST", "/api/v1/profile", eve, map[string]string{"format": "pkcs12", "password": "p12 password"})
+	e.expect(http.StatusOK, "POST", "/api/v1/profile", eve, map[string]string{"format": "ovpn"})
+
+	// The fourth within the hour: 429, the wait until the first leaves
+	// the window, and no certificate issued.
+	req, err := http.NewRequest("POST", e.http.URL+"/api/v1/profile", strings.NewReader(`{"format": "ovpn"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+eve)
+	resp, err := e.http.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), `\"eve\" exported 3 profiles in the last 1h0m0s`) {
+		t.Fatalf("the fourth profile within the hour: %d %s; want 429", resp.StatusCode, body)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != strconv.Itoa(40*60) {
+		t.Fatalf("Retry-After %q; want %d", ra, 40*60)
+	}
+	if n := certsOf("eve"); n != 3 {
+		t.Fatalf("eve has %d certificates; want 3", n)
+	}
+
+	// Another user has its own count, and the administrator is not
+	// limited in exporting eve's.
+	e.expect(http.StatusOK, "POST", "/api/v1/profile", mallory, map[string]string{"format": "ovpn"})
+	for range 4 {
+		e.expect(http.StatusOK, "POST", "/api/v1/participants/eve/profile", root, map[string]string{"format": "ovpn"})
+	}
+
+	// Once the first export is an hour old, one more.
+	e.clock.add(40*time.Minute - time.Second)
+	e.expect(http.StatusTooManyRequests, "POST", "/api/v1/profile", eve, map[string]string{"format": "ovpn"})
+	e.clock.add(time.Second)
+	e.expect(http.StatusOK, "POST", "/api/v1/profile", eve, map[string]string{"format": "ovpn"})
+	e.expect(http.StatusTooManyRequests, "POST", "/api/v1/profile", eve, map[string]string{"format": "ovpn"})
+	if n := certsOf("eve"); n != 3+4+1 {
+		t.Fatalf("eve has %d certificates; want 8", n)
+	}
+}
+
+func TestProfileLimitDefaultsAndRefusals(t *testing.T) {
+	if l := (ProfileLimit{}).withDefaults(); l.Count != 5 || l.Window != 24*time.Hour {
+		t.Fatalf("the zero ProfileLimit: %+v; want 5 in 24h", l)
+	}
+	e := newEnv(t)
+	for _, l := range []ProfileLimit{{Count: -1}, {Window: -time.Second}} {
+		cfg := e.srv.cfg
+		cfg.ProfileLimit = l
+		if _, err := New(context.Background(), cfg); !errors.Is(err, ErrConfig) {
+			t.Errorf("ProfileLimit %+v: %v; want ErrConfig", l, err)
+		}
+	}
 }

@@ -65,6 +65,10 @@ type Config struct {
 	// failures in 15 minutes and spaces the attempts for a name 1 minute
 	// apart after 5 failures of that name. Negative values are refused.
 	LoginLimit LoginLimit
+	// ProfileLimit bounds the profiles a user exports for itself through
+	// POST /api/v1/profile (see ProfileLimit); the zero value allows 5 in
+	// any 24 hours. Negative values are refused.
+	ProfileLimit ProfileLimit
 	// MaxConcurrentHashes bounds the password hashes computed at once
 	// (logins, password changes, new passwords), each taking the memory of
 	// its argon2 cost; a login that finds them all busy is answered 429 at
@@ -106,6 +110,8 @@ type Server struct {
 	now     func() time.Time
 	mux     *http.ServeMux
 	limiter *limiter
+	// profiles counts the profiles users export for themselves.
+	profiles *profileLimiter
 	// gate bounds the password hashes computed at once.
 	gate hashGate
 	// checkHash checks a password against a stored hash: checkPassword,
@@ -142,6 +148,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if !cfg.LoginLimit.valid() {
 		return nil, fmt.Errorf("%w: LoginLimit has a negative field: %+v", ErrConfig, cfg.LoginLimit)
 	}
+	if cfg.ProfileLimit.Count < 0 || cfg.ProfileLimit.Window < 0 {
+		return nil, fmt.Errorf("%w: ProfileLimit has a negative field: %+v", ErrConfig, cfg.ProfileLimit)
+	}
 	slots := cfg.MaxConcurrentHashes
 	switch {
 	case slots < 0:
@@ -171,6 +180,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.now = time.Now
 	}
 	s.limiter = newLimiter(cfg.LoginLimit, s.now)
+	s.profiles = newProfileLimiter(cfg.ProfileLimit)
 	for _, rt := range routes() {
 		s.mux.HandleFunc(rt.method+" "+rt.path, s.wrap(rt))
 	}

@@ -47,7 +47,15 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, res *resu
 		c.errorPage(w, r, nil, http.StatusBadGateway, "The management API gave no session.")
 		return
 	}
-	c.sess.add(tok.Token, c.now(), c.cfg.IdleTimeout)
+	// Whose session it is: the table of sessions drops an account's own
+	// first when it is full.
+	var a account
+	if res := c.api(r, tok.Token, "GET", "/api/v1/account", nil); !res.decode(&a) {
+		c.api(r, tok.Token, "POST", "/api/v1/logout", nil)
+		c.errorPage(w, r, nil, http.StatusBadGateway, "The management API did not say whose session it gave: "+res.message())
+		return
+	}
+	c.sess.add(tok.Token, a.Name, c.now(), c.cfg.IdleTimeout)
 	setCookie(w, sessionCookie, tok.Token, tok.Expires)
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
 }
@@ -141,7 +149,7 @@ func (c *Console) bootstrapPost(q *req) {
 }
 
 func (c *Console) passwordPage(q *req) {
-	c.render(q.w, q.r, q, http.StatusOK, "password", &page{Title: "Change your password", Notice: notice(q.r)})
+	c.render(q.w, q.r, q, http.StatusOK, "password", &page{Title: "Change your password", Notice: c.notice(q)})
 }
 
 func (c *Console) passwordPost(q *req) {
@@ -155,7 +163,7 @@ func (c *Console) passwordPost(q *req) {
 		"old_password": q.r.PostFormValue("old_password"), "new_password": q.r.PostFormValue("new_password")})
 	switch {
 	case res.ok():
-		redirect(q, "/password", "Your password was changed; your other sessions ended.")
+		c.redirect(q, "/password", "Your password was changed; your other sessions ended.")
 	case res.Status == http.StatusBadRequest || res.Status == http.StatusTooManyRequests:
 		field := "new_password"
 		if msg := res.message(); res.Status == http.StatusTooManyRequests || contains(msg, "old password", "certificate") {
@@ -202,11 +210,18 @@ func (c *Console) profileDownload(q *req, apiPath, title, name, action string) {
 	if started {
 		return
 	}
-	if res.Status == http.StatusBadRequest {
+	switch res.Status {
+	case http.StatusBadRequest:
 		p := &page{Title: title, Form: url.Values{"format": {format}}, Errors: map[string]string{
 			fieldOf(res.message(), "format", "password"): res.message()},
 			Data: profileData{Name: name, Formats: profileFormats, Action: action}}
 		c.render(q.w, q.r, q, res.Status, "profile", p)
+		return
+	case http.StatusTooManyRequests:
+		// The API bounds the profiles users export for themselves.
+		q.w.Header().Set("Retry-After", res.Header.Get("Retry-After"))
+		c.render(q.w, q.r, q, res.Status, "profile", &page{Title: title, Form: url.Values{"format": {format}},
+			Error: "No profile now: " + res.message() + ".", Data: profileData{Name: name, Formats: profileFormats, Action: action}})
 		return
 	}
 	c.apiFailed(q, res)

@@ -51,8 +51,9 @@ type Config struct {
 	// lifetime.
 	IdleTimeout time.Duration
 	// MaxSessions bounds the sessions tracked for the idle timeout; when
-	// it is reached the longest idle one is dropped (logged out). Zero
-	// means DefaultMaxSessions.
+	// it is reached, the longest idle session of the account holding the
+	// most is dropped (logged out), so that one account logging in again
+	// and again ends only its own. Zero means DefaultMaxSessions.
 	MaxSessions int
 	// Now; nil is time.Now.
 	Now func() time.Time

@@ -66,8 +66,9 @@ type env struct {
 	bootstrapPassword string
 }
 
-// newEnv starts a fresh broker whose bootstrap is still pending.
-func newEnv(t testing.TB) *env {
+// newEnv starts a fresh broker whose bootstrap is still pending; opts
+// change the API's configuration before it starts (licenses, say).
+func newEnv(t testing.TB, opts ...func(*api.Config)) *env {
 	t.Helper()
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	st, err := store.OpenWith(filepath.Join(t.TempDir(), "broker.db"), store.Options{Now: clk.now, SecretKey: bytes.Repeat([]byte{0x3c}, store.SecretKeySize)})
@@ -88,7 +89,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(ctx, api.Config{
+	apiCfg := api.Config{
 		Store: st, Broker: b, CA: ca, Verifier: &pki.Verifier{CA: ca},
 		Profile: func(w io.Writer, name string, certPEM, keyPEM []byte) error {
 			_, err := fmt.Fprintf(w, "client\n# %s\n<cert>\n%s</cert>\n<key>\n%s</key>\n", name, certPEM, keyPEM)
@@ -96,7 +97,11 @@ func newEnv(t testing.TB) *env {
 		},
 		PasswordCost: api.PasswordCost{Time: 1, MemoryKiB: 64, Threads: 1},
 		Now:          clk.now,
-	})
+	}
+	for _, o := range opts {
+		o(&apiCfg)
+	}
+	srv, err := api.New(ctx, apiCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +129,9 @@ func newEnv(t testing.TB) *env {
 
 // newReadyEnv is newEnv with the administrator root named (through the
 // API) and a VPN user eve.
-func newReadyEnv(t testing.TB) *env {
+func newReadyEnv(t testing.TB, opts ...func(*api.Config)) *env {
 	t.Helper()
-	e := newEnv(t)
+	e := newEnv(t, opts...)
 	tok := e.apiLogin(api.BootstrapAccount, e.bootstrapPassword)
 	e.apiExpect(http.StatusCreated, "POST", "/api/v1/bootstrap", tok, map[string]string{"name": adminName, "password": testPassword})
 	root := e.apiLogin(adminName, testPassword)

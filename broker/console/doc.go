@@ -36,14 +36,21 @@
 // keeps the API token in a cookie that is Secure, HttpOnly, SameSite=Strict
 // and host-only (the __Host- prefix). Its absolute lifetime is the token's;
 // the idle timeout (Config.IdleTimeout) is tracked in memory, keyed by a
-// hash of the token and bounded in size: a restart logs everyone out, which
-// is the safe direction. Logging out ends the token at the API.
+// hash of the token and bounded in size (when full, the account holding
+// the most sessions loses its longest idle one, so that no account can log
+// others out by logging in again and again): a restart logs everyone out,
+// which is the safe direction. Logging out ends the token at the API.
 //
 // Every state change is a POST carrying a CSRF token, an HMAC-SHA256 of the
 // session token under a key drawn at start, compared in constant time; a
 // POST from another origin (Origin or Sec-Fetch-Site) is refused before
 // that. The login form has its own token, bound to a pre-session cookie, so
 // that no other site can log a browser in to an account of its choosing.
+// The page a login leads on to is only ever a path of the console (no
+// scheme, host, control character or backslash, which browsers would read
+// as another host), and the notices a page shows after a change carry a
+// MAC bound to the session, so a link from elsewhere can neither send a
+// browser off-site after login nor put words in the console's mouth.
 // Every response carries a strict Content-Security-Policy (no inline
 // script or style), X-Frame-Options DENY, HSTS, nosniff and no referrer;
 // pages are not cached. Every value reaches a page through html/template,

@@ -281,7 +281,7 @@ func (c *Console) sessionsPage(q *req) {
 	}
 	d := &participantsData{Online: len(rows)}
 	d.Rows, d.Table = sortPage(q.r, rows, rowKeys, "name")
-	c.render(q.w, q.r, q, http.StatusOK, "sessions", &page{Title: "Live sessions", Notice: notice(q.r), Data: d})
+	c.render(q.w, q.r, q, http.StatusOK, "sessions", &page{Title: "Live sessions", Notice: c.notice(q), Data: d})
 }
 
 // confirmData is a confirmation page's question and form.
@@ -312,7 +312,7 @@ func (c *Console) terminatePost(q *req) {
 		c.apiFailed(q, res)
 		return
 	}
-	redirect(q, "/sessions", "Terminated the session of "+name+".")
+	c.redirect(q, "/sessions", "Terminated the session of "+name+".")
 }
 
 // Deleting a named entry: a confirmation page, then the API's DELETE.
@@ -343,7 +343,7 @@ func (c *Console) deletePost(kind, back, apiPrefix string) func(*req) {
 			c.apiFailed(q, res)
 			return
 		}
-		redirect(q, back, fmt.Sprintf("Deleted the %s %s.", kind, name))
+		c.redirect(q, back, fmt.Sprintf("Deleted the %s %s.", kind, name))
 	}
 }
 
@@ -391,7 +391,7 @@ func (c *Console) roleNames(q *req) []string {
 	return names
 }
 
-func (c *Console) usersPage(q *req) { c.usersRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) usersPage(q *req) { c.usersRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
 
 func (c *Console) usersRender(q *req, status int, p *page) {
 	res := c.api(q.r, q.token, "GET", "/api/v1/users", nil)
@@ -419,10 +419,10 @@ func (c *Console) userCreate(q *req) {
 		c.usersRender(q, res.Status, &page{Form: f, Errors: map[string]string{fieldOf(res.message(), "name", "password", "roles", "groups", "role", "group"): res.message()}})
 		return
 	}
-	redirect(q, "/users", "Created the user "+f.Get("name")+".")
+	c.redirect(q, "/users", "Created the user "+f.Get("name")+".")
 }
 
-func (c *Console) userPage(q *req) { c.userRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) userPage(q *req) { c.userRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
 
 func (c *Console) userRender(q *req, status int, p *page) {
 	name := q.r.PathValue("name")
@@ -468,7 +468,7 @@ func (c *Console) userUpdate(q *req) {
 		c.userRender(q, res.Status, &page{Form: f, Errors: fixErrors(map[string]string{fieldOf(res.message(), "roles", "groups", "group", "role"): res.message()})})
 		return
 	}
-	redirect(q, "/users/"+url.PathEscape(name), "Saved the user "+name+".")
+	c.redirect(q, "/users/"+url.PathEscape(name), "Saved the user "+name+".")
 }
 
 func (c *Console) userPassword(q *req) {
@@ -486,7 +486,7 @@ func (c *Console) userPassword(q *req) {
 		c.userRender(q, res.Status, &page{Errors: map[string]string{"password": res.message()}})
 		return
 	}
-	redirect(q, "/users/"+url.PathEscape(name), "Set the password of "+name+"; its sessions ended.")
+	c.redirect(q, "/users/"+url.PathEscape(name), "Set the password of "+name+"; its sessions ended.")
 }
 
 // Roles.
@@ -522,7 +522,7 @@ func rightsOf(r policy.Rights) []string {
 	return out
 }
 
-func (c *Console) rolesPage(q *req) { c.rolesRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) rolesPage(q *req) { c.rolesRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
 
 func (c *Console) rolesRender(q *req, status int, p *page) {
 	res := c.api(q.r, q.token, "GET", "/api/v1/roles", nil)
@@ -573,10 +573,10 @@ func (c *Console) roleCreate(q *req) {
 		c.rolesRender(q, res.Status, &page{Form: f, Errors: map[string]string{fieldOf(res.message(), "name", "rights", "right"): res.message()}})
 		return
 	}
-	redirect(q, "/roles", "Created the role "+f.Get("name")+".")
+	c.redirect(q, "/roles", "Created the role "+f.Get("name")+".")
 }
 
-func (c *Console) rolePage(q *req) { c.roleRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) rolePage(q *req) { c.roleRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
 
 func (c *Console) roleRender(q *req, status int, p *page) {
 	name := q.r.PathValue("name")
@@ -610,7 +610,7 @@ func (c *Console) roleUpdate(q *req) {
 		c.apiFailed(q, res)
 		return
 	}
-	redirect(q, "/roles/"+url.PathEscape(name), "Saved the role "+name+".")
+	c.redirect(q, "/roles/"+url.PathEscape(name), "Saved the role "+name+".")
 }
 
 // Devices.
@@ -669,7 +669,7 @@ func parseNetworks(text string) ([]store.Network, error) {
 	return out, nil
 }
 
-func (c *Console) devicesPage(q *req) { c.devicesRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) devicesPage(q *req) { c.devicesRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
 
 // statuses reads the participants' states, if the account may.
 func (c *Console) statuses(q *req) map[string]string {
@@ -740,10 +740,10 @@ func (c *Console) deviceCreate(q *req) {
 		c.devicesRender(q, res.Status, &page{Form: f, Errors: deviceErrors(res.message())})
 		return
 	}
-	redirect(q, "/devices", "Created the device "+f.Get("name")+".")
+	c.redirect(q, "/devices", "Created the device "+f.Get("name")+".")
 }
 
-func (c *Console) devicePage(q *req) { c.deviceRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) devicePage(q *req) { c.deviceRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
 
 func (c *Console) deviceRender(q *req, status int, p *page) {
 	name := q.r.PathValue("name")
@@ -782,7 +782,7 @@ func (c *Console) deviceUpdate(q *req) {
 		c.deviceRender(q, res.Status, &page{Form: f, Errors: deviceErrors(res.message())})
 		return
 	}
-	redirect(q, "/devices/"+url.PathEscape(name), "Saved the device "+name+".")
+	c.redirect(q, "/devices/"+url.PathEscape(name), "Saved the device "+name+".")
 }
 
 // Groups.
@@ -792,7 +792,7 @@ type groupsData struct {
 	Group  *policy.Group
 }
 
-func (c *Console) groupsPage(q *req) { c.groupsRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) groupsPage(q *req) { c.groupsRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
 
 func (c *Console) groupsRender(q *req, status int, p *page) {
 	res := c.api(q.r, q.token, "GET", "/api/v1/groups", nil)
@@ -825,10 +825,10 @@ func (c *Console) groupCreate(q *req) {
 		c.groupsRender(q, res.Status, &page{Form: f, Errors: map[string]string{field: res.message()}})
 		return
 	}
-	redirect(q, "/groups", "Created the group "+f.Get("name")+".")
+	c.redirect(q, "/groups", "Created the group "+f.Get("name")+".")
 }
 
-func (c *Console) groupPage(q *req) { c.groupRender(q, http.StatusOK, &page{Notice: notice(q.r)}) }
+func (c *Console) groupPage(q *req) { c.groupRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
 
 func (c *Console) groupRender(q *req, status int, p *page) {
 	name := q.r.PathValue("name")
@@ -859,7 +859,7 @@ func (c *Console) groupUpdate(q *req) {
 		c.groupRender(q, res.Status, &page{Form: f, Errors: map[string]string{"subgroups": res.message()}})
 		return
 	}
-	redirect(q, "/groups/"+url.PathEscape(name), "Saved the group "+name+".")
+	c.redirect(q, "/groups/"+url.PathEscape(name), "Saved the group "+name+".")
 }
 
 // Relations.
@@ -966,7 +966,7 @@ func (c *Console) groupNames(q *req) []string {
 }
 
 func (c *Console) relationsPage(q *req) {
-	c.relationsRender(q, http.StatusOK, &page{Notice: notice(q.r), Form: url.Values{"direction": {"one-way"}}})
+	c.relationsRender(q, http.StatusOK, &page{Notice: c.notice(q), Form: url.Values{"direction": {"one-way"}}})
 }
 
 func (c *Console) relationsRender(q *req, status int, p *page) {
@@ -1001,11 +1001,11 @@ func (c *Console) relationCreate(q *req) {
 		c.relationsRender(q, res.Status, &page{Form: f, Errors: relationErrors(res.message())})
 		return
 	}
-	redirect(q, "/relations", "Created the relation "+f.Get("name")+".")
+	c.redirect(q, "/relations", "Created the relation "+f.Get("name")+".")
 }
 
 func (c *Console) relationPage(q *req) {
-	c.relationRender(q, http.StatusOK, &page{Notice: notice(q.r)})
+	c.relationRender(q, http.StatusOK, &page{Notice: c.notice(q)})
 }
 
 func (c *Console) relationRender(q *req, status int, p *page) {
@@ -1039,7 +1039,7 @@ func (c *Console) relationUpdate(q *req) {
 		c.relationRender(q, res.Status, &page{Form: f, Errors: relationErrors(res.message())})
 		return
 	}
-	redirect(q, "/relations/"+url.PathEscape(name), "Saved the relation "+name+".")
+	c.redirect(q, "/relations/"+url.PathEscape(name), "Saved the relation "+name+".")
 }
 
 // relationSwitch enables or disables a relation: how a connection is
@@ -1063,7 +1063,7 @@ func (c *Console) relationSwitch(disable bool) func(*req) {
 		if disable {
 			verb = "Disabled"
 		}
-		redirect(q, "/relations", verb+" the relation "+name+".")
+		c.redirect(q, "/relations", verb+" the relation "+name+".")
 	}
 }
 
@@ -1094,7 +1094,7 @@ var revocationReasons = []struct {
 }{{0, "unspecified"}, {1, "key compromise"}, {3, "affiliation changed"}, {4, "superseded"}, {5, "cessation of operation"}, {9, "privilege withdrawn"}}
 
 func (c *Console) certificatesPage(q *req) {
-	c.certificatesRender(q, http.StatusOK, &page{Notice: notice(q.r), Form: url.Values{"profile": {"user"}}}, nil)
+	c.certificatesRender(q, http.StatusOK, &page{Notice: c.notice(q), Form: url.Values{"profile": {"user"}}}, nil)
 }
 
 func (c *Console) certificatesRender(q *req, status int, p *page, issued *issuedJSON) {
@@ -1153,7 +1153,7 @@ func (c *Console) revokeConfirm(q *req) {
 	}
 	c.render(q.w, q.r, q, http.StatusOK, "confirm", &page{Title: "Revoke a certificate", Data: confirmData{
 		Question: "Revoke the certificate " + serial + "?",
-		Detail:   "Its holder's live session ends, and its next connection or certificate login is refused. This cannot be undone.",
+		Detail:   "Its holder's live tunnel ends, and its next connection or certificate login is refused; if it is a user's, that user's sessions in this console and the API end too. This cannot be undone.",
 		Action:   q.r.URL.Path, Button: "Revoke", Back: "/certificates", Reasons: true}, Form: url.Values{}})
 }
 
@@ -1168,7 +1168,7 @@ func (c *Console) revokePost(q *req) {
 		c.apiFailed(q, res)
 		return
 	}
-	redirect(q, "/certificates", "Revoked the certificate "+serial+".")
+	c.redirect(q, "/certificates", "Revoked the certificate "+serial+".")
 }
 
 // Events.
@@ -1255,7 +1255,7 @@ func (c *Console) eventsCSV(q *req) {
 // Licenses.
 
 func (c *Console) licensesPage(q *req) {
-	c.licensesRender(q, http.StatusOK, &page{Notice: notice(q.r)})
+	c.licensesRender(q, http.StatusOK, &page{Notice: c.notice(q)})
 }
 
 func (c *Console) licensesRender(q *req, status int, p *page) {
@@ -1294,7 +1294,7 @@ func (c *Console) licenseAdd(q *req) {
 		c.apiFailed(q, res)
 		return
 	}
-	redirect(q, "/licenses", "The license was added.")
+	c.redirect(q, "/licenses", "The license was added.")
 }
 
 func (c *Console) releaseConfirm(q *req) {
@@ -1322,7 +1322,7 @@ func (c *Console) backupPage(q *req) {
 	if !c.need(q, policy.RightBackup) {
 		return
 	}
-	c.render(q.w, q.r, q, http.StatusOK, "backup", &page{Title: "Backup and restore", Notice: notice(q.r)})
+	c.render(q.w, q.r, q, http.StatusOK, "backup", &page{Title: "Backup and restore", Notice: c.notice(q)})
 }
 
 func (c *Console) backupPost(q *req) {

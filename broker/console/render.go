@@ -133,22 +133,36 @@ func (c *Console) apiFailed(q *req, res *result) {
 }
 
 // redirect answers a successful POST: the browser loads the page anew
-// (post/redirect/get), with a notice.
-func redirect(q *req, to, notice string) {
+// (post/redirect/get), with a notice. The notice travels in the URL with
+// its MAC under the process's key, bound to the session, so that only
+// this console's own redirects show one.
+func (c *Console) redirect(q *req, to, notice string) {
 	if notice != "" {
 		sep := "?"
 		if strings.Contains(to, "?") {
 			sep = "&"
 		}
-		to += sep + "notice=" + url.QueryEscape(notice)
+		to += sep + url.Values{"notice": {notice}, noticeMAC: {c.noticeMAC(q, notice)}}.Encode()
 	}
 	http.Redirect(q.w, q.r, to, http.StatusSeeOther)
 }
 
-// notice is the message a redirect carried. It is shown as text (escaped),
-// so a crafted link can at most show a wrong message, never markup.
-func notice(r *http.Request) string {
-	n := r.URL.Query().Get("notice")
+// noticeMAC is the query parameter of a notice's MAC.
+const noticeMAC = "ns"
+
+func (c *Console) noticeMAC(q *req, notice string) string {
+	return c.mac("notice", q.token+"\x00"+notice)
+}
+
+// notice is the message a redirect carried, if this console made it for
+// this session: a link crafted elsewhere ("…?notice=Your password expired,
+// call +49…") shows nothing, rather than words the console never said.
+func (c *Console) notice(q *req) string {
+	v := q.r.URL.Query()
+	n := v.Get("notice")
+	if n == "" || !csrfOK(v.Get(noticeMAC), c.noticeMAC(q, n)) {
+		return ""
+	}
 	if len(n) > 300 {
 		n = n[:300]
 	}
@@ -277,6 +291,9 @@ func cloneValues(v url.Values) url.Values {
 // and returns the query's page of them.
 func sortPage[T any](r *http.Request, items []T, keys map[string]func(a, b *T) int, def string) ([]T, *table) {
 	q := r.URL.Query()
+	// A notice is said once: sorting and paging links do not repeat it.
+	q.Del("notice")
+	q.Del(noticeMAC)
 	t := &table{path: r.URL.Path, query: q, Sort: q.Get("sort"), Desc: q.Get("dir") == "desc"}
 	cmpf, ok := keys[t.Sort]
 	if !ok {

@@ -30,43 +30,84 @@ const (
 	maxLoginForm = 8 << 10
 )
 
-// sessions tracks when each session was last used, for the idle timeout.
-// Keyed by the SHA-256 of the token, so the tokens themselves are not kept.
+// sessions tracks when each session was last used, for the idle timeout,
+// and whose it is. Keyed by the SHA-256 of the token, so the tokens
+// themselves are not kept.
 type sessions struct {
 	mu   sync.Mutex
-	last map[[32]byte]time.Time
-	max  int
+	last map[[32]byte]*tracked
+	// count is the number of sessions of each account.
+	count map[string]int
+	max   int
+}
+
+type tracked struct {
+	last    time.Time
+	account string
 }
 
 func newSessions(max int) *sessions {
-	return &sessions{last: map[[32]byte]time.Time{}, max: max}
+	return &sessions{last: map[[32]byte]*tracked{}, count: map[string]int{}, max: max}
 }
 
 func tokenKey(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
 
-// add starts tracking a new session at now. When the table is full it
-// first drops the sessions idle longer than idle, then the longest idle
-// one: a flood of logins can log others out, never grow the table.
-func (s *sessions) add(tok string, now time.Time, idle time.Duration) {
+// add starts tracking a new session of account at now. When the table is
+// full it first drops the sessions idle longer than idle, then the longest
+// idle session of the account that holds the most: an account that logs
+// in again and again (any VPN user can) ends its own sessions, never
+// another account's, and never grows the table.
+func (s *sessions) add(tok, account string, now time.Time, idle time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.last) >= s.max {
-		var oldestKey [32]byte
-		var oldest time.Time
 		for k, t := range s.last {
-			if now.Sub(t) >= idle {
-				delete(s.last, k)
-				continue
+			if now.Sub(t.last) >= idle {
+				s.dropLocked(k)
 			}
-			if oldest.IsZero() || t.Before(oldest) {
+		}
+	}
+	if len(s.last) >= s.max {
+		// The account with the most sessions, counting the new one; on a
+		// tie, the account logging in (if it holds any to drop).
+		most, mostN := "", 0
+		for a, n := range s.count {
+			if a == account {
+				n++
+			}
+			if n > mostN || (n == mostN && a == account) {
+				most, mostN = a, n
+			}
+		}
+		var oldestKey [32]byte
+		var oldest *tracked
+		for k, t := range s.last {
+			if t.account == most && (oldest == nil || t.last.Before(oldest.last)) {
 				oldestKey, oldest = k, t
 			}
 		}
-		if len(s.last) >= s.max {
-			delete(s.last, oldestKey)
+		if oldest != nil {
+			s.dropLocked(oldestKey)
 		}
 	}
-	s.last[tokenKey(tok)] = now
+	k := tokenKey(tok)
+	if _, ok := s.last[k]; ok {
+		s.dropLocked(k)
+	}
+	s.last[k] = &tracked{last: now, account: account}
+	s.count[account]++
+}
+
+// dropLocked forgets a session; s.mu is held.
+func (s *sessions) dropLocked(k [32]byte) {
+	t, ok := s.last[k]
+	if !ok {
+		return
+	}
+	delete(s.last, k)
+	if s.count[t.account]--; s.count[t.account] <= 0 {
+		delete(s.count, t.account)
+	}
 }
 
 // touch reports whether the session is known and was used within idle
@@ -80,17 +121,17 @@ func (s *sessions) touch(tok string, now time.Time, idle time.Duration) bool {
 	if !ok {
 		return false
 	}
-	if now.Sub(t) >= idle {
-		delete(s.last, k)
+	if now.Sub(t.last) >= idle {
+		s.dropLocked(k)
 		return false
 	}
-	s.last[k] = now
+	t.last = now
 	return true
 }
 
 func (s *sessions) remove(tok string) {
 	s.mu.Lock()
-	delete(s.last, tokenKey(tok))
+	s.dropLocked(tokenKey(tok))
 	s.mu.Unlock()
 }
 
@@ -227,9 +268,25 @@ func (c *Console) toLogin(w http.ResponseWriter, r *http.Request, why string) {
 	http.Redirect(w, r, u, http.StatusSeeOther)
 }
 
+// maxNext bounds a post-login target: the console's own URLs are short.
+const maxNext = 2048
+
 // safeNext keeps a post-login target only if it is a path of this console.
+// Browsers read a Location leniently: they drop tabs and line breaks
+// anywhere ("/\t/evil.example" is "//evil.example", another host) and take
+// a backslash for a slash ("/\\evil.example"). So a target with any
+// control character or backslash is refused outright, and what is left
+// must parse as a path with neither scheme nor host.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if next == "" || next[0] != '/' || len(next) > maxNext || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return "/"
 	}
 	return next
