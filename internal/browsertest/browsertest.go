@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,6 +76,12 @@ type Options struct {
 	// Width and Height set the window size, which is also the width of
 	// screenshots; zero means DefaultWidth x DefaultHeight.
 	Width, Height int
+	// Netns, if set, is the name of a network namespace (as `ip netns
+	// list` shows it, e.g. netns.NS.Name) the browser runs in: its
+	// loopback, its addresses and its routes are the browser's, so a test
+	// opens a server listening on 127.0.0.1 inside the namespace as a
+	// person on that machine would. "": the test's own namespace.
+	Netns string
 }
 
 // Browser is one headless Chromium with one tab. Its methods are called from
@@ -107,6 +114,11 @@ func New(t testing.TB, opts Options) *Browser {
 	if err != nil {
 		netns.Refuse(t, err)
 		return nil // only reached with a testing.TB whose Skip returns
+	}
+	if err := checkNetns(opts.Netns); err != nil {
+		// A namespace the test did not create is the test's mistake, not
+		// a missing prerequisite: it fails rather than skips.
+		t.Fatal(err)
 	}
 	if opts.StepTimeout <= 0 {
 		opts.StepTimeout = DefaultStepTimeout
@@ -164,8 +176,19 @@ func New(t testing.TB, opts Options) *Browser {
 		// Only loopback and IP addresses are reachable: a page that
 		// loads a script, a font or an image from the internet shows it
 		// in Problems, as it would break in a plant without internet.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost"),
+		chromedp.Flag("host-resolver-rules", hostResolverRules),
 	)
+	if opts.Netns != "" {
+		// chromedp talks to the browser over a pipe (fds 3 and 4), not a
+		// DevTools port, so nothing has to reach into the namespace:
+		// `ip netns exec` joins it and execs chromium, which inherits
+		// the pipe.
+		ipPath, err := exec.LookPath("ip")
+		if err != nil {
+			t.Fatalf("%v: %v", ErrSetup, err) // check found it
+		}
+		allocOpts = append(allocOpts, chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) { inNetns(cmd, ipPath, opts.Netns) }))
+	}
 	if os.Geteuid() == 0 {
 		// Chromium's sandbox refuses to start as root; the pages a test
 		// opens are its own.
@@ -240,6 +263,30 @@ func New(t testing.TB, opts Options) *Browser {
 	return b
 }
 
+// Require refuses t as New would with opts (skips it, or fails it when CI
+// is set) when a browser cannot run, without starting one: a test that
+// sets up something expensive before it can create the browser (a broker
+// whose CA the browser is to trust, say) calls it first.
+func Require(t testing.TB, opts Options) {
+	t.Helper()
+	if _, err := check(opts); err != nil {
+		netns.Refuse(t, err)
+	}
+}
+
+// hostResolverRules make every name but localhost unresolvable. Chromium
+// applies the rules to IP literals too, so they are excluded by pattern
+// (the rules know only * and ?): an IPv4 address is a digit and three dots
+// (a name of that shape resolves too, a price worth paying), an IPv6
+// address has colons, which no name has.
+var hostResolverRules = func() string {
+	rules := []string{"MAP * ~NOTFOUND", "EXCLUDE localhost", "EXCLUDE *:*", "EXCLUDE [*]"}
+	for d := '0'; d <= '9'; d++ {
+		rules = append(rules, "EXCLUDE "+string(d)+"*.*.*.*")
+	}
+	return strings.Join(rules, ", ")
+}()
+
 // isRoot is a variable so that the harness's tests can see the refusal.
 var isRoot = func() bool { return os.Geteuid() == 0 }
 
@@ -252,6 +299,11 @@ func check(opts Options) (exe string, err error) {
 	if err != nil {
 		return "", err
 	}
+	if opts.Netns != "" {
+		if _, err := exec.LookPath("ip"); err != nil {
+			return "", fmt.Errorf("%w: %q not found in PATH (Debian package iproute2), needed for Options.Netns: %w", ErrUnavailable, "ip", err)
+		}
+	}
 	if opts.TrustCA != nil || opts.ClientCert != nil {
 		for _, tool := range []string{"certutil", "pk12util"} {
 			if _, err := exec.LookPath(tool); err != nil {
@@ -260,6 +312,39 @@ func check(opts Options) (exe string, err error) {
 		}
 	}
 	return exe, nil
+}
+
+// netnsDir is where `ip netns` keeps the namespaces it names.
+const netnsDir = "/var/run/netns"
+
+// checkNetns reports whether the namespace Options.Netns names exists ("":
+// none asked for).
+func checkNetns(name string) error {
+	if name == "" {
+		return nil
+	}
+	if name != filepath.Base(name) || name == "." || name == ".." {
+		return fmt.Errorf("%w: Netns %q is not a namespace name", ErrSetup, name)
+	}
+	if _, err := os.Stat(filepath.Join(netnsDir, name)); err != nil {
+		return fmt.Errorf("%w: network namespace %q: %w", ErrSetup, name, err)
+	}
+	return nil
+}
+
+// inNetns makes cmd, the browser's command as chromedp built it, run in the
+// network namespace name: `ip netns exec name browser args...`. ip execs the
+// browser after joining, so the process chromedp waits for, signals and
+// talks to over its pipe is the browser itself.
+func inNetns(cmd *exec.Cmd, ipPath, name string) {
+	cmd.Args = append([]string{"ip", "netns", "exec", name, cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = ipPath
+	// What chromedp does when no ModifyCmdFunc is given: the browser dies
+	// with the test binary. ip keeps the setting across its exec.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
 
 func findBrowser() (string, error) {

@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -69,6 +70,13 @@ const formPage = `<!doctype html>
 </body></html>`
 
 func newSite(t *testing.T) *site {
+	t.Helper()
+	return newSiteIn(t, nil)
+}
+
+// newSiteIn is newSite listening on the loopback address of the namespace
+// ns (nil: the test's own).
+func newSiteIn(t *testing.T, ns *netns.NS) *site {
 	t.Helper()
 	ca := testpki.New(t, "browsertest test CA")
 	srv := ca.Server(t, "localhost", "localhost")
@@ -162,6 +170,19 @@ func newSite(t *testing.T) *site {
 	// Browsers open spare connections they close unused; their handshake
 	// errors are noise here.
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if ns != nil {
+		// The socket is opened inside the namespace and stays there; the
+		// server's goroutines may run on any thread.
+		var ln net.Listener
+		if err := ns.Do(func() (err error) {
+			ln, err = net.Listen("tcp", "127.0.0.1:0")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ts.Listener.Close()
+		ts.Listener = ln
+	}
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	u, err := url.Parse(ts.URL)
@@ -278,9 +299,7 @@ func TestDownload(t *testing.T) {
 // its subtests: when they are skipped there is nothing to check.
 func requireBrowser(t *testing.T) {
 	t.Helper()
-	if _, err := check(Options{ClientCert: &tls.Certificate{}}); err != nil {
-		netns.Refuse(t, err)
-	}
+	Require(t, Options{ClientCert: &tls.Certificate{}, Netns: "any"})
 }
 
 func TestClientCertificate(t *testing.T) {
@@ -510,5 +529,106 @@ func TestRefusesWithoutPrerequisites(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	if _, err := check(Options{}); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "chromium") {
 		t.Fatalf("check without a browser = %v, want ErrUnavailable naming chromium", err)
+	}
+}
+
+// netnsOf is the network namespace of the process pid, as the kernel names
+// it ("net:[4026532...]").
+func netnsOf(pid int) (string, error) {
+	return os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+}
+
+// With Netns the browser runs in the namespace: it opens a server on that
+// namespace's loopback address, not one on the test's, and every one of its
+// processes is in there.
+func TestNetns(t *testing.T) {
+	requireBrowser(t)
+	netns.Require(t)
+	ns := netns.New(t, "brtest")
+	inside := newSiteIn(t, ns)
+	outside := newSite(t)
+
+	b := New(t, Options{TrustCA: inside.CA.Cert, Netns: ns.Name})
+	if got := b.Navigate(inside.URL + "/"); got != http.StatusOK {
+		t.Fatalf("Navigate to the server in the namespace = %d, want 200", got)
+	}
+	b.WaitText("Hello from the test site")
+	if _, err := b.TryNavigate(outside.URL + "/"); err == nil {
+		t.Fatalf("the browser in %s reached a server on the test's own loopback", ns.Name)
+	}
+
+	var want string
+	if err := ns.Do(func() (err error) {
+		want, err = os.Readlink("/proc/thread-self/ns/net")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pids := processesOf(b.root)
+	if len(pids) < 2 {
+		t.Fatalf("processes of the running browser: %v, want several", pids)
+	}
+	for _, pid := range pids {
+		got, err := netnsOf(pid)
+		if err != nil {
+			continue // a helper that exited meanwhile
+		}
+		if got != want {
+			t.Errorf("browser process %d is in %s, want %s (the namespace %s)", pid, got, want, ns.Name)
+		}
+	}
+
+	// Without the option the same server is out of reach: the browser
+	// runs in the test's namespace.
+	plain := New(t, Options{TrustCA: inside.CA.Cert})
+	if _, err := plain.TryNavigate(inside.URL + "/"); err == nil {
+		t.Fatal("a browser without Netns reached the server in the namespace")
+	}
+}
+
+func TestNetnsMustExist(t *testing.T) {
+	if err := checkNetns(""); err != nil {
+		t.Fatalf("checkNetns(\"\") = %v, want nil: no namespace asked for", err)
+	}
+	for _, name := range []string{"rg-no-such-namespace", "../etc", "."} {
+		if err := checkNetns(name); !errors.Is(err, ErrSetup) {
+			t.Errorf("checkNetns(%q) = %v, want ErrSetup", name, err)
+		}
+	}
+}
+
+// IP addresses are reached (the console of a broker listens on 127.0.0.1),
+// names other than localhost are not.
+func TestIPAddressesResolve(t *testing.T) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<!doctype html><p>Reached by address</p>")
+	})
+	v4 := httptest.NewServer(page)
+	t.Cleanup(v4.Close)
+	b := New(t, Options{})
+	if got := b.Navigate(v4.URL + "/"); got != http.StatusOK {
+		t.Fatalf("Navigate to %s = %d, want 200", v4.URL, got)
+	}
+	b.WaitText("Reached by address")
+
+	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		v6 := httptest.NewUnstartedServer(page)
+		v6.Listener.Close()
+		v6.Listener = ln
+		v6.Start()
+		t.Cleanup(v6.Close)
+		if got := b.Navigate(v6.URL + "/"); got != http.StatusOK {
+			t.Fatalf("Navigate to %s = %d, want 200", v6.URL, got)
+		}
+	} else {
+		t.Logf("no IPv6 loopback here (%v): only IPv4 tried", err)
+	}
+
+	_, port, _ := net.SplitHostPort(v4.Listener.Addr().String())
+	for _, name := range []string{"example.com", "1password.com", "www.example.com"} {
+		_, err := b.TryNavigate("http://" + name + ":" + port + "/")
+		if err == nil || !strings.Contains(err.Error(), "ERR_NAME_NOT_RESOLVED") {
+			t.Errorf("Navigate to %s = %v, want ERR_NAME_NOT_RESOLVED", name, err)
+		}
 	}
 }

@@ -17,6 +17,12 @@
 // directories is written, so browsers of parallel tests do not see each
 // other's certificates.
 //
+// Options.Netns runs the browser in a network namespace (`ip netns exec`),
+// so that a test reaches a server on that namespace's loopback address, the
+// broker's console in its own namespace say, as a person at that machine
+// would. chromedp drives the browser over a pipe, not a DevTools port, so
+// the namespace needs nothing but its loopback.
+//
 // The helpers (Navigate, Fill, Click, Submit, WaitText, Text, Status,
 // Download, Screenshot, Cookies) fail the test with what the page showed when
 // a step does not succeed within Options.StepTimeout, so scenarios read as a
@@ -43,5 +49,7 @@
 //
 // A test that cannot run (not root, chromium or certutil missing) is skipped
 // with the reason; when the CI environment variable is set it fails instead,
-// as the interop tests do (netns.Refuse).
+// as the interop tests do (netns.Refuse). Require refuses the same way
+// without starting a browser, for a test that builds something expensive
+// before it can create one.
 package browsertest
