@@ -161,10 +161,12 @@ func New(t testing.TB, opts Options) *Browser {
 		chromedp.Flag("disable-domain-reliability", true),
 		chromedp.Flag("disable-search-engine-choice-screen", true),
 		chromedp.Flag("no-pings", true),
-		// Only loopback and IP addresses are reachable: a page that
-		// loads a script, a font or an image from the internet shows it
-		// in Problems, as it would break in a plant without internet.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost"),
+		// Only localhost and 127.0.0.1 are reachable: a page that loads
+		// a script, a font or an image from the internet shows it in
+		// Problems, as it would break in a plant without internet. The
+		// rules apply to IP literals too (MAP * maps 127.0.0.1 to
+		// NOTFOUND), so the loopback address is excluded by name.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"),
 	)
 	if os.Geteuid() == 0 {
 		// Chromium's sandbox refuses to start as root; the pages a test
