@@ -92,7 +92,7 @@ func newLab(t testing.TB, opts labOptions) *lab {
 		t.Fatal(err)
 	}
 	l.broker = b
-	ca, err := pki.NewCA(pki.CAConfig{CommonName: "remotegate CA (test)", OnIssue: func(r pki.Record) error { return st.PutCertificate(ctx, r) }})
+	ca, err := pki.NewCA(pki.CAConfig{OnIssue: func(r pki.Record) error { return st.PutCertificate(ctx, r) }})
 	if err != nil {
 		t.Fatal(err)
 	}
