@@ -7,6 +7,7 @@
 # make fuzz   runs every Fuzz target for FUZZTIME each.
 # make perf   compares examples/ovpn-server and the broker's relay with stock openvpn, and the broker's IPsec relay with a strongSwan hub (throughput and CPU, side by side).
 # make demo   runs the example OpenVPN server with throw-away keys (writes a client profile).
+# make screenshots  writes a PNG of each page of the web console (headless chromium, as root) to docs/console/.
 
 GO        ?= go
 FUZZTIME  ?= 10s
@@ -17,7 +18,7 @@ DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping tcpdump openssl softhsm2 opens
 # chromium; libnss3-tools (certutil, pk12util) puts the broker's CA and a
 # client certificate into the browser's NSS database.
 
-.PHONY: all build test deps tidy vet unit race bench fuzz perf demo
+.PHONY: all build test deps tidy vet unit race bench fuzz perf demo screenshots
 
 all: build
 
@@ -54,6 +55,12 @@ test: deps tidy vet unit race
 
 perf: deps
 	RG_PERF=1 $(GO) test -count=1 -run 'TestThroughputVsStock|TestRelayVsStock|TestIPsecRelayVsStrongSwan' -v -timeout 30m ./internal/ovpninterop/
+
+# TestScreenshots fills an in-process broker with a plant's worth of data and
+# saves each page. CI=1: a browser that cannot start fails the target rather
+# than skipping it with nothing written.
+screenshots: deps
+	CI=1 RG_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestScreenshots$$' -v ./broker/console/
 
 demo:
 	$(GO) run ./examples/broker -data /tmp/remotegate-data

@@ -191,14 +191,15 @@ func (s *Server) checkAttempt(w http.ResponseWriter, r *http.Request, name, pass
 		}
 		a = nil
 	}
-	if a != nil && !a.Disabled {
+	if a != nil && !a.Disabled && a.PasswordHash != "" {
 		ok, err = s.checkHash(a.PasswordHash, password)
 		if err != nil {
 			s.log.Error("password hash", "account", a.Name, "error", err)
 		}
 	} else {
-		// The same work for unknown names, so that timing does not tell
-		// which names exist.
+		// The same work for unknown names (and accounts that log in by
+		// certificate only), so that timing does not tell which names
+		// exist.
 		_, _ = s.checkHash(s.dummy, password)
 	}
 	return a, ok, at, false
@@ -264,6 +265,12 @@ func (s *Server) loginCertificate(w http.ResponseWriter, r *http.Request, _ *cal
 		writeError(w, http.StatusUnauthorized, "certificate not accepted")
 		return
 	}
+	// A user created without a password has no account yet; its
+	// sessions need one.
+	if err := s.ensureAccount(r.Context(), name); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	resp, err := s.newToken(r.Context(), name)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -314,7 +321,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 	if handled {
 		return
 	}
-	if a == nil {
+	if a == nil || a.PasswordHash == "" {
 		s.limiter.cancel(at)
 		writeError(w, http.StatusBadRequest, "this account logs in by certificate and has no password")
 		return
@@ -338,6 +345,20 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 	}
 	s.event(r, "config_change", c.name, c.name, "changed own password", nil)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// ensureAccount creates the account of a user that logs in by
+// certificate only: no password hash, so no password logs in to it.
+func (s *Server) ensureAccount(ctx context.Context, name string) error {
+	_, err := s.cfg.Store.Account(ctx, name)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	now := s.now()
+	if err := s.cfg.Store.PutAccount(ctx, store.Account{Name: name, Created: now, Updated: now}); err != nil {
+		return fmt.Errorf("api: the account of %q: %w", name, err)
+	}
+	return nil
 }
 
 // setAccountPassword stores a new password for the account called name,

@@ -31,7 +31,7 @@
 // text (or their id); a "css:" prefix selects by CSS instead. Problems
 // collects what a person would find in the DevTools console (failed loads,
 // Content-Security-Policy violations, exceptions); the browser reaches
-// nothing beyond loopback and IP addresses, so a page that needs the
+// nothing but localhost and 127.0.0.1, so a page that needs the
 // internet shows it there.
 //
 // A scenario reads:
