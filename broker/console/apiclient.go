@@ -152,10 +152,8 @@ func (c *Console) download(q *req, method, path string, body io.Reader, header h
 	if err != nil {
 		return &result{Status: http.StatusInternalServerError, Body: errorJSON(err.Error())}, false
 	}
-	if header != nil {
-		for k, v := range header {
-			r.Header[k] = v
-		}
+	for k, v := range header {
+		r.Header[k] = v
 	}
 	s := &streamer{w: q.w, header: http.Header{}}
 	c.cfg.API.ServeHTTP(s, r)
@@ -173,11 +171,7 @@ func esc(name string) string { return url.PathEscape(name) }
 
 // splitList reads a comma- or space-separated list of names.
 func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }) {
-		out = append(out, f)
-	}
-	return out
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
 }
 
 func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }

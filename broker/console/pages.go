@@ -347,21 +347,6 @@ func (c *Console) deletePost(kind, back, apiPrefix string) func(*req) {
 	}
 }
 
-// formError renders a form page again with the API's refusal next to the
-// field it is about (400, 409), or the error page.
-func (c *Console) formError(q *req, res *result, tmpl string, p *page, fields ...string) {
-	if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict {
-		c.apiFailed(q, res)
-		return
-	}
-	if p.Errors == nil {
-		p.Errors = map[string]string{}
-	}
-	p.Errors[fieldOf(res.message(), fields...)] = res.message()
-	p.Form = q.r.PostForm
-	c.render(q.w, q.r, q, res.Status, tmpl, p)
-}
-
 // Users.
 
 type usersData struct {
@@ -1086,12 +1071,6 @@ var certKeys = map[string]func(a, b *certJSON) int{
 	"not_after": byTime(func(c *certJSON) time.Time { return c.NotAfter }),
 	"serial":    byString(func(c *certJSON) string { return fmt.Sprintf("%040s", c.Serial) }),
 }
-
-// revocationReasons are the RFC 5280 reasons offered.
-var revocationReasons = []struct {
-	Code  int
-	Label string
-}{{0, "unspecified"}, {1, "key compromise"}, {3, "affiliation changed"}, {4, "superseded"}, {5, "cessation of operation"}, {9, "privilege withdrawn"}}
 
 func (c *Console) certificatesPage(q *req) {
 	c.certificatesRender(q, http.StatusOK, &page{Notice: c.notice(q), Form: url.Values{"profile": {"user"}}}, nil)
