@@ -17,7 +17,7 @@ import (
 // benchEnv is a broker with 1,024 participants (512 users, 512 devices
 // with a network each) and 10,000 events, and the session cookie of an
 // administrator.
-func benchEnv(b *testing.B) (*env, *http.Cookie) {
+func benchEnv(b testing.TB) (*env, *http.Cookie) {
 	b.Helper()
 	e := newReadyEnv(b)
 	ctx := context.Background()
