@@ -292,27 +292,6 @@ func (s *Server) ensureAccount(ctx context.Context, name string) error {
 	return nil
 }
 
-// setAccountPassword stores a new password for the account called name,
-// creating the account if it has none; its sessions are kept. It is no
-// domain step (it checks no rights): the tests give their accounts
-// passwords with it.
-func (s *Server) setAccountPassword(ctx context.Context, name, password string, mustChange bool) error {
-	h, err := HashPassword(password, s.cfg.PasswordCost)
-	if err != nil {
-		return err
-	}
-	now := s.now()
-	a, err := s.cfg.Store.Account(ctx, name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		a = &store.Account{Name: name, Created: now}
-	case err != nil:
-		return err
-	}
-	a.PasswordHash, a.MustChange, a.Updated = h, mustChange, now
-	return s.cfg.Store.PutAccount(ctx, *a)
-}
-
 // Bootstrap prepares the first login of a fresh installation: when no
 // administrator was ever named, it creates the account "admin" with a
 // random one-time password and returns that password, to be shown once.
