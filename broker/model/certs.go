@@ -47,6 +47,9 @@ func (m *Manager) Certificate(serial *big.Int) (pki.Record, error) {
 func (m *Manager) issueFor(a actor, verb string, req pki.Request, issue func() (*x509.Certificate, error)) (*x509.Certificate, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.snap == nil {
+		return nil, errNotLoaded
+	}
 	if err := mayCertify(a, m.snap, verb, req.CommonName); err != nil {
 		return nil, err
 	}
@@ -137,7 +140,9 @@ func (m *Manager) RevokeCertificate(ctx context.Context, actorName string, seria
 	// Revoking a user's certificate locks the user out of certificate
 	// login: only an actor holding every right of the user may.
 	m.mu.Lock()
-	err = mayCertify(actorOf(actorName), m.snap, "revoke", rec.Certificate.Subject.CommonName)
+	if err = errNotLoaded; m.snap != nil {
+		err = mayCertify(actorOf(actorName), m.snap, "revoke", rec.Certificate.Subject.CommonName)
+	}
 	m.mu.Unlock()
 	if err != nil {
 		return pki.Record{}, err
@@ -267,6 +272,9 @@ func (m *Manager) EnrollmentToken(ctx context.Context, actorName, name string, t
 // certificate for a name nobody holds would wait for whoever is created
 // under it (see checkSubject).
 func (m *Manager) enrollable(req pki.TokenRequest) error {
+	if m.snap == nil {
+		return errNotLoaded
+	}
 	p, ok := m.snap.Lookup(req.CommonName)
 	if !ok || !m.snap.IsDevice(p) || req.Profile != pki.ProfileDevice {
 		return fmt.Errorf("%w: no device %q (enrollment is for devices; users get their certificates from an administrator)", ErrNotFound, req.CommonName)

@@ -40,6 +40,10 @@ var (
 	ErrLastHolder = fmt.Errorf("%w: the change would leave the installation without an administrator", ErrConflict)
 )
 
+// errNotLoaded: a step that judges on the model in force was taken before
+// Load.
+var errNotLoaded = fmt.Errorf("%w: the configuration is not loaded (Manager.Load)", ErrConfig)
+
 // Config configures a Manager.
 type Config struct {
 	// Store holds the configuration, accounts, certificates, licenses and

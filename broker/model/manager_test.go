@@ -440,3 +440,25 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 }
+
+// A step that judges on the model in force refuses, rather than fails
+// hard, before Load.
+func TestBeforeLoad(t *testing.T) {
+	l := newLab(t, nil)
+	m, err := model.New(model.Config{Store: l.st, Broker: l.b, CA: l.ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.IssueCertificate(l.ctx, "root", "um", pki.ProfileUser, nil); !errors.Is(err, model.ErrConfig) {
+		t.Fatalf("IssueCertificate before Load: %v", err)
+	}
+	if _, _, err := m.EnrollmentToken(l.ctx, "root", "gw", 0); !errors.Is(err, model.ErrConfig) {
+		t.Fatalf("EnrollmentToken before Load: %v", err)
+	}
+	if err := m.SetPassword(l.ctx, "root", "um", "a long enough password"); !errors.Is(err, model.ErrNotFound) {
+		t.Fatalf("SetPassword before Load: %v", err)
+	}
+	if _, err := model.New(model.Config{Store: l.st}); !errors.Is(err, model.ErrConfig) {
+		t.Fatalf("New without a broker: %v", err)
+	}
+}
