@@ -4,16 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/remotegate/remotegate/broker/model"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/crypto/argon2"
 
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/policy"
@@ -21,73 +19,21 @@ import (
 
 // BootstrapAccount is the name of the one-time administrator of a fresh
 // installation.
-const BootstrapAccount = "admin"
+const BootstrapAccount = model.BootstrapAccount
 
-// bootstrapSecret marks in the store whether the bootstrap account was
-// created ("pending") and replaced ("done").
-const bootstrapSecret = "api/bootstrap"
+// PasswordCost are the argon2id parameters of new password hashes (see
+// model.PasswordCost).
+type PasswordCost = model.PasswordCost
 
-// PasswordCost are the argon2id parameters of new password hashes. Stored
-// hashes carry their own parameters, so changing them affects new
-// passwords only.
-type PasswordCost struct {
-	Time      uint32 // passes; zero means 3
-	MemoryKiB uint32 // zero means 64 MiB
-	Threads   uint8  // zero means 2
-}
-
-func (c PasswordCost) withDefaults() PasswordCost {
-	if c.Time == 0 {
-		c.Time = 3
-	}
-	if c.MemoryKiB == 0 {
-		c.MemoryKiB = 64 * 1024
-	}
-	if c.Threads == 0 {
-		c.Threads = 2
-	}
-	return c
-}
-
-// HashPassword returns the PHC string of an argon2id hash,
-// $argon2id$v=19$m=65536,t=3,p=2$salt$hash, as the store keeps it and as a
-// declarative configuration may give it (so that no password is written
-// down in the clear).
+// HashPassword returns the PHC string of an argon2id hash, as the store
+// keeps it and as a declarative configuration may give it (see
+// model.HashPassword).
 func HashPassword(password string, cost PasswordCost) (string, error) {
-	cost = cost.withDefaults()
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return "", err
-	}
-	sum := argon2.IDKey([]byte(password), salt, cost.Time, cost.MemoryKiB, cost.Threads, 32)
-	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, cost.MemoryKiB, cost.Time, cost.Threads,
-		b64.EncodeToString(salt), b64.EncodeToString(sum)), nil
+	return model.HashPassword(password, cost)
 }
-
-// errBadHash is returned for a stored hash this code cannot read.
-var errBadHash = errors.New("api: unreadable password hash")
 
 // checkPassword compares in constant time.
-func checkPassword(phc, password string) (bool, error) {
-	parts := strings.Split(phc, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != "v=19" {
-		return false, errBadHash
-	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 || m > 1<<22 || t > 100 {
-		return false, errBadHash
-	}
-	b64 := base64.RawStdEncoding
-	salt, err1 := b64.DecodeString(parts[4])
-	want, err2 := b64.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(want) < 16 {
-		return false, errBadHash
-	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
-}
+func checkPassword(phc, password string) (bool, error) { return model.CheckPassword(phc, password) }
 
 // tokenResponse is what a login returns.
 type tokenResponse struct {
@@ -288,16 +234,6 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *caller) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// minPasswordLen is what the API accepts for new passwords.
-const minPasswordLen = 12
-
-func checkNewPassword(p string) error {
-	if len(p) < minPasswordLen {
-		return fmt.Errorf("a password needs at least %d characters", minPasswordLen)
-	}
-	return nil
-}
-
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *caller) {
 	var req struct {
 		Old string `json:"old_password"`
@@ -311,8 +247,8 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 		writeError(w, http.StatusForbidden, "the bootstrap administrator must name an administrator instead (POST /api/v1/bootstrap)")
 		return
 	}
-	if err := checkNewPassword(req.New); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if err := model.CheckNewPassword(req.New); err != nil {
+		writeModelError(w, err)
 		return
 	}
 	// The old password is a guess like a login's: someone holding a
@@ -335,15 +271,10 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 	// The new password ends every other session of the account, in the
 	// same write: one opened by whoever knew the old password among them.
 	// The session that changed it stays.
-	changed, err := s.accountWithPassword(r.Context(), c.name, req.New, false)
-	if err == nil {
-		err = s.cfg.Store.ResetAccountExcept(r.Context(), changed, c.tokenHash)
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+	if err := s.m.ChangeOwnPassword(r.Context(), c.name, req.New, c.tokenHash); err != nil {
+		writeModelError(w, err)
 		return
 	}
-	s.event(r, "config_change", c.name, c.name, "changed own password", nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -361,143 +292,29 @@ func (s *Server) ensureAccount(ctx context.Context, name string) error {
 	return nil
 }
 
-// setAccountPassword stores a new password for the account called name,
-// creating the account if it has none; its sessions are kept.
-func (s *Server) setAccountPassword(ctx context.Context, name, password string, mustChange bool) error {
-	a, err := s.accountWithPassword(ctx, name, password, mustChange)
-	if err != nil {
-		return err
-	}
-	return s.cfg.Store.PutAccount(ctx, a)
-}
-
-// accountWithPassword returns the account called name (a new one if it has
-// none) with the new password, not yet stored.
-func (s *Server) accountWithPassword(ctx context.Context, name, password string, mustChange bool) (store.Account, error) {
-	// New passwords are hashed within the same bound as logins, waiting
-	// for a slot: these callers are authenticated.
-	if err := s.gate.wait(ctx); err != nil {
-		return store.Account{}, fmt.Errorf("api: waiting to hash a password: %w", err)
-	}
-	h, err := HashPassword(password, s.cfg.PasswordCost)
-	s.gate.done()
-	if err != nil {
-		return store.Account{}, err
-	}
-	now := s.now()
-	a, err := s.cfg.Store.Account(ctx, name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		a = &store.Account{Name: name, Created: now}
-	case err != nil:
-		return store.Account{}, err
-	}
-	a.PasswordHash, a.MustChange, a.Updated = h, mustChange, now
-	return *a, nil
-}
-
 // Bootstrap prepares the first login of a fresh installation: when no
 // administrator was ever named, it creates the account "admin" with a
 // random one-time password and returns that password, to be shown once.
 // The bootstrap administrator can do one thing: name a real administrator
 // (POST /api/v1/bootstrap), after which "admin" no longer logs in. On every
 // later start Bootstrap returns "" and the state: "pending" while the
-// bootstrap account waits for its first login, "done" after.
+// bootstrap account waits for its first login, "done" after (see
+// model.Manager.Bootstrap).
 func (s *Server) Bootstrap(ctx context.Context) (password, state string, err error) {
-	v, err := s.cfg.Store.Secret(ctx, bootstrapSecret)
-	switch {
-	case err == nil:
-		return "", string(v), nil
-	case !errors.Is(err, store.ErrNotFound):
-		return "", "", err
-	}
-	raw := make([]byte, 15)
-	if _, err := rand.Read(raw); err != nil {
-		return "", "", err
-	}
-	password = base64.RawURLEncoding.EncodeToString(raw)
-	// The account before the mark: a crash in between leaves no mark, and
-	// the next start makes a new password.
-	if err := s.setAccountPassword(ctx, BootstrapAccount, password, true); err != nil {
-		return "", "", err
-	}
-	if err := s.cfg.Store.PutSecret(ctx, bootstrapSecret, []byte("pending")); err != nil {
-		return "", "", err
-	}
-	return password, "pending", nil
+	return s.m.Bootstrap(ctx)
 }
 
-// errBootstrapDone: the installation already has its administrator (409).
-var errBootstrapDone = errors.New("api: the bootstrap is done")
-
-// finishBootstrap names the first administrator. The check that the
-// bootstrap is pending, the new administrator, its password, the mark
-// "done" and the end of the bootstrap account are one transaction: of
-// concurrent requests with the one bootstrap token exactly one succeeds,
-// and a failure half way leaves the bootstrap pending as it was.
+// finishBootstrap names the first administrator (see
+// model.Manager.FinishBootstrap).
 func (s *Server) finishBootstrap(w http.ResponseWriter, r *http.Request, c *caller) {
 	var req loginRequest
 	if err := readJSON(r, &req); err != nil {
 		writeBodyError(w, err)
 		return
 	}
-	if req.Name == "" || req.Name == BootstrapAccount {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("name an administrator other than %q", BootstrapAccount))
+	if err := s.m.FinishBootstrap(r.Context(), c.name, req.Name, req.Password); err != nil {
+		writeModelError(w, err)
 		return
-	}
-	if err := checkNewPassword(req.Password); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	// Hashed before the transaction: it takes a while, and holds nothing.
-	hash, err := HashPassword(req.Password, s.cfg.PasswordCost)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	// The administrator is admitted even beyond the licensed capacity:
-	// without it an installation whose participants fill its licenses
-	// could never be administered (see ErrCapacity).
-	var participants int
-	err = s.changeAdmitting(r, c, "bootstrap: named administrator "+req.Name, req.Name, func(cfg *store.Config, tx *store.Tx) error {
-		state, err := tx.Secret(bootstrapSecret)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		if string(state) != "pending" {
-			return fmt.Errorf("%w: an administrator was named", errBootstrapDone)
-		}
-		switch _, err := tx.Account(BootstrapAccount); {
-		case errors.Is(err, store.ErrNotFound):
-			return fmt.Errorf("%w: the bootstrap account is gone", errBootstrapDone)
-		case err != nil:
-			return err
-		}
-		if users.find(cfg, req.Name) >= 0 {
-			return fmt.Errorf("%w: %q exists", errExists, req.Name)
-		}
-		cfg.Model.Users = append(cfg.Model.Users, policy.User{Name: req.Name, Roles: []string{policy.RoleAdmin}})
-		now := s.now()
-		if err := tx.PutAccount(store.Account{Name: req.Name, PasswordHash: hash, Created: now, Updated: now}); err != nil {
-			return err
-		}
-		if err := tx.PutSecret(bootstrapSecret, []byte("done")); err != nil {
-			return err
-		}
-		participants = len(cfg.Model.Users) + len(cfg.Model.Devices)
-		// Deleting the account deletes its tokens with it.
-		return tx.DeleteAccount(BootstrapAccount)
-	})
-	if err != nil {
-		writeChangeError(w, err)
-		return
-	}
-	if lic := s.cfg.Licenses; lic != nil {
-		if capacity := lic.Capacity(s.now()); participants > capacity.Participants {
-			s.event(r, "license", req.Name, c.name, fmt.Sprintf("the named administrator %q is admitted beyond the licensed capacity of %s: %d participants; "+
-				"no participant can be created until there is room, and %q holds no VPN tunnel meanwhile", req.Name, capacity, participants, req.Name),
-				map[string]string{"participants": strconv.Itoa(participants), "capacity": strconv.Itoa(capacity.Participants)})
-		}
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"name": req.Name})
 }

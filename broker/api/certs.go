@@ -13,7 +13,6 @@ import (
 
 	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/pki"
-	"github.com/remotegate/remotegate/policy"
 )
 
 // certView is a certificate record as the API shows it.
@@ -64,15 +63,17 @@ func (s *Server) listCertificates(w http.ResponseWriter, r *http.Request, _ *cal
 	writeJSON(w, http.StatusOK, out)
 }
 
+// record answers 400 for a serial that is not hexadecimal, and the
+// model's error (404) for one the CA does not know.
 func (s *Server) record(w http.ResponseWriter, r *http.Request) (pki.Record, bool) {
 	serial, ok := parseSerial(r.PathValue("serial"))
 	if !ok {
 		writeError(w, http.StatusBadRequest, "serial: want hexadecimal digits")
 		return pki.Record{}, false
 	}
-	rec, ok := s.cfg.CA.Lookup(serial)
-	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no certificate with serial %s", r.PathValue("serial")))
+	rec, err := s.m.Certificate(serial)
+	if err != nil {
+		writeModelError(w, err)
 		return pki.Record{}, false
 	}
 	return rec, true
@@ -128,71 +129,22 @@ func (s *Server) issueCertificate(w http.ResponseWriter, r *http.Request, c *cal
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	// A user's or device's certificate names a participant: its common
-	// name follows the model's rule for names (the CA itself refuses only
-	// what no certificate may carry).
-	if profile != pki.ProfileServer {
-		if err := policy.ValidName(req.CommonName); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("common_name: %v", err))
-			return
-		}
-	}
-	var key crypto.Signer
-	var pub crypto.PublicKey
+	var pub crypto.PublicKey // nil: the model makes a key
 	if req.CSR != "" {
 		if pub, err = publicKeyOf(req.CSR); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-	} else {
-		if key, err = pki.GenerateKey(pki.ECDSAP256); err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		pub = key.Public()
 	}
-	cert, err := s.issueFor(c, "issue", pki.Request{Profile: profile, CommonName: req.CommonName, PublicKey: pub}, nil)
+	cert, key, err := s.m.IssueCertificate(r.Context(), c.name, req.CommonName, profile, pub)
 	if err != nil {
-		writeCertError(w, err, http.StatusBadRequest)
+		writeModelError(w, err)
 		return
 	}
-	s.writeIssued(w, r, c, "issued", cert, profile, key)
+	writeIssued(w, cert, profile, key)
 }
 
-// issueFor issues the certificate req describes (or, with issue set, the
-// one issue makes) for c, if c may hold a certificate in its name (see
-// mayCertify and checkSubject). The check and the issue are made under the
-// lock that configuration changes take, so that the user the check saw is
-// the user the certificate is issued for.
-func (s *Server) issueFor(c *caller, verb string, req pki.Request, issue func() (*x509.Certificate, error)) (*x509.Certificate, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := mayCertify(c, s.snap, verb, req.CommonName); err != nil {
-		return nil, err
-	}
-	if err := checkSubject(s.snap, req.CommonName, req.Profile); err != nil {
-		return nil, err
-	}
-	if issue == nil {
-		issue = func() (*x509.Certificate, error) { return s.cfg.CA.Issue(req) }
-	}
-	return issue()
-}
-
-// writeCertError answers a refused certificate: 403 for one beyond the
-// caller's rights, 400 for one that names no participant, otherwise (the
-// CA's refusal) status.
-func writeCertError(w http.ResponseWriter, err error, status int) {
-	switch {
-	case errors.Is(err, errForbidden):
-		status = http.StatusForbidden
-	case errors.Is(err, errInvalid):
-		status = http.StatusBadRequest
-	}
-	writeError(w, status, err.Error())
-}
-
-func (s *Server) writeIssued(w http.ResponseWriter, r *http.Request, c *caller, verb string, cert *x509.Certificate, profile pki.Profile, key crypto.Signer) {
+func writeIssued(w http.ResponseWriter, cert *x509.Certificate, profile pki.Profile, key crypto.Signer) {
 	out := issued{Certificate: viewCert(pki.Record{Certificate: cert, Profile: profile}), CertificatePEM: string(pki.EncodeCertificatesPEM(cert))}
 	if key != nil {
 		keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
@@ -202,8 +154,6 @@ func (s *Server) writeIssued(w http.ResponseWriter, r *http.Request, c *caller, 
 		}
 		out.KeyPEM = string(keyPEM)
 	}
-	s.event(r, "certificate", cert.Subject.CommonName, c.name, fmt.Sprintf("%s %s certificate %s for %q", verb, profile, out.Certificate.Serial, cert.Subject.CommonName),
-		map[string]string{"serial": out.Certificate.Serial})
 	writeJSON(w, http.StatusCreated, out)
 }
 
@@ -226,20 +176,16 @@ func (s *Server) renewCertificate(w http.ResponseWriter, r *http.Request, c *cal
 			return
 		}
 	}
-	cert, err := s.issueFor(c, "renew", pki.Request{Profile: rec.Profile, CommonName: rec.Certificate.Subject.CommonName}, func() (*x509.Certificate, error) {
-		return s.cfg.CA.Renew(rec.Certificate, pub)
-	})
+	cert, err := s.m.RenewCertificate(r.Context(), c.name, rec.Certificate.SerialNumber, pub)
 	if err != nil {
-		writeCertError(w, err, http.StatusBadRequest)
+		writeModelError(w, err)
 		return
 	}
-	s.writeIssued(w, r, c, "renewed", cert, rec.Profile, nil)
+	writeIssued(w, cert, rec.Profile, nil)
 }
 
-// revokeCertificate revokes, stores the revocation, and ends the live
-// session of the participant the certificate names (its next handshake is
-// refused by the verifier, which asks the CA) and, for a user's
-// certificate, that user's sessions of the management API.
+// revokeCertificate revokes (see model.Manager.RevokeCertificate: the
+// participant's tunnel and, for a user, its API sessions end).
 func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *caller) {
 	req, ok := decode[struct {
 		Reason pki.RevocationReason `json:"reason,omitempty"`
@@ -251,43 +197,11 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request, c *ca
 	if !ok {
 		return
 	}
-	serial := rec.Certificate.SerialNumber
-	// Revoking a user's certificate locks the user out of certificate
-	// login: only a caller holding every right of the user may.
-	s.mu.Lock()
-	err := mayCertify(c, s.snap, "revoke", rec.Certificate.Subject.CommonName)
-	s.mu.Unlock()
+	rec, err := s.m.RevokeCertificate(r.Context(), c.name, rec.Certificate.SerialNumber, req.Reason)
 	if err != nil {
-		writeCertError(w, err, http.StatusInternalServerError)
+		writeModelError(w, err)
 		return
 	}
-	if err := s.cfg.CA.Revoke(serial, req.Reason); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	rec, ok = s.cfg.CA.Lookup(serial)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("certificate %s revoked, but the CA no longer lists it", serialText(serial)))
-		return
-	}
-	if err := s.cfg.Store.RevokeCertificate(r.Context(), serialText(serial), rec.RevokedAt, rec.Reason); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	name := rec.Certificate.Subject.CommonName
-	s.cfg.Broker.Terminate(name, fmt.Errorf("certificate %s revoked", serialText(serial)))
-	// A user's certificate also logs in to this API and the console (a
-	// smartcard): the sessions it may have opened end with it. A token
-	// does not record how it was made, so every session of the user ends,
-	// the caller's too if it is that user; a password logs in again.
-	if rec.Profile == pki.ProfileUser {
-		if err := s.cfg.Store.DeleteTokensOf(r.Context(), name); err != nil {
-			writeError(w, http.StatusInternalServerError, fmt.Sprintf("certificate %s revoked, but the sessions of %q did not end: %v", serialText(serial), name, err))
-			return
-		}
-	}
-	s.event(r, "certificate", name, c.name, fmt.Sprintf("revoked certificate %s of %q", serialText(serial), name),
-		map[string]string{"serial": serialText(serial)})
 	writeJSON(w, http.StatusOK, viewCert(rec))
 }
 
@@ -307,24 +221,8 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *caller, name 
 	if !ok {
 		return
 	}
-	// Every participant's name passes the rule (Compile checks it); this
-	// keeps a name that does not out of the certificate, the renderers and
-	// the Content-Disposition header all the same.
-	if err := policy.ValidName(name); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	cfg, err := s.cfg.Store.Config(r.Context())
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	kind := pki.ProfileUser
-	switch {
-	case devices.find(cfg, name) >= 0:
-		kind = pki.ProfileDevice
-	case users.find(cfg, name) < 0:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no participant %q", name))
+	if _, err := s.m.ParticipantKind(r.Context(), name); err != nil {
+		writeModelError(w, err)
 		return
 	}
 	switch req.Format {
@@ -355,16 +253,10 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *caller, name 
 			return
 		}
 	}
-	key, err := pki.GenerateKey(pki.ECDSAP256)
+	cert, key, err := s.m.ExportCertificate(r.Context(), c.name, name, req.Format)
 	if err != nil {
 		giveBack()
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	cert, err := s.issueFor(c, "export", pki.Request{Profile: kind, CommonName: name, PublicKey: key.Public()}, nil)
-	if err != nil {
-		giveBack()
-		writeCertError(w, err, http.StatusInternalServerError)
+		writeModelError(w, err)
 		return
 	}
 	format, err := profile.ParseFormat(req.Format)
@@ -398,8 +290,6 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *caller, name 
 			return
 		}
 	}
-	s.event(r, "certificate", name, c.name, fmt.Sprintf("exported a %s profile with certificate %s for %q", req.Format, serialText(cert.SerialNumber), name),
-		map[string]string{"serial": serialText(cert.SerialNumber)})
 	w.Header().Set("Content-Type", format.ContentType())
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", fileName))
 	_, _ = w.Write(body.Bytes())

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,304 +12,148 @@ import (
 	"github.com/remotegate/remotegate/policy"
 )
 
-// Load reads the stored configuration and applies it to the broker; New
-// does it once, and a restore does it again.
-func (s *Server) Load(ctx context.Context) error {
-	cfg, err := s.cfg.Store.Config(ctx)
-	if err != nil {
-		return err
-	}
-	snap, devices, err := s.cfg.Compile(cfg)
-	if err != nil {
-		return fmt.Errorf("api: stored configuration: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.cfg.Broker.Apply(snap, devices); err != nil {
-		return err
-	}
-	s.snap = snap
-	return s.loadLicenses(ctx)
-}
+// The configuration's collections. Each handler decodes the request,
+// calls the domain step of model.Manager (which checks the change, stores
+// it, applies it to the broker and records it), and encodes the answer;
+// writeModelError maps a step's error to the status.
 
-var (
-	errExists   = errors.New("exists")
-	errNotFound = errors.New("not found")
-	errInvalid  = errors.New("invalid")
-)
-
-// change applies fn to the stored configuration, checks that the result
-// compiles, that it is within the caller's rights and keeps an
-// administrator (see checkGrants and checkLastHolders), and that the broker
-// accepts its networks, commits it, and records who changed what. Only
-// then does the broker run with it.
-func (s *Server) change(r *http.Request, c *caller, what string, fn func(*store.Config) error) error {
-	return s.changeWith(r, c, what, func(cfg *store.Config, _ *store.Tx) error { return fn(cfg) })
-}
-
-// changeWith is change whose fn may also write accounts and secrets in the
-// change's transaction.
-func (s *Server) changeWith(r *http.Request, c *caller, what string, fn func(*store.Config, *store.Tx) error) error {
-	return s.changeAdmitting(r, c, what, "", fn)
-}
-
-// changeAdmitting is changeWith that admits the new participant called
-// admitted even beyond the licensed capacity (see admitBeyondCapacity);
-// "" admits none.
-func (s *Server) changeAdmitting(r *http.Request, c *caller, what, admitted string, fn func(*store.Config, *store.Tx) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var snap *policy.Snapshot // the model in force once the change is stored
-	applied := false
-	_, err := s.cfg.Store.UpdateWith(r.Context(), func(cfg *store.Config, tx *store.Tx) error {
-		// The model before the change, read in the change's transaction:
-		// the rights are judged on what is stored, not on what this
-		// process last loaded.
-		before, _, err := s.cfg.Compile(cfg)
-		if err != nil {
-			return fmt.Errorf("api: the stored configuration: %w", err)
-		}
-		beforeModel := before.Model()
-		participants := model.Participants(cfg)
-		if err := fn(cfg, tx); err != nil {
-			return err
-		}
-		if err := model.CheckNewParticipantsAdmitting(participants, cfg, s.cfg.Licenses, s.now(), admitted); err != nil {
-			return err
-		}
-		after, devices, err := s.cfg.Compile(cfg)
-		if err != nil {
-			return fmt.Errorf("%w: %w", errInvalid, err)
-		}
-		if err := checkGrants(c, before, after, beforeModel, &cfg.Model); err != nil {
-			return err
-		}
-		if err := checkLastHolders(before, after, beforeModel, &cfg.Model); err != nil {
-			return err
-		}
-		// Applied inside the transaction: a route conflict refuses the
-		// change before it is stored.
-		applied = true
-		if err := s.cfg.Broker.Apply(after, devices); err != nil {
-			return fmt.Errorf("%w: %w", errInvalid, err)
-		}
-		snap = after
-		return nil
-	})
-	if err != nil {
-		if applied {
-			// Stored nothing: put the broker back as it was.
-			if rerr := s.reapplyStored(context.WithoutCancel(r.Context())); rerr != nil {
-				s.log.Error("the broker runs a configuration that was not stored", "error", rerr)
-				return fmt.Errorf("%w; and putting the broker back failed: %w", err, rerr)
-			}
-		}
-		return err
-	}
-	s.snap = snap
-	actor := ""
-	if c != nil {
-		actor = c.name
-	}
-	s.event(r, "config_change", "", actor, what, nil)
-	return nil
-}
-
-// reapplyStored applies the stored configuration to the broker again.
-func (s *Server) reapplyStored(ctx context.Context) error {
-	cfg, err := s.cfg.Store.Config(ctx)
-	if err != nil {
-		return err
-	}
-	snap, devices, err := s.cfg.Compile(cfg)
-	if err != nil {
-		return err
-	}
-	return s.cfg.Broker.Apply(snap, devices)
-}
-
-func writeChangeError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, errForbidden):
-		writeError(w, http.StatusForbidden, err.Error())
-	case errors.Is(err, errExists), errors.Is(err, ErrCapacity), errors.Is(err, errLastHolder), errors.Is(err, errBootstrapDone):
-		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, errNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, errInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
-	}
-}
-
-// collection describes one kind of named entry of the configuration.
+// collection is the API of one kind of named entry: the domain steps that
+// list, read, create, replace and delete it.
 type collection[T any] struct {
-	kind string // for messages: "user", "role", ...
-	list func(*store.Config) *[]T
-	name func(*T) string
+	kind   string // for messages: "user", "role", ...
+	name   func(*T) string
+	list   func(*store.Config) *[]T
+	all    func(*model.Manager, *http.Request) ([]T, error)
+	one    func(*model.Manager, *http.Request, string) (T, error)
+	create func(*model.Manager, *http.Request, string, T) error
+	put    func(*model.Manager, *http.Request, string, T) error
+	remove func(*model.Manager, *http.Request, string, string) error
 }
 
-func (k collection[T]) find(cfg *store.Config, name string) int {
-	for i := range *k.list(cfg) {
-		if k.name(&(*k.list(cfg))[i]) == name {
-			return i
-		}
-	}
-	return -1
-}
-
-// validName answers 400 for a name outside policy.ValidName's rule, before
-// anything is read or stored. Compile refuses such a name too; this says
-// so first and without a 404 for a name that cannot exist.
-func (k collection[T]) validName(w http.ResponseWriter, name string) bool {
-	if err := policy.ValidName(name); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %v", k.kind, err))
-		return false
-	}
-	return true
-}
-
-func (k collection[T]) listAll(s *Server, w http.ResponseWriter, r *http.Request) {
-	cfg, err := s.cfg.Store.Config(r.Context())
+func (k collection[T]) listH(s *Server, w http.ResponseWriter, r *http.Request, _ *caller) {
+	items, err := k.all(s.m, r)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeModelError(w, err)
 		return
 	}
-	items := *k.list(cfg)
 	if items == nil {
 		items = []T{}
 	}
 	writeJSON(w, http.StatusOK, items)
 }
 
-func (k collection[T]) get(s *Server, w http.ResponseWriter, r *http.Request) {
-	cfg, err := s.cfg.Store.Config(r.Context())
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	name := r.PathValue("name")
-	i := k.find(cfg, name)
-	if i < 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no %s %q", k.kind, name))
-		return
-	}
-	writeJSON(w, http.StatusOK, (*k.list(cfg))[i])
-}
-
-// create adds item; also, if set, runs on the configuration in the same
-// transaction (a device's networks).
-func (k collection[T]) create(s *Server, w http.ResponseWriter, r *http.Request, c *caller, item T, also func(*store.Config)) bool {
-	name := k.name(&item)
-	if name == "" {
-		writeError(w, http.StatusBadRequest, k.kind+" without a name")
-		return false
-	}
-	if !k.validName(w, name) {
-		return false
-	}
-	err := s.change(r, c, fmt.Sprintf("created %s %q", k.kind, name), func(cfg *store.Config) error {
-		if k.find(cfg, name) >= 0 {
-			return fmt.Errorf("%w: %s %q", errExists, k.kind, name)
-		}
-		*k.list(cfg) = append(*k.list(cfg), item)
-		if also != nil {
-			also(cfg)
-		}
-		return nil
-	})
-	if err != nil {
-		writeChangeError(w, err)
-		return false
-	}
-	writeJSON(w, http.StatusCreated, item)
-	return true
-}
-
-func (k collection[T]) put(s *Server, w http.ResponseWriter, r *http.Request, c *caller, item T, also func(*store.Config)) bool {
-	name := r.PathValue("name")
-	if !k.validName(w, k.name(&item)) {
-		return false
-	}
-	if k.name(&item) != name {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("the body names %q, the path %q", k.name(&item), name))
-		return false
-	}
-	err := s.change(r, c, fmt.Sprintf("changed %s %q", k.kind, name), func(cfg *store.Config) error {
-		i := k.find(cfg, name)
-		if i < 0 {
-			return fmt.Errorf("%w: %s %q", errNotFound, k.kind, name)
-		}
-		(*k.list(cfg))[i] = item
-		if also != nil {
-			also(cfg)
-		}
-		return nil
-	})
-	if err != nil {
-		writeChangeError(w, err)
-		return false
-	}
-	writeJSON(w, http.StatusOK, item)
-	return true
-}
-
-func (k collection[T]) remove(s *Server, w http.ResponseWriter, r *http.Request, c *caller, also func(*store.Config)) bool {
-	name := r.PathValue("name")
-	err := s.change(r, c, fmt.Sprintf("deleted %s %q", k.kind, name), func(cfg *store.Config) error {
-		i := k.find(cfg, name)
-		if i < 0 {
-			return fmt.Errorf("%w: %s %q", errNotFound, k.kind, name)
-		}
-		*k.list(cfg) = slices.Delete(*k.list(cfg), i, i+1)
-		if also != nil {
-			also(cfg)
-		}
-		return nil
-	})
-	if err != nil {
-		writeChangeError(w, err)
-		return false
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return true
-}
-
-// The handlers of a plain collection (roles, groups, relations), with the
-// signature of route.handle.
-
-func (k collection[T]) listH(s *Server, w http.ResponseWriter, r *http.Request, _ *caller) {
-	k.listAll(s, w, r)
-}
-
 func (k collection[T]) getH(s *Server, w http.ResponseWriter, r *http.Request, _ *caller) {
-	k.get(s, w, r)
+	v, err := k.one(s.m, r, r.PathValue("name"))
+	if err != nil {
+		writeModelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (k collection[T]) createH(s *Server, w http.ResponseWriter, r *http.Request, c *caller) {
-	if v, ok := decode[T](w, r); ok {
-		k.create(s, w, r, c, v, nil)
+	v, ok := decode[T](w, r)
+	if !ok {
+		return
 	}
+	if err := k.create(s.m, r, c.name, v); err != nil {
+		writeModelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
 }
 
 func (k collection[T]) putH(s *Server, w http.ResponseWriter, r *http.Request, c *caller) {
-	if v, ok := decode[T](w, r); ok {
-		k.put(s, w, r, c, v, nil)
+	v, ok := decode[T](w, r)
+	if !ok {
+		return
 	}
+	if !pathNames(w, r, k.kind, k.name(&v)) {
+		return
+	}
+	if err := k.put(s.m, r, c.name, v); err != nil {
+		writeModelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (k collection[T]) deleteH(s *Server, w http.ResponseWriter, r *http.Request, c *caller) {
-	k.remove(s, w, r, c, nil)
+	if err := k.remove(s.m, r, c.name, r.PathValue("name")); err != nil {
+		writeModelError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// pathNames answers 400 unless the body's name is valid and the one the
+// path names.
+func pathNames(w http.ResponseWriter, r *http.Request, kind, body string) bool {
+	if err := policy.ValidName(body); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %v", kind, err))
+		return false
+	}
+	if name := r.PathValue("name"); body != name {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the body names %q, the path %q", body, name))
+		return false
+	}
+	return true
 }
 
 var (
-	users     = collection[policy.User]{"user", func(c *store.Config) *[]policy.User { return &c.Model.Users }, func(u *policy.User) string { return u.Name }}
-	roles     = collection[policy.Role]{"role", func(c *store.Config) *[]policy.Role { return &c.Model.Roles }, func(r *policy.Role) string { return r.Name }}
-	groups    = collection[policy.Group]{"group", func(c *store.Config) *[]policy.Group { return &c.Model.Groups }, func(g *policy.Group) string { return g.Name }}
-	relations = collection[policy.Relation]{"relation", func(c *store.Config) *[]policy.Relation { return &c.Model.Relations }, func(r *policy.Relation) string { return r.Name }}
-	devices   = collection[policy.Device]{"device", func(c *store.Config) *[]policy.Device { return &c.Model.Devices }, func(d *policy.Device) string { return d.Name }}
+	users = collection[policy.User]{kind: "user", name: func(u *policy.User) string { return u.Name },
+		list: func(c *store.Config) *[]policy.User { return &c.Model.Users },
+		all:  func(m *model.Manager, r *http.Request) ([]policy.User, error) { return m.Users(r.Context()) },
+		one:  func(m *model.Manager, r *http.Request, n string) (policy.User, error) { return m.User(r.Context(), n) },
+		put: func(m *model.Manager, r *http.Request, a string, v policy.User) error {
+			return m.PutUser(r.Context(), a, v)
+		},
+		remove: func(m *model.Manager, r *http.Request, a, n string) error {
+			return m.DeleteUser(r.Context(), a, n)
+		}}
+	roles = collection[policy.Role]{kind: "role", name: func(v *policy.Role) string { return v.Name },
+		list: func(c *store.Config) *[]policy.Role { return &c.Model.Roles },
+		all:  func(m *model.Manager, r *http.Request) ([]policy.Role, error) { return m.Roles(r.Context()) },
+		one:  func(m *model.Manager, r *http.Request, n string) (policy.Role, error) { return m.Role(r.Context(), n) },
+		create: func(m *model.Manager, r *http.Request, a string, v policy.Role) error {
+			return m.CreateRole(r.Context(), a, v)
+		},
+		put: func(m *model.Manager, r *http.Request, a string, v policy.Role) error {
+			return m.PutRole(r.Context(), a, v)
+		},
+		remove: func(m *model.Manager, r *http.Request, a, n string) error { return m.DeleteRole(r.Context(), a, n) }}
+	groups = collection[policy.Group]{kind: "group", name: func(v *policy.Group) string { return v.Name },
+		list: func(c *store.Config) *[]policy.Group { return &c.Model.Groups },
+		all:  func(m *model.Manager, r *http.Request) ([]policy.Group, error) { return m.Groups(r.Context()) },
+		one: func(m *model.Manager, r *http.Request, n string) (policy.Group, error) {
+			return m.Group(r.Context(), n)
+		},
+		create: func(m *model.Manager, r *http.Request, a string, v policy.Group) error {
+			return m.CreateGroup(r.Context(), a, v)
+		},
+		put: func(m *model.Manager, r *http.Request, a string, v policy.Group) error {
+			return m.PutGroup(r.Context(), a, v)
+		},
+		remove: func(m *model.Manager, r *http.Request, a, n string) error { return m.DeleteGroup(r.Context(), a, n) }}
+	relations = collection[policy.Relation]{kind: "relation", name: func(v *policy.Relation) string { return v.Name },
+		list: func(c *store.Config) *[]policy.Relation { return &c.Model.Relations },
+		all:  func(m *model.Manager, r *http.Request) ([]policy.Relation, error) { return m.Relations(r.Context()) },
+		one: func(m *model.Manager, r *http.Request, n string) (policy.Relation, error) {
+			return m.Relation(r.Context(), n)
+		},
+		create: func(m *model.Manager, r *http.Request, a string, v policy.Relation) error {
+			return m.CreateRelation(r.Context(), a, v)
+		},
+		put: func(m *model.Manager, r *http.Request, a string, v policy.Relation) error {
+			return m.PutRelation(r.Context(), a, v)
+		},
+		remove: func(m *model.Manager, r *http.Request, a, n string) error { return m.DeleteRelation(r.Context(), a, n) }}
 )
+
+// find returns the index of the entry called name in cfg, or -1.
+func (k collection[T]) find(cfg *store.Config, name string) int {
+	return slices.IndexFunc(*k.list(cfg), func(v T) bool { return k.name(&v) == name })
+}
 
 func decode[T any](w http.ResponseWriter, r *http.Request) (T, bool) {
 	var v T
@@ -329,71 +172,25 @@ type newUser struct {
 	Password string `json:"password,omitempty"`
 }
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ *caller) { users.listAll(s, w, r) }
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request, _ *caller)   { users.get(s, w, r) }
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *caller) {
+	users.listH(s, w, r, c)
+}
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *caller) { users.getH(s, w, r, c) }
+func (s *Server) putUser(w http.ResponseWriter, r *http.Request, c *caller) { users.putH(s, w, r, c) }
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) {
+	users.deleteH(s, w, r, c)
+}
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *caller) {
 	u, ok := decode[newUser](w, r)
 	if !ok {
 		return
 	}
-	if u.Name == BootstrapAccount {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is reserved", BootstrapAccount))
+	if err := s.m.CreateUser(r.Context(), c.name, u.User, u.Password); err != nil {
+		writeModelError(w, err)
 		return
 	}
-	if u.Password != "" {
-		if err := checkNewPassword(u.Password); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-	}
-	// The account is written only once the user exists, so that a
-	// refused create (an existing name) leaves that user's password alone.
-	// Should writing it fail, the user exists without a password and one
-	// can be set with PUT /users/{name}/password.
-	if users.create(s, w, r, c, u.User, nil) && u.Password != "" {
-		if err := s.setAccountPassword(r.Context(), u.Name, u.Password, false); err != nil {
-			s.log.Error("store the new user's password", "user", u.Name, "error", err)
-		}
-	}
-}
-
-// mayActFor refuses (errForbidden) c an action on the user called name
-// that lies beyond c's rights, judged on the model in force.
-func (s *Server) mayActFor(c *caller, verb, name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mayActForLocked(c, verb, name)
-}
-
-// mayActForLocked is mayActFor with s.mu held.
-func (s *Server) mayActForLocked(c *caller, verb, name string) error {
-	if missing := s.snap.Granted(name) &^ heldBy(c, s.snap); missing != 0 {
-		return notWithin(c, verb, "user", name, missing)
-	}
-	return nil
-}
-
-func (s *Server) userExists(name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.snap.Lookup(name)
-	return ok
-}
-
-// putUser and deleteUser: the store ends the API sessions of a user that
-// a change disables or removes (and deletes a removed user's account) in
-// the change's own transaction, so a request either does all of it or
-// fails as a whole.
-
-func (s *Server) putUser(w http.ResponseWriter, r *http.Request, c *caller) {
-	if u, ok := decode[policy.User](w, r); ok {
-		users.put(s, w, r, c, u, nil)
-	}
-}
-
-func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) {
-	users.remove(s, w, r, c, nil)
+	writeJSON(w, http.StatusCreated, u.User)
 }
 
 func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -403,38 +200,10 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, c *caller) 
 	if !ok {
 		return
 	}
-	name := r.PathValue("name")
-	if !s.userExists(name) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no user %q", name))
+	if err := s.m.SetPassword(r.Context(), c.name, r.PathValue("name"), req.Password); err != nil {
+		writeModelError(w, err)
 		return
 	}
-	if err := checkNewPassword(req.Password); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	// Whoever sets a password can log in with it: only a caller holding
-	// every right of the user may (see grants.go). Checked before the
-	// slow hash and again, under the lock that configuration changes
-	// take, where the password is stored.
-	if err := s.mayActFor(c, "set the password of", name); err != nil {
-		writeChangeError(w, err)
-		return
-	}
-	// The new password and the end of the sessions opened with the old
-	// one are one write: a failure leaves both as they were.
-	a, err := s.accountWithPassword(r.Context(), name, req.Password, false)
-	if err == nil {
-		s.mu.Lock()
-		if err = s.mayActForLocked(c, "set the password of", name); err == nil {
-			err = s.cfg.Store.ResetAccount(r.Context(), a)
-		}
-		s.mu.Unlock()
-	}
-	if err != nil {
-		writeChangeError(w, err)
-		return
-	}
-	s.event(r, "config_change", name, c.name, fmt.Sprintf("set the password of %q", name), nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -451,66 +220,34 @@ type deviceView struct {
 	Created time.Time `json:"created,omitzero"`
 }
 
-func viewDevice(cfg *store.Config, d policy.Device) deviceView {
-	return deviceView{Name: d.Name, Groups: d.Groups, Disabled: d.Disabled, Networks: cfg.Networks[d.Name], Created: d.Created}
+func viewDevice(d model.Device) deviceView {
+	return deviceView{Name: d.Name, Groups: d.Groups, Disabled: d.Disabled, Networks: d.Networks, Created: d.Created}
 }
 
-func (v deviceView) device() policy.Device {
-	d := policy.Device{Name: v.Name, Groups: v.Groups, Disabled: v.Disabled}
-	for _, n := range v.Networks {
-		d.Subnets = append(d.Subnets, n.LAN)
-	}
-	return d
-}
-
-func checkNetworks(nets []store.Network) error {
-	for _, n := range nets {
-		if !n.LAN.IsValid() {
-			return fmt.Errorf("%w: a network without lan", errInvalid)
-		}
-		if n.Alias.IsValid() && n.Alias.Bits() != n.LAN.Bits() {
-			return fmt.Errorf("%w: alias %v and lan %v differ in size", errInvalid, n.Alias, n.LAN)
-		}
-	}
-	return nil
+func (v deviceView) device() model.Device {
+	return model.Device{Name: v.Name, Groups: v.Groups, Disabled: v.Disabled, Networks: v.Networks}
 }
 
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *caller) {
-	cfg, err := s.cfg.Store.Config(r.Context())
+	ds, err := s.m.Devices(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeModelError(w, err)
 		return
 	}
-	out := []deviceView{}
-	for _, d := range cfg.Model.Devices {
-		out = append(out, viewDevice(cfg, d))
+	out := make([]deviceView, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, viewDevice(d))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *caller) {
-	cfg, err := s.cfg.Store.Config(r.Context())
+	d, err := s.m.Device(r.Context(), r.PathValue("name"))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeModelError(w, err)
 		return
 	}
-	i := devices.find(cfg, r.PathValue("name"))
-	if i < 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no device %q", r.PathValue("name")))
-		return
-	}
-	writeJSON(w, http.StatusOK, viewDevice(cfg, cfg.Model.Devices[i]))
-}
-
-// setNetworks returns the step that stores a device's networks, for
-// create and put.
-func setNetworks(name string, nets []store.Network) func(*store.Config) {
-	return func(cfg *store.Config) {
-		if cfg.Networks == nil {
-			cfg.Networks = map[string][]store.Network{}
-		}
-		cfg.Networks[name] = nets
-	}
+	writeJSON(w, http.StatusOK, viewDevice(d))
 }
 
 func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -518,15 +255,19 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, c *caller)
 	if !ok {
 		return
 	}
-	if err := checkNetworks(v.Networks); err != nil {
-		writeChangeError(w, err)
+	if err := model.CheckNetworks(v.Networks); err != nil {
+		writeModelError(w, err)
 		return
 	}
 	if len(v.Networks) > 0 && !s.can(c.name, policy.RightManageAddressSpaces) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("%q lacks the right %s needed for networks", c.name, policy.RightManageAddressSpaces))
 		return
 	}
-	devices.create(s, w, r, c, v.device(), setNetworks(v.Name, v.Networks))
+	if err := s.m.CreateDevice(r.Context(), c.name, v.device()); err != nil {
+		writeModelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, v.device().Policy())
 }
 
 func (s *Server) putDevice(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -534,41 +275,45 @@ func (s *Server) putDevice(w http.ResponseWriter, r *http.Request, c *caller) {
 	if !ok {
 		return
 	}
-	if err := checkNetworks(v.Networks); err != nil {
-		writeChangeError(w, err)
+	if err := model.CheckNetworks(v.Networks); err != nil {
+		writeModelError(w, err)
+		return
+	}
+	if !pathNames(w, r, "device", v.Name) {
 		return
 	}
 	if !s.can(c.name, policy.RightManageAddressSpaces) {
-		cfg, err := s.cfg.Store.Config(r.Context())
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+		d, err := s.m.Device(r.Context(), v.Name)
+		if err != nil && !errors.Is(err, model.ErrNotFound) {
+			writeModelError(w, err)
 			return
 		}
-		if !slices.Equal(cfg.Networks[v.Name], v.Networks) {
+		if !slices.Equal(d.Networks, v.Networks) {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("%q lacks the right %s needed to change networks", c.name, policy.RightManageAddressSpaces))
 			return
 		}
 	}
-	devices.put(s, w, r, c, v.device(), setNetworks(v.Name, v.Networks))
+	if err := s.m.PutDevice(r.Context(), c.name, v.device()); err != nil {
+		writeModelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v.device().Policy())
 }
 
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request, c *caller) {
-	name := r.PathValue("name")
-	devices.remove(s, w, r, c, func(cfg *store.Config) { delete(cfg.Networks, name) })
+	if err := s.m.DeleteDevice(r.Context(), c.name, r.PathValue("name")); err != nil {
+		writeModelError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) getNetworks(w http.ResponseWriter, r *http.Request, _ *caller) {
-	cfg, err := s.cfg.Store.Config(r.Context())
+	nets, err := s.m.Networks(r.Context(), r.PathValue("name"))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeModelError(w, err)
 		return
 	}
-	name := r.PathValue("name")
-	if devices.find(cfg, name) < 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no device %q", name))
-		return
-	}
-	nets := cfg.Networks[name]
 	if nets == nil {
 		nets = []store.Network{}
 	}
@@ -580,25 +325,8 @@ func (s *Server) putNetworks(w http.ResponseWriter, r *http.Request, c *caller) 
 	if !ok {
 		return
 	}
-	if err := checkNetworks(nets); err != nil {
-		writeChangeError(w, err)
-		return
-	}
-	name := r.PathValue("name")
-	err := s.change(r, c, fmt.Sprintf("changed the networks of device %q", name), func(cfg *store.Config) error {
-		i := devices.find(cfg, name)
-		if i < 0 {
-			return fmt.Errorf("%w: device %q", errNotFound, name)
-		}
-		setNetworks(name, nets)(cfg)
-		cfg.Model.Devices[i].Subnets = nil
-		for _, n := range nets {
-			cfg.Model.Devices[i].Subnets = append(cfg.Model.Devices[i].Subnets, n.LAN)
-		}
-		return nil
-	})
-	if err != nil {
-		writeChangeError(w, err)
+	if err := s.m.SetNetworks(r.Context(), c.name, r.PathValue("name"), nets); err != nil {
+		writeModelError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, nets)

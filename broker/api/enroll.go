@@ -2,15 +2,13 @@ package api
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/remotegate/remotegate/broker/model"
 	"io"
 	"net/http"
 	"time"
 
-	"github.com/remotegate/remotegate/pki"
 	"github.com/remotegate/remotegate/policy"
 )
 
@@ -23,8 +21,8 @@ const EnrollmentPath = "/.well-known/est/"
 // certificate in the device's name to whoever holds it, so it lives no
 // longer than the way from the administrator to the gateway needs.
 const (
-	DefaultEnrollmentTTL = 24 * time.Hour
-	MaxEnrollmentTTL     = 7 * 24 * time.Hour
+	DefaultEnrollmentTTL = model.DefaultEnrollmentTTL
+	MaxEnrollmentTTL     = model.MaxEnrollmentTTL
 )
 
 // enrollmentView is the answer of createEnrollment: the token, shown once.
@@ -72,44 +70,12 @@ func (s *Server) createEnrollment(w http.ResponseWriter, r *http.Request, c *cal
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl_seconds: want 60 to %d", int64(MaxEnrollmentTTL/time.Second)))
 		return
 	}
-	// Checked and made under the lock of configuration changes, as a
-	// certificate is issued (issueFor): the device the check saw is the
-	// one the token is for.
-	s.mu.Lock()
-	err = s.enrollable(pki.TokenRequest{Profile: pki.ProfileDevice, CommonName: name})
-	var token string
-	var expires time.Time
-	if err == nil {
-		expires = s.now().Add(ttl).UTC()
-		token, err = s.cfg.CA.NewEnrollmentToken(pki.TokenRequest{Profile: pki.ProfileDevice, CommonName: name, TTL: ttl})
-	}
-	s.mu.Unlock()
-	switch {
-	case errors.Is(err, errNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
-		return
-	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
+	token, expires, err := s.m.EnrollmentToken(r.Context(), c.name, name, ttl)
+	if err != nil {
+		writeModelError(w, err)
 		return
 	}
-	// The token itself is a secret: the event says that one was made,
-	// not what it is.
-	s.event(r, "certificate", name, c.name, fmt.Sprintf("created an enrollment token for device %q, valid until %s", name, expires.Format(time.RFC3339)),
-		map[string]string{"expires": expires.Format(time.RFC3339)})
 	writeJSON(w, http.StatusCreated, enrollmentView{Device: name, Token: token, Expires: expires, Path: EnrollmentPath + "simpleenroll"})
-}
-
-// enrollable refuses (errNotFound) an enrollment for anything but a
-// device of the model in force; s.mu is held. A token outlives the check
-// made when it was created: the device may have been deleted since, and a
-// certificate for a name nobody holds would wait for whoever is created
-// under it (see checkSubject).
-func (s *Server) enrollable(req pki.TokenRequest) error {
-	p, ok := s.snap.Lookup(req.CommonName)
-	if !ok || !s.snap.IsDevice(p) || req.Profile != pki.ProfileDevice {
-		return fmt.Errorf("%w: no device %q (enrollment is for devices; users get their certificates from an administrator)", errNotFound, req.CommonName)
-	}
-	return nil
 }
 
 // EnrollmentHandler serves device enrollment (docs/ENROLLMENT.md), for the
@@ -127,26 +93,11 @@ func (s *Server) enrollable(req pki.TokenRequest) error {
 // needs no login (the token or the certificate is the credential) and
 // reads at most 64 KiB of a request.
 func (s *Server) EnrollmentHandler() http.Handler {
-	h := s.cfg.CA.EnrollmentHandlerWith(pki.EnrollmentOptions{
-		Lock:   &s.mu,
-		Allow:  s.enrollable,
-		Issued: s.enrolled,
-	})
+	h := s.cfg.CA.EnrollmentHandlerWith(s.m.EnrollmentOptions())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)
 	})
-}
-
-// enrolled records a certificate the enrollment handler issued.
-func (s *Server) enrolled(r *http.Request, cert *x509.Certificate, renewal bool) {
-	name, serial := cert.Subject.CommonName, pki.SerialString(cert.SerialNumber)
-	verb := "enrolled"
-	if renewal {
-		verb = "re-enrolled"
-	}
-	s.event(r, "certificate", name, "", fmt.Sprintf("%s device certificate %s for %q over EST", verb, serial, name),
-		map[string]string{"serial": serial, "remote": clientIP(r), "method": "est"})
 }

@@ -58,9 +58,7 @@ func manyLoginFailures(c *Config) { c.LoginLimit = LoginLimit{Failures: 1 << 20}
 
 // rights returns what the user may do in the model in force.
 func (e *env) rights(name string) policy.Rights {
-	e.srv.mu.Lock()
-	defer e.srv.mu.Unlock()
-	return e.srv.snap.Rights(name)
+	return e.srv.m.Snapshot().Rights(name)
 }
 
 // expectRefused fails unless the call is answered 403 naming the right.

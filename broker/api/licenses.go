@@ -2,15 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/remotegate/remotegate/broker/model"
-	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/license"
 )
 
@@ -44,73 +41,11 @@ var ErrCapacity = model.ErrCapacity
 // a kilobyte.
 const maxLicenseFile = 64 << 10
 
-// loadLicenses restores the license state from the store. A stored license
-// that no longer verifies (say the product dropped the vendor key that
-// signed it) is skipped with an error in the log rather than keeping the
-// broker from starting: it just does not count.
-func (s *Server) loadLicenses(ctx context.Context) error {
-	lic := s.cfg.Licenses
-	if lic == nil {
-		return nil
-	}
-	stored, err := s.cfg.Store.Licenses(ctx)
-	if err != nil {
-		return err
-	}
-	entries := make([]license.Entry, 0, len(stored))
-	for _, l := range stored {
-		entries = append(entries, license.Entry{File: l.File, Activated: l.Added, Released: l.Released})
-	}
-	if err := lic.Restore(entries); err != nil {
-		var good []license.Entry
-		for _, e := range entries {
-			if err := lic.Restore(append(good, e)); err != nil {
-				s.log.Error("stored license does not count", "error", err)
-				continue
-			}
-			good = append(good, e)
-		}
-		if err := lic.Restore(good); err != nil {
-			return err
-		}
-	}
-	s.applyCapacity(s.now())
-	return nil
-}
-
-// applyCapacity gives the broker the capacity at now.
-func (s *Server) applyCapacity(now time.Time) {
-	if s.cfg.Licenses == nil {
-		return
-	}
-	c := s.cfg.Licenses.Capacity(now)
-	s.cfg.Broker.SetCapacity(c.Participants, c.String())
-}
-
 // CheckLicenses records the license changes since the last call (expiries,
 // the ends of grace periods) in the event log and gives the broker the
-// capacity they leave. The embedding product calls it periodically, e.g.
-// once a minute; New does it once.
-func (s *Server) CheckLicenses(ctx context.Context) {
-	lic := s.cfg.Licenses
-	if lic == nil {
-		return
-	}
-	now := s.now()
-	s.licMu.Lock()
-	from := s.licChecked
-	s.licChecked = now
-	s.licMu.Unlock()
-	for _, e := range lic.EventsBetween(from, now) {
-		// Activations and releases through the API are logged when they
-		// happen, with who did them.
-		if e.Kind == license.EventActivated || e.Kind == license.EventReleased {
-			continue
-		}
-		s.appendEvent(ctx, "license", "", "", fmt.Sprintf("license %s %s; capacity %s", e.Number, e.Kind, lic.Capacity(now)), map[string]string{"license": e.Number, "change": e.Kind})
-	}
-	s.applyCapacity(now)
-}
+// capacity they leave (see model.Manager.CheckLicenses). The embedding
+// product calls it periodically, e.g. once a minute.
+func (s *Server) CheckLicenses(ctx context.Context) { s.m.CheckLicenses(ctx) }
 
 // licenseView is a license as the API shows it.
 type licenseView struct {
@@ -185,9 +120,8 @@ func (s *Server) listLicenses(w http.ResponseWriter, r *http.Request, _ *caller)
 
 // addLicense activates the license file in the request body.
 func (s *Server) addLicense(w http.ResponseWriter, r *http.Request, c *caller) {
-	lic := s.cfg.Licenses
-	if lic == nil {
-		writeError(w, http.StatusConflict, "this broker does not limit participants by license")
+	if s.cfg.Licenses == nil {
+		writeModelError(w, model.ErrUnlicensed)
 		return
 	}
 	file, err := io.ReadAll(r.Body) // at most maxLicenseFile (bodyLimit)
@@ -195,83 +129,23 @@ func (s *Server) addLicense(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeBodyError(w, fmt.Errorf("reading the license file: %w", err))
 		return
 	}
-	s.licMu.Lock()
-	defer s.licMu.Unlock()
-	now := s.now()
-	before := lic.Entries()
-	l, err := lic.Activate(file, now)
+	e, capacity, err := s.m.AddLicense(r.Context(), c.name, file)
 	if err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, license.ErrDuplicate) || errors.Is(err, license.ErrReleased) || errors.Is(err, license.ErrRevoked) {
-			status = http.StatusConflict
-		}
-		writeError(w, status, err.Error())
+		writeModelError(w, err)
 		return
 	}
-	if err := s.cfg.Store.PutLicense(r.Context(), store.License{Number: l.Number, File: file, Added: now}); err != nil {
-		s.undoLicenseChange(w, before, err) // not stored, so not activated
-		return
-	}
-	capacity := lic.Capacity(now)
-	s.applyCapacity(now)
-	s.event(r, "license", "", c.name, fmt.Sprintf("activated license %s (+%d); capacity %s", l.Number, l.Participants, capacity),
-		map[string]string{"license": l.Number, "change": license.EventActivated, "capacity": strconv.Itoa(capacity.Participants)})
-	for _, e := range lic.Entries() {
-		if e.License.Number == l.Number {
-			writeJSON(w, http.StatusCreated, viewOf(e, capacity))
-			return
-		}
-	}
-}
-
-// undoLicenseChange answers a license change that the store refused with
-// err: the licenses go back to before, as the store still has them.
-func (s *Server) undoLicenseChange(w http.ResponseWriter, before []license.Entry, err error) {
-	if rerr := s.cfg.Licenses.Restore(before); rerr != nil {
-		// The State keeps the change the store does not have: it counts
-		// until the next start, which restores the stored licenses.
-		s.log.Error("licenses in force differ from the stored ones until the next start", "error", rerr)
-		err = fmt.Errorf("%w; and undoing the change failed: %w", err, rerr)
-	}
-	writeError(w, http.StatusInternalServerError, err.Error())
+	writeJSON(w, http.StatusCreated, viewOf(e, capacity))
 }
 
 // releaseLicense releases a license and answers with the release statement
 // that lets the vendor re-issue it for another installation.
 func (s *Server) releaseLicense(w http.ResponseWriter, r *http.Request, c *caller) {
-	lic := s.cfg.Licenses
-	if lic == nil || s.cfg.InstallationKey == nil {
-		writeError(w, http.StatusConflict, "this broker does not limit participants by license")
-		return
-	}
 	number := r.PathValue("number")
-	s.licMu.Lock()
-	defer s.licMu.Unlock()
-	now := s.now()
-	before := lic.Entries()
-	stmt, err := lic.Release(number, s.cfg.InstallationKey, now)
+	stmt, err := s.m.ReleaseLicense(r.Context(), c.name, number)
 	if err != nil {
-		status := http.StatusConflict
-		if errors.Is(err, license.ErrNotActivated) {
-			status = http.StatusNotFound
-		}
-		writeError(w, status, err.Error())
+		writeModelError(w, err)
 		return
 	}
-	var released time.Time
-	for _, e := range lic.Entries() {
-		if e.License.Number == number {
-			released = e.Released
-		}
-	}
-	if err := s.cfg.Store.ReleaseLicense(r.Context(), number, released); err != nil {
-		s.undoLicenseChange(w, before, err) // not stored, so not released
-		return
-	}
-	capacity := lic.Capacity(now)
-	s.applyCapacity(now)
-	s.event(r, "license", "", c.name, fmt.Sprintf("released license %s; capacity %s", number, capacity),
-		map[string]string{"license": number, "change": license.EventReleased, "capacity": strconv.Itoa(capacity.Participants)})
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+number+`.release"`)
 	_, _ = w.Write(stmt)

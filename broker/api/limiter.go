@@ -372,7 +372,7 @@ const hashMemoryBudget = 256 << 20
 // fit in hashMemoryBudget at the configured cost, at most one per CPU
 // (argon2 is CPU-bound: more at once only makes each slower), at least one.
 func hashSlots(cost PasswordCost, cpus int) int {
-	perHash := int64(cost.withDefaults().MemoryKiB) << 10
+	perHash := int64(cost.WithDefaults().MemoryKiB) << 10
 	n := int64(hashMemoryBudget) / perHash
 	if n > int64(cpus) {
 		n = int64(cpus)

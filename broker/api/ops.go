@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
+	"github.com/remotegate/remotegate/broker/model"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -23,25 +23,18 @@ type participantView struct {
 }
 
 func (s *Server) listParticipants(w http.ResponseWriter, r *http.Request, _ *caller) {
-	cfg, err := s.cfg.Store.Config(r.Context())
+	ps, err := s.m.ParticipantStates(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeModelError(w, err)
 		return
 	}
-	addrs := s.cfg.Broker.Addresses()
-	out := []participantView{}
-	add := func(name, kind string) {
-		v := participantView{Name: name, Kind: kind, Status: s.cfg.Broker.Status(name)}
-		if a, ok := addrs[name]; ok {
-			v.Address = &a
+	out := make([]participantView, 0, len(ps))
+	for _, p := range ps {
+		v := participantView{Name: p.Name, Kind: p.Kind, Status: p.Status}
+		if p.Address.IsValid() {
+			v.Address = &p.Address
 		}
 		out = append(out, v)
-	}
-	for _, u := range cfg.Model.Users {
-		add(u.Name, "user")
-	}
-	for _, d := range cfg.Model.Devices {
-		add(d.Name, "device")
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -51,12 +44,10 @@ func (s *Server) listSessions(w http.ResponseWriter, _ *http.Request, _ *caller)
 }
 
 func (s *Server) terminateSession(w http.ResponseWriter, r *http.Request, c *caller) {
-	name := r.PathValue("participant")
-	if !s.cfg.Broker.Terminate(name, fmt.Errorf("terminated by %s", c.name)) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("%q is not online", name))
+	if err := s.m.Terminate(r.Context(), c.name, r.PathValue("participant")); err != nil {
+		writeModelError(w, err)
 		return
 	}
-	s.event(r, "disconnect", name, c.name, "session terminated by an administrator", nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -113,7 +104,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *caller) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	events, err := s.cfg.Store.Events(r.Context(), f)
+	events, err := s.m.Events(r.Context(), f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -138,26 +129,13 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *caller) {
 
 // DefaultEventRetention is the event retention when Config.EventRetention
 // is zero: a year of audit trail and a margin.
-const DefaultEventRetention = 400 * 24 * time.Hour
+const DefaultEventRetention = model.DefaultEventRetention
 
-// Maintain removes what the store no longer needs, so that it does not grow
-// without bound: the API session tokens that have expired, and the events
-// older than Config.EventRetention, both judged on Config.Now's clock. The
-// embedding product calls it periodically, e.g. once a minute with
-// CheckLicenses. It tries both, and returns their errors.
-func (s *Server) Maintain(ctx context.Context) error {
-	now := s.now()
-	tokens, terr := s.cfg.Store.PruneTokens(ctx, now)
-	cutoff := now.Add(-s.cfg.EventRetention)
-	events, eerr := s.cfg.Store.PruneEvents(ctx, cutoff)
-	if tokens > 0 || events > 0 {
-		s.log.Info("pruned the store", "expired_tokens", tokens, "events", events, "events_before", cutoff)
-	}
-	if err := errors.Join(terr, eerr); err != nil {
-		return fmt.Errorf("api: maintain: %w", err)
-	}
-	return nil
-}
+// Maintain removes what the store no longer needs: expired API session
+// tokens and events older than Config.EventRetention (see
+// model.Manager.Maintain). The embedding product calls it periodically,
+// e.g. once a minute with CheckLicenses.
+func (s *Server) Maintain(ctx context.Context) error { return s.m.Maintain(ctx) }
 
 func (s *Server) backup(w http.ResponseWriter, r *http.Request, c *caller) {
 	req, ok := decode[struct {
@@ -166,8 +144,8 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, c *caller) {
 	if !ok {
 		return
 	}
-	if len(req.Passphrase) < minPasswordLen {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("a backup passphrase needs at least %d characters", minPasswordLen))
+	if err := model.CheckBackupPassphrase(req.Passphrase); err != nil {
+		writeModelError(w, err)
 		return
 	}
 	// The archive streams out: the headers go with its first bytes, so
@@ -178,7 +156,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, c *caller) {
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="remotegate-%s.backup"`, s.now().UTC().Format("20060102-150405")))
 	}}
-	err := s.cfg.Store.Backup(r.Context(), out, []byte(req.Passphrase))
+	err := s.m.Backup(r.Context(), c.name, out, req.Passphrase)
 	switch {
 	case err != nil && out.started:
 		s.log.Error("backup cut short", "error", err)
@@ -188,9 +166,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, c *caller) {
 		return
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
-		return
 	}
-	s.event(r, "backup", "", c.name, "configuration backed up", nil)
 }
 
 // lazyHeaders calls start and writes the status 200 before the first
@@ -214,8 +190,8 @@ func (l *lazyHeaders) Write(p []byte) (int, error) {
 // broker stores them: a random ID that licenses may be bound to, and the
 // Ed25519 key that signs release statements (Config.InstallationSecrets).
 const (
-	SecretInstallationID  = "license/installation-id"
-	SecretInstallationKey = "license/installation-key"
+	SecretInstallationID  = model.SecretInstallationID
+	SecretInstallationKey = model.SecretInstallationKey
 )
 
 // restoreResponse is the answer of a restore.
@@ -252,26 +228,16 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%v: %d bytes, the limit is %d MiB", store.ErrBackupTooLarge, r.ContentLength, store.MaxBackupSize>>20))
 		return
 	}
-	var opts store.RestoreOptions
-	installation := r.URL.Query().Get("installation")
-	switch installation {
+	var bring bool
+	switch installation := r.URL.Query().Get("installation"); installation {
 	case "", "keep":
-		installation = "kept"
-		opts.KeepSecrets = s.cfg.InstallationSecrets
 	case "restore":
-		installation = "restored"
+		bring = true
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("installation=%q: want keep (the default) or restore", installation))
 		return
 	}
-	before := s.secrets(r.Context(), s.cfg.InstallationSecrets)
-	staged, err := s.cfg.Store.StageRestore(r.Context(), r.Body, []byte(pass))
-	if err == nil {
-		s.mu.Lock()
-		err = staged.Apply(r.Context(), opts)
-		s.mu.Unlock()
-		staged.Close()
-	}
+	res, err := s.m.Restore(r.Context(), c.name, r.Body, pass, bring)
 	switch {
 	case errors.Is(err, store.ErrBackupTooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
@@ -286,36 +252,6 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	// The identity the program runs with was read at its start.
-	restart := !maps.EqualFunc(before, s.secrets(r.Context(), s.cfg.InstallationSecrets), bytes.Equal)
-	msg := "restored a backup; the installation identity of this broker was kept"
-	if installation == "restored" {
-		msg = "restored a backup with the installation identity of the backup (moved to new hardware)"
-	}
-	msg += "; every API session ended"
-	if err := s.Load(r.Context()); err != nil {
-		s.event(r, "config_change", "", c.name, msg+"; the configuration does not apply: "+err.Error(), map[string]string{"installation": installation})
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("restored, but the configuration does not apply: %v", err))
-		return
-	}
-	if records, err := s.cfg.Store.Certificates(r.Context()); err == nil {
-		if err := s.cfg.CA.Restore(records); err != nil {
-			restart = true // certificates of another CA: the CA changes at the next start
-		}
-	}
-	s.event(r, "config_change", "", c.name, msg, map[string]string{
-		"installation": installation, "restart_required": strconv.FormatBool(restart), "sessions_ended": "true"})
-	writeJSON(w, http.StatusOK, restoreResponse{RestartRequired: restart, Installation: installation, SessionsEnded: true,
-		Message: msg + ": log in again"})
-}
-
-// secrets reads the named secrets; absent or unreadable ones are left out.
-func (s *Server) secrets(ctx context.Context, names []string) map[string][]byte {
-	out := make(map[string][]byte, len(names))
-	for _, n := range names {
-		if v, err := s.cfg.Store.Secret(ctx, n); err == nil {
-			out[n] = v
-		}
-	}
-	return out
+	writeJSON(w, http.StatusOK, restoreResponse{RestartRequired: res.RestartRequired, Installation: res.Installation, SessionsEnded: true,
+		Message: res.Message + ": log in again"})
 }

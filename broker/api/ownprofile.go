@@ -29,10 +29,7 @@ type accountView struct {
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *caller) {
 	v := accountView{Name: c.name, Bootstrap: c.bootstrap}
 	if !c.bootstrap {
-		s.mu.Lock()
-		snap := s.snap
-		s.mu.Unlock()
-		if snap != nil && s.can(c.name, 0) {
+		if snap := s.m.Snapshot(); snap != nil && s.can(c.name, 0) {
 			v.Rights = snap.Rights(c.name)
 		}
 	}

@@ -10,8 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/remotegate/remotegate/broker"
@@ -121,16 +119,8 @@ type Server struct {
 	// against, so that they take as long as known ones.
 	dummy string
 
-	// mu serialises configuration changes, so that the broker applies
-	// them in the order the store committed them.
-	mu sync.Mutex
-	// snap is the access model in force, for authorization.
-	snap *policy.Snapshot
-
-	// licMu serialises license changes and the periodic check; licChecked
-	// is when CheckLicenses last ran.
-	licMu      sync.Mutex
-	licChecked time.Time
+	// m takes the domain steps the handlers call.
+	m *model.Manager
 }
 
 // New returns the API server. It loads the stored configuration and
@@ -138,9 +128,6 @@ type Server struct {
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Broker == nil || cfg.CA == nil {
 		return nil, fmt.Errorf("%w: Store, Broker and CA are required", ErrConfig)
-	}
-	if cfg.Compile == nil {
-		cfg.Compile = model.Compile
 	}
 	if cfg.TokenLifetime == 0 {
 		cfg.TokenLifetime = 12 * time.Hour
@@ -162,13 +149,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: the hash for unknown names: %w", err)
 	}
-	if cfg.InstallationSecrets == nil {
-		cfg.InstallationSecrets = []string{SecretInstallationID, SecretInstallationKey}
-	}
-	switch {
-	case cfg.EventRetention == 0:
-		cfg.EventRetention = DefaultEventRetention
-	case cfg.EventRetention < 0:
+	if cfg.EventRetention < 0 {
 		return nil, fmt.Errorf("%w: negative EventRetention %v", ErrConfig, cfg.EventRetention)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
@@ -187,12 +168,37 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})
-	s.licChecked = s.now()
+	m, err := model.New(model.Config{
+		Store: cfg.Store, Broker: cfg.Broker, CA: cfg.CA, Compile: cfg.Compile,
+		// New passwords are hashed within the same bound as logins,
+		// waiting for a slot: their callers are authenticated.
+		HashPassword: func(ctx context.Context, password string) (string, error) {
+			if err := s.gate.wait(ctx); err != nil {
+				return "", fmt.Errorf("api: waiting to hash a password: %w", err)
+			}
+			defer s.gate.done()
+			return HashPassword(password, cfg.PasswordCost)
+		},
+		Licenses: cfg.Licenses, InstallationKey: cfg.InstallationKey, InstallationSecrets: cfg.InstallationSecrets,
+		EventRetention: cfg.EventRetention, Logger: cfg.Logger, Now: s.now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	s.m = m
 	if err := s.Load(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// Manager returns the domain steps the API calls, for a product that
+// takes them without HTTP (the same checks, the same event log).
+func (s *Server) Manager() *model.Manager { return s.m }
+
+// Load reads the stored configuration and applies it to the broker; New
+// does it once (see model.Manager.Load).
+func (s *Server) Load(ctx context.Context) error { return s.m.Load(ctx) }
 
 // ServeHTTP serves the API. It is meant to be served over HTTPS only:
 // Strict-Transport-Security keeps a browser that has seen it once (the web
@@ -274,16 +280,7 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 
 // can reports whether the account is an enabled user (not a device) of
 // the model in force holding the rights r (none: just enabled).
-func (s *Server) can(name string, r policy.Rights) bool {
-	s.mu.Lock()
-	snap := s.snap
-	s.mu.Unlock()
-	if snap == nil {
-		return false
-	}
-	p, ok := snap.Lookup(name)
-	return ok && snap.Enabled(p) && !snap.IsDevice(p) && (r == 0 || snap.Can(name, r))
-}
+func (s *Server) can(name string, r policy.Rights) bool { return s.m.Can(name, r) }
 
 func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request, _ *caller) {
 	w.Header().Set("Content-Type", "application/json")
@@ -339,24 +336,28 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// event appends to the event log; a failure is logged, not returned: the
-// change it records has happened.
+// event appends to the event log (model.Manager.Record); a failure is
+// logged, not returned.
 func (s *Server) event(r *http.Request, kind, participant, actor, msg string, attrs map[string]string) {
-	s.appendEvent(r.Context(), kind, participant, actor, msg, attrs)
+	s.m.Record(r.Context(), kind, participant, actor, msg, attrs)
 }
 
-func (s *Server) appendEvent(ctx context.Context, kind, participant, actor, msg string, attrs map[string]string) {
-	_, err := s.cfg.Store.Append(ctx, store.Event{Time: s.now(), Kind: kind, Participant: participant, Actor: actor, Message: msg, Attrs: attrs})
-	if err != nil {
-		s.log.Error("event log", "error", err, "kind", kind, "message", msg)
+// writeModelError answers a domain step's error with the status its kind
+// says: the one place the model's errors become HTTP statuses.
+func writeModelError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, model.ErrForbidden):
+		status = http.StatusForbidden
+	case errors.Is(err, model.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, model.ErrConflict), errors.Is(err, model.ErrCapacity):
+		status = http.StatusConflict
+	case errors.Is(err, model.ErrInvalid):
+		status = http.StatusBadRequest
 	}
+	writeError(w, status, err.Error())
 }
 
 // clientIP is the remote address without the port, for rate limiting.
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
-}
+func clientIP(r *http.Request) string { return model.RemoteIP(r.RemoteAddr) }

@@ -40,9 +40,7 @@ func TestOmittedServicesMeanEveryService(t *testing.T) {
 	if strings.Contains(out, "services") {
 		t.Fatalf("the relation answered with services: %s", out)
 	}
-	e.srv.mu.Lock()
-	snap := e.srv.snap
-	e.srv.mu.Unlock()
+	snap := e.srv.m.Snapshot()
 	u1, _ := snap.Lookup("u1")
 	gw, _ := snap.Lookup("plant1-gw")
 	for _, f := range []policy.Flow{

@@ -1,7 +1,6 @@
-package api
+package model
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 
@@ -13,13 +12,13 @@ import (
 // certificates could otherwise be turned into every right: give oneself
 // the admin role, add backup to one's own role, set an administrator's
 // password, or issue a certificate in an administrator's name and log in
-// with it. So a caller acts only on what lies within its own rights:
+// with it. So an actor acts only on what lies within its own rights:
 //
 //   - a role it creates, changes or deletes carries, before and after,
-//     only rights the caller holds;
+//     only rights the actor holds;
 //   - a user it creates, changes (roles, groups, disabled) or deletes, and
 //     every user whose rights a change alters, holds, before and after,
-//     only rights the caller holds; the rights of a disabled user count
+//     only rights the actor holds; the rights of a disabled user count
 //     (policy.Snapshot.Granted), as enabling it would give them back;
 //   - the same holds for setting a user's password, and for issuing,
 //     renewing, exporting (in a profile or PKCS#12 file) or revoking a
@@ -28,56 +27,47 @@ import (
 //     so that none waits for a more powerful user to be created under its
 //     name.
 //
-// A caller that lacks some right of the target gets 403 naming the rights
-// it lacks. So a user manager that is not an administrator can neither
-// raise anyone to more than itself, nor disable, delete, demote or take
-// over anyone above itself. The predefined roles cannot be changed at all
-// (policy.Compile refuses them).
+// An actor that lacks some right of the target gets ErrForbidden naming
+// the rights it lacks. So a user manager that is not an administrator can
+// neither raise anyone to more than itself, nor disable, delete, demote or
+// take over anyone above itself. The predefined roles cannot be changed at
+// all (policy.Compile refuses them).
 //
 // And the installation keeps an administrator: a change that would leave
 // no enabled user with the admin role, or none with manage-users, where
-// there was one, is refused with 409, in the transaction of the change, so
-// that two concurrent requests cannot each remove one of the last two.
+// there was one, is refused with ErrLastHolder, in the transaction of the
+// change, so that two concurrent requests cannot each remove one of the
+// last two.
+//
+// This file is the one place these rules are written; the API and the
+// console reach them through the Manager's steps.
 
-var (
-	// errForbidden: the caller would grant, or act on an account that
-	// holds, a right it does not hold itself (403).
-	errForbidden = errors.New("api: not within the caller's rights")
-	// errLastHolder: the change would leave the installation without an
-	// enabled administrator, or without a user who may manage users (409).
-	errLastHolder = errors.New("api: the change would leave the installation without an administrator")
-)
-
-// heldBy returns the rights the caller holds in snap. The bootstrap
-// administrator is not a user of the model; its one call names an
-// administrator, so it holds every right. A nil caller holds none.
-func heldBy(c *caller, snap *policy.Snapshot) policy.Rights {
+// heldBy returns the rights a holds in snap. The bootstrap administrator
+// is not a user of the model; its one step names an administrator, so it
+// holds every right.
+func heldBy(a actor, snap *policy.Snapshot) policy.Rights {
 	switch {
-	case c == nil || snap == nil:
-		return 0
-	case c.bootstrap:
+	case a.all:
 		return policy.AllRights
+	case snap == nil || a.name == "":
+		return 0
 	}
-	return snap.Rights(c.name)
+	return snap.Rights(a.name)
 }
 
-func notWithin(c *caller, verb, kind, name string, missing policy.Rights) error {
-	who := ""
-	if c != nil {
-		who = c.name
-	}
-	return fmt.Errorf("%w: %q may not %s %s %q: it does not hold %s", errForbidden, who, verb, kind, name, missing)
+func notWithin(a actor, verb, kind, name string, missing policy.Rights) error {
+	return fmt.Errorf("%w: %q may not %s %s %q: it does not hold %s", ErrForbidden, a.name, verb, kind, name, missing)
 }
 
-// checkGrants refuses (errForbidden) a change from before to after, made
-// by c, that touches a role or a user with a right c does not hold in
+// checkGrants refuses (ErrForbidden) a change from before to after, made
+// by a, that touches a role or a user with a right a does not hold in
 // before. beforeModel and afterModel are the models the snapshots were
 // compiled from.
-func checkGrants(c *caller, before, after *policy.Snapshot, beforeModel, afterModel *policy.Model) error {
-	held := heldBy(c, before)
+func checkGrants(a actor, before, after *policy.Snapshot, beforeModel, afterModel *policy.Model) error {
+	held := heldBy(a, before)
 	need := func(kind, name string, rights policy.Rights) error {
 		if missing := rights &^ held; missing != 0 {
-			return notWithin(c, "change", kind, name, missing)
+			return notWithin(a, "change", kind, name, missing)
 		}
 		return nil
 	}
@@ -134,7 +124,7 @@ func sameUser(a, b *policy.User) bool {
 		slices.Equal(a.Roles, b.Roles) && slices.Equal(a.Groups, b.Groups)
 }
 
-// checkLastHolders refuses (errLastHolder) a change that leaves no enabled
+// checkLastHolders refuses (ErrLastHolder) a change that leaves no enabled
 // user holding the admin role, or none holding manage-users, where before
 // there was one.
 func checkLastHolders(before, after *policy.Snapshot, beforeModel, afterModel *policy.Model) error {
@@ -158,30 +148,36 @@ func checkLastHolders(before, after *policy.Snapshot, beforeModel, afterModel *p
 			return false
 		}
 		if someone(before, beforeModel) && !someone(after, afterModel) {
-			return fmt.Errorf("%w: no %s would remain", errLastHolder, k.what)
+			return fmt.Errorf("%w: no %s would remain", ErrLastHolder, k.what)
 		}
 	}
 	return nil
 }
 
-// mayCertify refuses (errForbidden) to c a certificate in the name cn,
-// judged on snap: one that names a user only a caller holding every right
-// of that user may get, renew, export or revoke. Whatever its profile: a
-// server certificate does not log in (the verifier asks for client
-// authentication), but nothing is gained by telling them apart.
-func mayCertify(c *caller, snap *policy.Snapshot, verb, cn string) error {
-	if missing := snap.Granted(cn) &^ heldBy(c, snap); missing != 0 {
-		return notWithin(c, verb+" a certificate of", "user", cn, missing)
+// mayActFor refuses (ErrForbidden) a an action (verb) on the user called
+// name, judged on snap, when the user holds a right a does not.
+func mayActFor(a actor, snap *policy.Snapshot, verb, name string) error {
+	if missing := snap.Granted(name) &^ heldBy(a, snap); missing != 0 {
+		return notWithin(a, verb, "user", name, missing)
 	}
 	return nil
 }
 
-// checkSubject refuses (errInvalid) a new client certificate that names no
+// mayCertify refuses (ErrForbidden) to a a certificate in the name cn,
+// judged on snap: one that names a user only an actor holding every right
+// of that user may get, renew, export or revoke. Whatever its profile: a
+// server certificate does not log in (the verifier asks for client
+// authentication), but nothing is gained by telling them apart.
+func mayCertify(a actor, snap *policy.Snapshot, verb, cn string) error {
+	return mayActFor(a, snap, verb+" a certificate of", cn)
+}
+
+// checkSubject refuses (ErrInvalid) a new client certificate that names no
 // participant of snap: it would wait for whoever is created under that
 // name later, an administrator perhaps, and log in as it.
 func checkSubject(snap *policy.Snapshot, cn string, profile pki.Profile) error {
 	if _, ok := snap.Lookup(cn); !ok && profile != pki.ProfileServer {
-		return fmt.Errorf("%w: the common name %q names no user or device; create the participant first", errInvalid, cn)
+		return fmt.Errorf("%w: the common name %q names no user or device; create the participant first", ErrInvalid, cn)
 	}
 	return nil
 }
