@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/remotegate/remotegate/broker"
@@ -356,7 +357,22 @@ func writeModelError(w http.ResponseWriter, err error) {
 	case errors.Is(err, model.ErrInvalid):
 		status = http.StatusBadRequest
 	}
-	writeError(w, status, err.Error())
+	writeError(w, status, clientMessage(err))
+}
+
+// clientMessage is what a client is told of a domain step's refusal: the
+// reason, without the Go package's sentinel ("model: invalid: a password
+// needs at least 12 characters" reads "a password needs at least 12
+// characters"). The capacity refusal keeps its sentinel's words, which say
+// what happened.
+func clientMessage(err error) string {
+	msg := err.Error()
+	for _, sentinel := range []error{model.ErrInvalid, model.ErrNotFound, model.ErrConflict, model.ErrForbidden} {
+		if rest, ok := strings.CutPrefix(msg, sentinel.Error()+": "); ok {
+			return rest
+		}
+	}
+	return strings.TrimPrefix(msg, "model: ")
 }
 
 // clientIP is the remote address without the port, for rate limiting.
