@@ -281,12 +281,10 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *calle
 // ensureAccount creates the account of a user that logs in by
 // certificate only: no password hash, so no password logs in to it.
 func (s *Server) ensureAccount(ctx context.Context, name string) error {
-	_, err := s.cfg.Store.Account(ctx, name)
-	if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
 	now := s.now()
-	if err := s.cfg.Store.PutAccount(ctx, store.Account{Name: name, Created: now, Updated: now}); err != nil {
+	// Created only if absent, in one transaction: a password an
+	// administrator sets meanwhile is never overwritten.
+	if _, err := s.cfg.Store.CreateAccount(ctx, store.Account{Name: name, Created: now, Updated: now}); err != nil {
 		return fmt.Errorf("api: the account of %q: %w", name, err)
 	}
 	return nil

@@ -58,6 +58,28 @@ func (s *Store) PutAccount(ctx context.Context, a Account) error {
 	return s.putAccount(ctx, a, keepSessions, nil)
 }
 
+// CreateAccount stores a only if there is no account of its name yet, and
+// reports whether it did. Unlike PutAccount it never replaces an account:
+// the account a certificate login creates for a user without a password
+// cannot overwrite a password an administrator sets at the same moment.
+func (s *Store) CreateAccount(ctx context.Context, a Account) (created bool, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, sqlAccountExists, a.Name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		created = true
+		return putAccountIn(ctx, tx, a, s.now())
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: create account %q: %w", a.Name, err)
+	}
+	return created, nil
+}
+
 // ResetAccount is PutAccount that also deletes every token of the account,
 // in the same transaction: after an administrator sets a new password, no
 // session opened with the old one remains, even if the store fails half
