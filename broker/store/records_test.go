@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -347,5 +348,29 @@ func TestOpenSettings(t *testing.T) {
 	}
 	if _, err := Open(path + "?mode=ro"); err == nil {
 		t.Fatal("path with a query accepted")
+	}
+}
+
+// TestCreateAccount: an account is created once; a second CreateAccount
+// for the name changes nothing, whatever it carries.
+func TestCreateAccount(t *testing.T) {
+	st, _ := openTest(t)
+	ctx := context.Background()
+	if err := st.PutAccount(ctx, Account{Name: "pat", PasswordHash: "$argon2id$set-by-an-administrator"}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := st.CreateAccount(ctx, Account{Name: "pat"})
+	if err != nil || created {
+		t.Fatalf("CreateAccount over an existing account: %v, %v; want false, nil", created, err)
+	}
+	if a, err := st.Account(ctx, "pat"); err != nil || a.PasswordHash != "$argon2id$set-by-an-administrator" {
+		t.Fatalf("the existing account after CreateAccount: %+v, %v", a, err)
+	}
+	created, err = st.CreateAccount(ctx, Account{Name: "olga"})
+	if err != nil || !created {
+		t.Fatalf("CreateAccount of a new account: %v, %v; want true, nil", created, err)
+	}
+	if a, err := st.Account(ctx, "olga"); err != nil || a.PasswordHash != "" || a.Created.IsZero() {
+		t.Fatalf("the new account: %+v, %v", a, err)
 	}
 }
