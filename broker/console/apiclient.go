@@ -62,6 +62,11 @@ func (c *Console) apiRequest(orig *http.Request, token, method, path string, bod
 		return nil, err
 	}
 	r.RemoteAddr, r.TLS, r.Host = orig.RemoteAddr, orig.TLS, orig.Host
+	if r.Body == nil {
+		// A server's handlers read the body of every request, as a
+		// server's requests always have one.
+		r.Body = http.NoBody
+	}
 	if token != "" {
 		r.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -221,6 +221,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /devices", c.authed(c.deviceCreate))
 	m.HandleFunc("GET /devices/{name}", c.authed(c.devicePage))
 	m.HandleFunc("POST /devices/{name}", c.authed(c.deviceUpdate))
+	m.HandleFunc("POST /devices/{name}/enrollment", c.authed(c.deviceEnrollment))
 	m.HandleFunc("GET /devices/{name}/delete", c.authed(c.deleteConfirm("device", "/devices", "/api/v1/devices/")))
 	m.HandleFunc("POST /devices/{name}/delete", c.authed(c.deletePost("device", "/devices", "/api/v1/devices/")))
 

@@ -605,6 +605,17 @@ type devicesData struct {
 	Table   *table
 	Device  *deviceJSON
 	Status  bool // the status column (view-events)
+	// Enrollment is a one-time EST token just created for Device, shown
+	// this once.
+	Enrollment *enrollmentJSON
+}
+
+// enrollmentJSON is the API's answer to a new enrollment token.
+type enrollmentJSON struct {
+	Device  string    `json:"device"`
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+	Path    string    `json:"path"`
 }
 
 var deviceKeys = map[string]func(a, b *deviceJSON) int{
@@ -747,8 +758,27 @@ func (c *Console) deviceRender(q *req, status int, p *page) {
 			p.Form.Set("disabled", "on")
 		}
 	}
-	p.Title, p.Data = "Device "+name, &devicesData{Device: &dv}
+	data := &devicesData{Device: &dv}
+	if e, ok := p.Data.(*enrollmentJSON); ok {
+		data.Enrollment = e
+	}
+	p.Title, p.Data = "Device "+name, data
 	c.render(q.w, q.r, q, status, "device", p)
+}
+
+// deviceEnrollment creates a one-time token with which the device enrols
+// over EST (docs/ENROLLMENT.md) and shows it this once, with the URL the
+// device posts its CSR to.
+func (c *Console) deviceEnrollment(q *req) {
+	name := q.r.PathValue("name")
+	res := c.api(q.r, q.token, "POST", "/api/v1/devices/"+esc(name)+"/enrollment", nil)
+	var e enrollmentJSON
+	if !res.decode(&e) {
+		c.apiFailed(q, res)
+		return
+	}
+	e.Path = "https://" + q.r.Host + e.Path
+	c.deviceRender(q, http.StatusOK, &page{Data: &e})
 }
 
 func (c *Console) deviceUpdate(q *req) {
