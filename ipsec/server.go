@@ -257,7 +257,7 @@ func (s *Server) handleDatagram(ctx context.Context, pc *packetConn, pkt []byte,
 // handleESP opens one ESP packet and queues its inner packet for delivery.
 func (s *Server) handleESP(pkt []byte, from netip.AddrPort, buf []byte, d *deliverer) {
 	child, ok := s.children.Lookup(esp.SPIOf(pkt))
-	if !ok {
+	if !ok || child.in == nil { // nil: reserved for a rekey of ours, not keyed yet
 		s.stats.unknownSPI.Add(1)
 		return
 	}
