@@ -8,8 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
-	"fmt"
-	"io"
 	"net/netip"
 
 	"github.com/remotegate/remotegate/ipsec/internal/ikecrypto"
@@ -144,14 +142,6 @@ func sendIKEs(pc *packetConn, to netip.AddrPort, msgs [][]byte) {
 	for _, m := range msgs {
 		sendIKE(pc, to, m)
 	}
-}
-
-func (s *Server) random(n int) ([]byte, error) {
-	b := make([]byte, n)
-	if _, err := io.ReadFull(s.rand, b); err != nil {
-		return nil, fmt.Errorf("ipsec: random: %w", err)
-	}
-	return b, nil
 }
 
 // newIKESA computes the keys of a new IKE SA and its IKE_SA_INIT response.
