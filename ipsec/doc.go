@@ -15,6 +15,15 @@
 // every initiator believe that it is behind a NAT, which makes them
 // encapsulate.
 //
+// After IKE_SA_INIT and IKE_AUTH, which differ by role, the Server and
+// the Client run one implementation of the established IKE SA:
+// CREATE_CHILD_SA, INFORMATIONAL (deletes, dead peer detection) and the
+// retransmission of our own requests, Delete included, which is sent again
+// until it is answered or RetransmitTries is reached. Our requests go out
+// one at a time (a message-ID window of 1): strongSwan and the IKEv2
+// clients built into Windows, macOS, iOS and Android ask for no larger
+// one.
+//
 // Both roles support IKE fragmentation (RFC 7383) unless
 // Config.Fragmentation or DialConfig.Fragmentation disables it: IKE_AUTH
 // with certificate chains then travels in fragments of at most

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/binary"
@@ -95,6 +94,14 @@ type DialConfig struct {
 	// responder is alive; if it does not answer the retransmissions the
 	// Client ends with ErrDeadPeer. Zero: 30 s. Negative: never.
 	DPDInterval time.Duration
+	// RetransmitTimeout is how long the Client waits for the answer to a
+	// request (IKE_SA_INIT, IKE_AUTH, a dead peer check, a rekey, a
+	// delete) before it sends it again; each further wait is 1.8 times
+	// longer. RetransmitTries is how many times a request is sent in all
+	// before the responder counts as dead (ErrDeadPeer). Zero: 2 s and 5
+	// tries, as for the Server.
+	RetransmitTimeout time.Duration
+	RetransmitTries   int
 	// Fragmentation says whether IKE fragmentation (RFC 7383) is
 	// offered: the zero value, FragmentationSupported, sends
 	// IKEV2_FRAGMENTATION_SUPPORTED and, when the responder echoes it,
@@ -138,17 +145,19 @@ var handshakeBufs = sync.Pool{New: func() any { b := make([]byte, maxHandshakeMe
 // checks the responder's liveness itself. Read and Write may be called
 // concurrently with each other and with Close.
 type Client struct {
-	cfg  DialConfig
-	log  *slog.Logger
-	rand io.Reader
-	now  func() time.Time
+	cfg DialConfig
+	sc  *saConfig // what its IKE SAs share, defaulted
+	log *slog.Logger
+	now func() time.Time
 
 	conn  *net.UDPConn
 	uc    *udpbatch.Conn
+	pc    *packetConn
 	local netip.AddrPort
-	// remote is the responder's address; only authenticated IKE requests
-	// move it (RFC 7296 §2.23).
-	remote atomic.Pointer[netip.AddrPort]
+	// link is the lock, the responder's address (only authenticated IKE
+	// messages move it, RFC 7296 §2.23), the child SA that Write uses and
+	// the liveness times, shared by the IKE SAs.
+	link *link
 
 	espOffer  []Proposal // ESPProposals without DH groups, as offered in IKE_AUTH
 	handshake time.Duration
@@ -159,20 +168,16 @@ type Client struct {
 	addrs     []netip.Prefix
 	dns       []netip.Addr
 
-	mu        sync.Mutex
-	ike       *clientIKE // the current IKE SA
-	old       *clientIKE // the IKE SA a rekey replaced, until the responder deletes it
-	children  []*childSA // current and rekeyed child SAs
+	// Guarded by link.mu.
+	ike       *ikeSA // the current IKE SA
+	old       *ikeSA // the IKE SA a rekey replaced, until the responder deletes it
 	closed    bool
+	downCause error // why the IKE SA went down, while our Delete is on its way
 	cause     error
 	done      chan struct{}
 	closeOnce sync.Once
 
-	out   atomic.Pointer[childSA] // the child SA that Write uses
-	table esp.Table[*childSA]     // inbound child SAs by our SPI
-
-	lastInbound  atomic.Int64 // unix nanoseconds of the last authenticated packet
-	lastOutbound atomic.Int64 // unix nanoseconds of the last packet sent
+	table esp.Table[*childSA] // inbound child SAs by our SPI
 
 	rx        chan *rxPacket
 	free      chan *rxPacket
@@ -181,35 +186,6 @@ type Client struct {
 	wg        sync.WaitGroup
 
 	bytesIn, bytesOut, pktsIn, pktsOut atomic.Uint64
-}
-
-// clientIKE is one IKE SA of a Client: the first one, where we are the
-// original initiator, or one a responder's rekey created, where it is.
-type clientIKE struct {
-	spii, spir  [8]byte
-	initiator   bool // we are its original initiator: our messages carry the I flag
-	suite       chosen
-	prf         ikecrypto.PRF
-	keys        ikecrypto.IKEKeys
-	skIn, skOut *ikecrypto.SKCipher
-
-	// fragLimit is the largest IKE message we send unfragmented, and the
-	// size of our fragments, when both sides support IKE fragmentation
-	// (RFC 7383); 0 when they do not. A rekeyed IKE SA keeps it. reqFrags
-	// and respFrags collect the fragments of the responder's requests and
-	// responses.
-	fragLimit           int
-	reqFrags, respFrags reassembly
-
-	peerMID  uint32   // the next request ID expected from the responder
-	lastResp [][]byte // the answer to request peerMID-1 (its fragments), for retransmissions
-
-	myMID       uint32   // the ID of our next request
-	pending     [][]byte // our outstanding request (its fragments), nil if none
-	pendingDone chan struct{}
-	pendingSent time.Time
-	pendingWait time.Duration
-	pendingTry  int
 }
 
 // rxPacket is a received datagram and, once opened, the inner packet in
@@ -248,16 +224,16 @@ func Dial(ctx context.Context, conn *net.UDPConn, remote netip.AddrPort, cfg *Di
 		return nil, err
 	}
 	if err := c.runHandshake(ctx); err != nil {
-		for _, ch := range c.children {
-			c.table.Remove(ch.inSPI)
+		if c.ike != nil {
+			c.ike.dropChildren()
 		}
 		conn.Close()
 		return nil, err
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	now := c.now()
-	c.lastInbound.Store(now.UnixNano())
-	c.lastOutbound.Store(now.UnixNano())
+	c.link.lastInbound.Store(now.UnixNano())
+	c.link.lastOutbound.Store(now.UnixNano())
 	c.batch = 4
 	c.wg.Add(2)
 	go c.readLoop()
@@ -279,16 +255,16 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 	if len(d.PSK) == 0 && d.VerifyPeer == nil {
 		return nil, fmt.Errorf("%w: neither PSK nor VerifyPeer: the responder could not authenticate", ErrConfig)
 	}
-	if d.IKEProposals == nil {
-		d.IKEProposals = DefaultIKEProposals
+	sc, err := newSAConfig(saSettings{ikeProposals: d.IKEProposals, espProposals: d.ESPProposals, dpd: d.DPDInterval,
+		retransmitTimeout: d.RetransmitTimeout, retransmitTries: d.RetransmitTries, fragmentation: d.Fragmentation,
+		fragmentSize: d.FragmentSize, rand: d.Rand, now: d.Now, log: d.Logger})
+	if err != nil {
+		return nil, err
 	}
-	if d.ESPProposals == nil {
-		d.ESPProposals = DefaultESPProposals
-	}
-	if len(d.IKEProposals) == 0 || len(d.ESPProposals) == 0 {
+	if len(sc.ikeProposals) == 0 || len(sc.espProposals) == 0 {
 		return nil, fmt.Errorf("%w: no IKE or no ESP proposals", ErrConfig)
 	}
-	for _, p := range d.IKEProposals {
+	for _, p := range sc.ikeProposals {
 		c := chosen{Proposal: p}
 		if p.PRF == 0 || p.DHGroup == 0 {
 			return nil, fmt.Errorf("%w: IKE proposal %v needs a PRF and a DH group", ErrConfig, p)
@@ -298,7 +274,7 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 		}
 	}
 	var espOffer []Proposal
-	for _, p := range d.ESPProposals {
+	for _, p := range sc.espProposals {
 		c := chosen{Proposal: p}
 		if err := c.childSuite().Validate(); err != nil {
 			return nil, fmt.Errorf("%w: ESP proposal %v: %w", ErrConfig, p, err)
@@ -310,7 +286,7 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 			espOffer = append(espOffer, p)
 		}
 	}
-	if len(wireProposals(d.IKEProposals, message.ProtoIKE, nil, 0)) > 255 || len(wireProposals(espOffer, message.ProtoESP, nil, 0)) > 255 {
+	if len(wireProposals(sc.ikeProposals, message.ProtoIKE, nil, 0)) > 255 || len(wireProposals(espOffer, message.ProtoESP, nil, 0)) > 255 {
 		return nil, fmt.Errorf("%w: more than 255 proposals", ErrConfig)
 	}
 	if d.LocalID.Type == 0 && len(d.Certificate) > 0 {
@@ -336,12 +312,6 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 	if len(d.LocalTS) == 0 || len(d.RemoteTS) == 0 {
 		return nil, fmt.Errorf("%w: empty traffic selectors", ErrConfig)
 	}
-	if d.DPDInterval == 0 {
-		d.DPDInterval = 30 * time.Second
-	}
-	if err := checkFragmentSize(d.FragmentSize); err != nil {
-		return nil, err
-	}
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	if !remote.Addr().IsValid() || remote.Addr().IsUnspecified() {
 		return nil, fmt.Errorf("%w: invalid responder address %v", ErrConfig, remote)
@@ -349,43 +319,34 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 	if remote.Port() == 0 {
 		remote = netip.AddrPortFrom(remote.Addr(), 4500)
 	}
-	c := &Client{cfg: d, log: d.Logger, rand: d.Rand, now: d.Now, conn: conn, espOffer: espOffer,
+	c := &Client{cfg: d, sc: sc, log: sc.log, now: sc.now, conn: conn, espOffer: espOffer, link: &link{},
 		done: make(chan struct{}), rx: make(chan *rxPacket, rxQueue), free: make(chan *rxPacket, rxQueue+rxBatch)}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	if c.rand == nil {
-		c.rand = rand.Reader
-	}
-	if c.now == nil {
-		c.now = time.Now
-	}
 	c.uc = udpbatch.New(conn)
 	c.local = c.uc.LocalAddr()
 	if c.local.Port() == 500 {
 		return nil, fmt.Errorf("%w: the initiator's socket must not use port 500 (it speaks NAT traversal on any other)", ErrConfig)
 	}
-	c.remote.Store(&remote)
+	c.pc = &packetConn{uc: c.uc, local: c.local}
+	c.link.ep.Store(&endpoint{pc: c.pc, remote: remote})
 	return c, nil
 }
 
 // runHandshake runs IKE_SA_INIT and IKE_AUTH.
 func (c *Client) runHandshake(ctx context.Context) error {
 	start := c.now()
-	ike := &clientIKE{initiator: true}
-	for ike.spii == ([8]byte{}) {
-		if _, err := io.ReadFull(c.rand, ike.spii[:]); err != nil {
-			return fmt.Errorf("ipsec: random: %w", err)
-		}
+	ike := &ikeSA{cfg: c.sc, role: c, link: c.link, table: &c.table, created: start, initiator: true}
+	var err error
+	if ike.spii, err = ike.newSPI(); err != nil {
+		return err
 	}
-	ni, err := randomBytes(c.rand, nonceLen)
+	ni, err := c.sc.random(nonceLen)
 	if err != nil {
 		return err
 	}
 	bp := handshakeBufs.Get().(*[]byte)
 	defer handshakeBufs.Put(bp)
 	buf := *bp
-	group := c.cfg.IKEProposals[0].DHGroup
+	group := c.sc.ikeProposals[0].DHGroup
 	var (
 		cookie, initReq, initResp []byte
 		dh                        ikecrypto.DH
@@ -397,7 +358,7 @@ func (c *Client) runHandshake(ctx context.Context) error {
 			return errors.New("ipsec: IKE_SA_INIT: the responder keeps asking for another cookie or group")
 		}
 		if dh == nil || dh.Group() != group {
-			if dh, err = ikecrypto.NewDH(group, c.rand); err != nil {
+			if dh, err = ikecrypto.NewDH(group, c.sc.rand); err != nil {
 				return fmt.Errorf("ipsec: IKE_SA_INIT: %w", err)
 			}
 		}
@@ -432,7 +393,7 @@ func (c *Client) runHandshake(ctx context.Context) error {
 				return errors.New("ipsec: IKE_SA_INIT: malformed INVALID_KE_PAYLOAD")
 			}
 			want := binary.BigEndian.Uint16(n.Data)
-			if want == group || !slices.ContainsFunc(c.cfg.IKEProposals, func(p Proposal) bool { return p.DHGroup == want }) {
+			if want == group || !slices.ContainsFunc(c.sc.ikeProposals, func(p Proposal) bool { return p.DHGroup == want }) {
 				return fmt.Errorf("%w: the responder wants DH group %d, which we do not offer", ErrNoProposal, want)
 			}
 			c.log.Debug("IKE_SA_INIT: the responder wants another group", "remote", c.Remote(), "group", want)
@@ -455,7 +416,7 @@ func (c *Client) runHandshake(ctx context.Context) error {
 	if !singleProposal(saP, message.ProtoIKE) {
 		return fmt.Errorf("%w: the IKE_SA_INIT response does not carry exactly one proposal", ErrNoProposal)
 	}
-	sel, wrongKE, err := selectIKE(c.cfg.IKEProposals, saP, ke.Group)
+	sel, wrongKE, err := selectIKE(c.sc.ikeProposals, saP, ke.Group)
 	if err != nil {
 		return fmt.Errorf("%w: the responder chose a suite we did not offer", ErrNoProposal)
 	}
@@ -474,7 +435,7 @@ func (c *Client) runHandshake(ctx context.Context) error {
 	if ike.keys, err = ikecrypto.DeriveIKEKeys(sel.ikeSuite(), ni, nr, shared, ike.spii, ike.spir); err != nil {
 		return fmt.Errorf("ipsec: %w", err)
 	}
-	if err := ike.install(c.rand); err != nil {
+	if err := ike.installSK(); err != nil {
 		return fmt.Errorf("ipsec: %w", err)
 	}
 	var peerHashes []uint16
@@ -490,9 +451,7 @@ func (c *Client) runHandshake(ctx context.Context) error {
 		case message.NotifyFragmentationSupported:
 			// The echo of ours (RFC 7383 §2.3): we never sent it when
 			// fragmentation is disabled, but a responder might echo anyway.
-			if c.cfg.Fragmentation != FragmentationDisabled {
-				ike.fragLimit = fragmentLimit(c.cfg.FragmentSize, c.Remote())
-			}
+			ike.frag = c.cfg.Fragmentation != FragmentationDisabled
 		}
 	}
 	if r := c.Remote(); r.Port() == 500 {
@@ -500,8 +459,7 @@ func (c *Client) runHandshake(ctx context.Context) error {
 		if natd == 0 {
 			return errors.New("ipsec: the responder does not support NAT traversal, and ESP is only carried in UDP")
 		}
-		r = netip.AddrPortFrom(r.Addr(), 4500)
-		c.remote.Store(&r)
+		c.link.ep.Store(&endpoint{pc: c.pc, remote: netip.AddrPortFrom(r.Addr(), 4500)})
 	}
 	c.ike = ike
 	return c.authenticate(ctx, buf, ike, initReq, initResp, ni, nr, peerHashes, start)
@@ -526,7 +484,7 @@ func (c *Client) initRequest(spii [8]byte, ni []byte, dh ikecrypto.DH, cookie []
 		hashes = binary.BigEndian.AppendUint16(hashes, a)
 	}
 	ps = append(ps,
-		&message.SA{Proposals: wireProposals(c.cfg.IKEProposals, message.ProtoIKE, nil, dh.Group())},
+		&message.SA{Proposals: wireProposals(c.sc.ikeProposals, message.ProtoIKE, nil, dh.Group())},
 		&message.KE{Group: dh.Group(), Data: dh.Public()},
 		&message.Nonce{Data: ni},
 		&message.Notify{NotifyType: message.NotifyNATDetectionSourceIP, Data: src[:]},
@@ -544,7 +502,7 @@ func (c *Client) initRequest(spii [8]byte, ni []byte, dh ikecrypto.DH, cookie []
 }
 
 // authenticate runs IKE_AUTH (RFC 7296 §1.2, §2.15) with the first child.
-func (c *Client) authenticate(ctx context.Context, buf []byte, ike *clientIKE, initReq, initResp, ni, nr []byte, peerHashes []uint16, start time.Time) error {
+func (c *Client) authenticate(ctx context.Context, buf []byte, ike *ikeSA, initReq, initResp, ni, nr []byte, peerHashes []uint16, start time.Time) error {
 	idi := &message.ID{IDType: message.IDType(c.cfg.LocalID.Type), Data: c.cfg.LocalID.Value}
 	octets := ikecrypto.SignedOctets(initReq, nr, ike.prf, ike.keys.Pi, idi.Body())
 	ps := []message.Payload{idi}
@@ -581,13 +539,13 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *clientIKE, i
 			{Type: message.AttrInternalIP4Address}, {Type: message.AttrInternalIP4DNS},
 		}})
 	}
-	child := &childSA{}
-	inSPI, err := c.table.Reserve(c.rand, child)
+	child := &childSA{sa: ike}
+	inSPI, err := c.table.Reserve(c.sc.rand, child)
 	if err != nil {
 		return fmt.Errorf("ipsec: %w", err)
 	}
 	child.inSPI = inSPI
-	c.children = []*childSA{child}
+	ike.children = []*childSA{child}
 	ps = append(ps,
 		&message.SA{Proposals: wireProposals(c.espOffer, message.ProtoESP, binary.BigEndian.AppendUint32(nil, inSPI), 0)},
 		&message.TrafficSelectors{Selectors: selectorsOf(c.cfg.LocalTS)},
@@ -603,8 +561,8 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *clientIKE, i
 		if rh.SPIi != ike.spii || rh.SPIr != ike.spir || rh.Exchange != message.IKEAuth || !rh.IsResponse() || rh.MessageID != 1 {
 			return false
 		}
-		ps, done, err := ike.open(msg, &ike.respFrags)
-		if err != nil || !done {
+		ps, ok := ike.open(msg, &ike.respFrags)
+		if !ok {
 			return false
 		}
 		inner = ps
@@ -624,15 +582,16 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *clientIKE, i
 		}
 		return err
 	}
+	ike.established = true
 	c.handshake = c.now().Sub(start)
-	c.out.Store(child)
+	c.link.out.Store(child)
 	c.log.Info("IKE SA established", "remote", c.Remote(), "responder", c.peerID.String(), "ike", ike.suite.String(),
 		"esp", child.suite.String(), "addresses", c.addrs, "local_ts", c.LocalTS(), "remote_ts", c.RemoteTS(), "took", c.handshake)
 	return nil
 }
 
 // verifyResponder checks the responder's IDr and AUTH (RFC 7296 §2.15).
-func (c *Client) verifyResponder(ike *clientIKE, ps []message.Payload, initResp, ni []byte) error {
+func (c *Client) verifyResponder(ike *ikeSA, ps []message.Payload, initResp, ni []byte) error {
 	if _, ok := message.FindNotify(ps, message.NotifyAuthenticationFailed); ok {
 		return fmt.Errorf("%w: the responder refused our authentication (AUTHENTICATION_FAILED)", ErrAuthentication)
 	}
@@ -691,7 +650,7 @@ func (c *Client) verifyResponder(ike *clientIKE, ps []message.Payload, initResp,
 
 // firstChild takes the configuration payload and the child SA of the
 // IKE_AUTH response.
-func (c *Client) firstChild(ike *clientIKE, child *childSA, ps []message.Payload, ni, nr []byte) error {
+func (c *Client) firstChild(ike *ikeSA, child *childSA, ps []message.Payload, ni, nr []byte) error {
 	if err := notifyError(ps); err != nil {
 		return err
 	}
@@ -729,33 +688,10 @@ func (c *Client) firstChild(ike *clientIKE, child *childSA, ps []message.Payload
 	if len(tsi.Selectors) == 0 || len(tsr.Selectors) == 0 || !within(tsi.Selectors, local) || !within(tsr.Selectors, remote) {
 		return fmt.Errorf("%w: traffic selectors %v === %v are not within what we proposed", ErrRefused, tsi.Selectors, tsr.Selectors)
 	}
-	if err := c.keyChild(child, ike, sel, nil, ni, nr, true); err != nil {
+	if err := ike.keyChild(child, sel, nil, ni, nr, true); err != nil {
 		return err
 	}
 	child.localTS, child.peerTS = cloneSelectors(tsi.Selectors), cloneSelectors(tsr.Selectors)
-	return nil
-}
-
-// keyChild derives the keys of a child SA whose inbound SPI is reserved
-// (child.inSPI) and makes its ESP SAs. weInitiated says whether we started
-// the exchange that created it: its initiator's traffic uses the first
-// half of KEYMAT (RFC 7296 §2.17).
-func (c *Client) keyChild(child *childSA, ike *clientIKE, sel chosen, shared, ni, nr []byte, weInitiated bool) error {
-	keys, err := ikecrypto.DeriveChildKeys(ike.prf, ike.keys.D, sel.childSuite(), shared, ni, nr)
-	if err != nil {
-		return fmt.Errorf("ipsec: child SA keys: %w", err)
-	}
-	inE, inA, outE, outA := keys.EncrI, keys.IntegI, keys.EncrR, keys.IntegR
-	if weInitiated {
-		inE, inA, outE, outA = outE, outA, inE, inA
-	}
-	child.suite, child.created, child.outSPI = sel, c.now(), binary.BigEndian.Uint32(sel.spi)
-	if child.out, err = esp.NewOutbound(esp.Params{SPI: child.outSPI, Encr: sel.Encryption, EncrKey: outE, Integ: sel.Integrity, IntegKey: outA, ESN: sel.esn}); err != nil {
-		return fmt.Errorf("ipsec: child SA: %w", err)
-	}
-	if child.in, err = esp.NewInbound(esp.Params{SPI: child.inSPI, Encr: sel.Encryption, EncrKey: inE, Integ: sel.Integrity, IntegKey: inA, ESN: sel.esn}, true); err != nil {
-		return fmt.Errorf("ipsec: child SA: %w", err)
-	}
 	return nil
 }
 
@@ -763,7 +699,7 @@ func (c *Client) keyChild(child *childSA, ike *clientIKE, sel chosen, shared, ni
 // accept takes, retransmitting like our other requests. It is the
 // handshake's synchronous I/O, before the read loop runs.
 func (c *Client) exchange(ctx context.Context, buf []byte, req [][]byte, accept func(msg []byte, h message.Header) bool) error {
-	wait := retransmitFirst
+	wait := c.sc.retransmitTimeout
 	for try := 1; ; try++ {
 		c.sendIKEs(req)
 		next := time.Now().Add(wait)
@@ -808,7 +744,7 @@ func (c *Client) exchange(ctx context.Context, buf []byte, req [][]byte, accept 
 				return nil
 			}
 		}
-		if try == retransmitTries {
+		if try >= c.sc.retransmitTries {
 			return fmt.Errorf("%w: no answer after %d tries", ErrDeadPeer, try)
 		}
 		wait = wait * 18 / 10
@@ -830,14 +766,8 @@ func (c *Client) ikeOf(b []byte, from netip.AddrPort) ([]byte, bool) {
 // sendIKE sends an IKE message to the responder, with the non-ESP marker
 // unless port 500 is involved (the rule strongSwan follows).
 func (c *Client) sendIKE(msg []byte) {
-	to := c.Remote()
-	if to.Port() != 500 {
-		msg = append(make([]byte, message.NonESPMarkerLen, message.NonESPMarkerLen+len(msg)), msg...)
-	}
-	if _, err := c.uc.WriteBatch([]udpbatch.Message{{Buf: msg, N: len(msg), Addr: to}}); err != nil {
-		c.log.Debug("sending IKE message", "error", err)
-	}
-	c.lastOutbound.Store(c.now().UnixNano())
+	sendIKE(c.pc, c.Remote(), msg)
+	c.link.lastOutbound.Store(c.now().UnixNano())
 }
 
 // sendIKEs sends the fragments of an IKE message (or the one message).
@@ -845,45 +775,6 @@ func (c *Client) sendIKEs(msgs [][]byte) {
 	for _, m := range msgs {
 		c.sendIKE(m)
 	}
-}
-
-// install makes the SK ciphers: what the original initiator sends uses
-// SK_ei/SK_ai (RFC 7296 §2.14).
-func (k *clientIKE) install(r io.Reader) error {
-	s := k.suite.ikeSuite()
-	sendE, sendA, recvE, recvA := k.keys.Ei, k.keys.Ai, k.keys.Er, k.keys.Ar
-	if !k.initiator {
-		sendE, sendA, recvE, recvA = recvE, recvA, sendE, sendA
-	}
-	var err error
-	if k.skOut, err = ikecrypto.NewSKCipher(s, sendE, sendA, r); err != nil {
-		return err
-	}
-	k.skIn, err = ikecrypto.NewSKCipher(s, recvE, recvA, r)
-	return err
-}
-
-// seal builds an encrypted message of this IKE SA, in fragments when it
-// is larger than fragLimit.
-func (k *clientIKE) seal(exchange message.ExchangeType, response bool, mid uint32, ps []message.Payload) ([][]byte, error) {
-	h := message.Header{SPIi: k.spii, SPIr: k.spir, Version: message.Version2, Exchange: exchange, MessageID: mid}
-	if k.initiator {
-		h.Flags |= message.FlagInitiator
-	}
-	if response {
-		h.Flags |= message.FlagResponse
-	}
-	return sealMessage(k.skOut, h, ps, k.fragLimit)
-}
-
-// open authenticates and decrypts a message of this IKE SA (SK, or an SKF
-// fragment collected in frags) and parses its inner payloads; done is
-// false for a fragment of a message still incomplete.
-func (k *clientIKE) open(msg []byte, frags *reassembly) (ps []message.Payload, done bool, err error) {
-	if k.fragLimit == 0 {
-		frags = nil
-	}
-	return openMessage(k.skIn, msg, frags)
 }
 
 // notifyError is the first error notify of a response as an error:

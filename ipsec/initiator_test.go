@@ -640,9 +640,9 @@ func TestClientDeadPeerDetection(t *testing.T) {
 	<-h.ups
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c.mu.Lock()
+		c.link.mu.Lock()
 		answered := c.ike.peerMID
-		c.mu.Unlock()
+		c.link.mu.Unlock()
 		if answered >= 2 {
 			break
 		}
@@ -765,13 +765,13 @@ func FuzzClientDatagram(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer c.Close()
-	c.mu.Lock()
+	c.link.mu.Lock()
 	spii, spir := c.ike.spii, c.ike.spir
-	c.mu.Unlock()
+	c.link.mu.Unlock()
 	hdr := message.Header{SPIi: spii, SPIr: spir, Exchange: message.Informational, NextPayload: message.PayloadSK, Length: 28 + 20}
 	f.Add(append(append(make([]byte, 4), hdr.AppendTo(nil)...), make([]byte, 20)...))
 	f.Add([]byte{0xff})
-	out := c.out.Load()
+	out := c.link.out.Load()
 	f.Add(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, out.inSPI), 1))
 	p := &rxPacket{buf: make([]byte, tunnel.BufferSize)}
 	f.Fuzz(func(t *testing.T, pkt []byte) {

@@ -3,7 +3,6 @@ package ipsec
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -27,6 +26,7 @@ import (
 // as tunnel.Sessions. It is safe for concurrent use.
 type Server struct {
 	cfg   Config
+	sc    *saConfig // what its IKE SAs share, defaulted
 	log   *slog.Logger
 	rand  io.Reader
 	now   func() time.Time
@@ -76,29 +76,8 @@ func NewServer(cfg *Config) (*Server, error) {
 	if c.VerifyPeer != nil && len(c.Certificate) == 0 {
 		return nil, fmt.Errorf("%w: certificate authentication of peers needs the server's own Certificate", ErrConfig)
 	}
-	if c.IKEProposals == nil {
-		c.IKEProposals = DefaultIKEProposals
-	}
-	if c.ESPProposals == nil {
-		c.ESPProposals = DefaultESPProposals
-	}
-	if c.DPDInterval == 0 {
-		c.DPDInterval = 30 * time.Second
-	}
 	if c.ReadBuffer == 0 {
 		c.ReadBuffer = defaultReadBuffer
-	}
-	if c.RetransmitTimeout == 0 {
-		c.RetransmitTimeout = retransmitFirst
-	}
-	if c.RetransmitTries == 0 {
-		c.RetransmitTries = retransmitTries
-	}
-	if c.RetransmitTimeout < 0 || c.RetransmitTries < 0 {
-		return nil, fmt.Errorf("%w: negative RetransmitTimeout or RetransmitTries", ErrConfig)
-	}
-	if err := checkFragmentSize(c.FragmentSize); err != nil {
-		return nil, err
 	}
 	if c.CookieThreshold == 0 {
 		c.CookieThreshold = 32
@@ -109,17 +88,15 @@ func NewServer(cfg *Config) (*Server, error) {
 	if c.HalfOpenTimeout == 0 {
 		c.HalfOpenTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: c, log: c.Logger, rand: c.Rand, now: c.Now,
+	sc, err := newSAConfig(saSettings{ikeProposals: c.IKEProposals, espProposals: c.ESPProposals, dpd: c.DPDInterval,
+		retransmitTimeout: c.RetransmitTimeout, retransmitTries: c.RetransmitTries, fragmentation: c.Fragmentation,
+		fragmentSize: c.FragmentSize, rand: c.Rand, now: c.Now, log: c.Logger})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: c, sc: sc, log: sc.log, rand: sc.rand, now: sc.now,
 		bySPI: map[[8]byte]*ikeSA{}, halfOpen: map[halfOpenKey]*ikeSA{}}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.rand == nil {
-		s.rand = rand.Reader
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	sc.malformed = &s.stats.malformed
 	s.local = c.LocalID
 	if s.local.Type == 0 && len(c.Certificate) > 0 {
 		s.local = defaultID(c.Certificate[0])
@@ -280,7 +257,7 @@ func (s *Server) handleDatagram(ctx context.Context, pc *packetConn, pkt []byte,
 // handleESP opens one ESP packet and queues its inner packet for delivery.
 func (s *Server) handleESP(pkt []byte, from netip.AddrPort, buf []byte, d *deliverer) {
 	child, ok := s.children.Lookup(esp.SPIOf(pkt))
-	if !ok {
+	if !ok || child.in == nil { // nil: reserved for a rekey of ours, not keyed yet
 		s.stats.unknownSPI.Add(1)
 		return
 	}
@@ -296,12 +273,7 @@ func (s *Server) handleESP(pkt []byte, from netip.AddrPort, buf []byte, d *deliv
 	if sess == nil || !sess.up.Load() {
 		return
 	}
-	child.sa.lastInbound.Store(s.now().UnixNano())
-	if old := child.replaces.Load(); old != nil && child.replaces.CompareAndSwap(old, nil) {
-		// The first packet on a rekeyed child: the peer has installed it,
-		// so our traffic may move over from the old one.
-		sess.out.CompareAndSwap(old, child)
-	}
+	child.received(s.now().UnixNano())
 	if !child.allowsInbound(inner) {
 		s.stats.espDrop.Add(1)
 		return
@@ -379,12 +351,15 @@ func (s *Server) timerLoop(ctx context.Context) {
 		}
 		s.mu.Unlock()
 		for _, sa := range sas {
+			sa.link.mu.Lock()
 			sa.tick(now)
+			sa.link.mu.Unlock()
 		}
 	}
 }
 
-// closeAll deletes every IKE SA, telling the peers.
+// closeAll deletes every IKE SA, telling the peers. The Delete goes out
+// once: Serve returns and closes the sockets right after.
 func (s *Server) closeAll(cause error) {
 	s.mu.Lock()
 	s.closed = true
@@ -401,8 +376,8 @@ func (s *Server) closeAll(cause error) {
 // forget removes an IKE SA from the tables.
 func (s *Server) forget(sa *ikeSA) {
 	s.mu.Lock()
-	if s.bySPI[sa.spir] == sa {
-		delete(s.bySPI, sa.spir)
+	if s.bySPI[sa.ourSPI()] == sa {
+		delete(s.bySPI, sa.ourSPI())
 	}
 	delete(s.halfOpen, halfOpenKey{sa.spii, sa.firstRemote})
 	s.mu.Unlock()

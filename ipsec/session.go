@@ -32,8 +32,26 @@ type childSA struct {
 // logEstablished logs the child's SPIs and the traffic selectors it
 // carries, ours first, as strongSwan does.
 func (c *childSA) logEstablished(msg, participant string) {
-	c.sa.srv.log.Info(msg, "participant", participant, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI),
+	c.sa.cfg.log.Info(msg, "participant", participant, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI),
 		"ts", tsString(c.localTS)+" === "+tsString(c.peerTS), "proposal", c.suite.String())
+}
+
+// received notes an authenticated ESP packet on the child, at now (unix
+// nanoseconds): the peer is alive, and if the child replaced another in a
+// rekey the peer started, the peer has installed it, so that our traffic
+// may move over from the old one. It allocates nothing.
+func (c *childSA) received(now int64) {
+	c.sa.link.lastInbound.Store(now)
+	c.peerInstalled()
+}
+
+// peerInstalled notes that the peer sent on the child: if it replaced
+// another in a rekey the peer started, the peer has installed it, and our
+// traffic moves over from the old one.
+func (c *childSA) peerInstalled() {
+	if old := c.replaces.Load(); old != nil && c.replaces.CompareAndSwap(old, nil) {
+		c.sa.link.out.CompareAndSwap(old, c)
+	}
 }
 
 // allowsInbound checks an inner packet against the traffic selectors:
@@ -82,7 +100,7 @@ type session struct {
 	handshake time.Duration
 
 	sa   atomic.Pointer[ikeSA] // the current IKE SA (rekeys replace it)
-	out  atomic.Pointer[childSA]
+	link *link                 // shared by its IKE SAs: the peer's address, the child SA we send on
 	up   atomic.Bool
 	down atomic.Bool
 
@@ -104,10 +122,8 @@ func (s *session) HandshakeDuration() time.Duration { return s.handshake }
 
 // Remote is the peer's outer address (port 4500 after NAT traversal).
 func (s *session) Remote() netip.AddrPort {
-	if sa := s.sa.Load(); sa != nil {
-		if ep := sa.ep.Load(); ep != nil {
-			return ep.remote
-		}
+	if ep := s.link.ep.Load(); ep != nil {
+		return ep.remote
 	}
 	return netip.AddrPort{}
 }
@@ -128,12 +144,11 @@ var msgPool = sync.Pool{New: func() any { m := make([]udpbatch.Message, 0, 64); 
 // Send seals the packets in place on the current child SA and sends them
 // in one batch.
 func (s *session) Send(bufs [][]byte, offset int) (int, error) {
-	c := s.out.Load()
-	sa := s.sa.Load()
-	if c == nil || sa == nil || !s.up.Load() {
+	c := s.link.out.Load()
+	if c == nil || !s.up.Load() {
 		return 0, ErrClosed
 	}
-	ep := sa.ep.Load()
+	ep := s.link.ep.Load()
 	mp := msgPool.Get().(*[]udpbatch.Message)
 	msgs := (*mp)[:0]
 	var bytes uint64
