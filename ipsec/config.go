@@ -21,8 +21,10 @@ import (
 var (
 	// ErrConfig: the Config cannot work.
 	ErrConfig = errors.New("ipsec: invalid configuration")
-	// ErrClosed: the server or session was closed.
-	ErrClosed = errors.New("ipsec: closed")
+	// ErrClosed: the server or session was closed. It wraps
+	// tunnel.ErrClosed, so that code written for any tunnel.Device or
+	// tunnel.Session recognises a closed IPsec tunnel.
+	ErrClosed = fmt.Errorf("ipsec: %w", tunnel.ErrClosed)
 	// ErrAuthentication: the peer's AUTH payload did not verify, or it is
 	// not allowed in.
 	ErrAuthentication = errors.New("ipsec: authentication failed")

@@ -22,7 +22,6 @@ import (
 	"github.com/remotegate/remotegate/ipsec/internal/esp"
 	"github.com/remotegate/remotegate/ipsec/internal/ikecrypto"
 	"github.com/remotegate/remotegate/ipsec/internal/message"
-	"github.com/remotegate/remotegate/tunnel"
 )
 
 // ErrRefused: the responder authenticated the IKE SA but refused the
@@ -30,10 +29,10 @@ import (
 // the notify it answered with.
 var ErrRefused = errors.New("ipsec: the responder refused the tunnel")
 
-// errClientClosed is what Read and Write of a closed Client return: both
-// the package's ErrClosed and tunnel.ErrClosed, so that code written for
-// any tunnel.Device recognises it.
-var errClientClosed = fmt.Errorf("%w (%w)", ErrClosed, tunnel.ErrClosed)
+// errClientClosed is what Read and Write of a closed Client return:
+// ErrClosed, which wraps tunnel.ErrClosed, so that code written for any
+// tunnel.Device recognises it.
+var errClientClosed = ErrClosed
 
 // DialConfig configures Dial, the IKEv2 initiator. The zero value of every
 // field is documented. The initiator needs a way to authenticate itself

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/remotegate/remotegate/internal/rawio"
@@ -74,6 +75,9 @@ type Client struct {
 	readerD chan struct{}
 	tc      *tls.Conn
 	tcMu    sync.Mutex
+	// closing is set by Close before it says goodbye, so that the server
+	// hanging up in answer is not mistaken for the reason the client ended.
+	closing atomic.Bool
 }
 
 type rxBuf struct {
@@ -435,7 +439,10 @@ func (c *Client) readLoop() {
 		}
 		if err != nil {
 			c.free <- rb
-			if !c.s.closedFlag.Load() {
+			switch {
+			case c.closing.Load():
+				c.s.close(ErrClosed)
+			case !c.s.closedFlag.Load():
 				c.s.close(fmt.Errorf("openvpn: connection to server: %w", err))
 			}
 			return
@@ -475,7 +482,7 @@ func (c *Client) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		c.free <- rb
 		n = 1
 	case <-c.s.done:
-		return 0, tunnel.ErrClosed
+		return 0, ErrClosed
 	}
 	for n < len(bufs) {
 		select {
@@ -523,6 +530,7 @@ func (c *Client) Err() error {
 // Close tells the server that the client is leaving (unless
 // DisableExitNotify) and closes the connection.
 func (c *Client) Close() error {
+	c.closing.Store(true)
 	if !c.s.closedFlag.Load() && !c.cfg.DisableExitNotify {
 		c.tcMu.Lock()
 		tc := c.tc

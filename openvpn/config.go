@@ -15,6 +15,7 @@ import (
 
 	"github.com/remotegate/remotegate/openvpn/internal/datachannel"
 	"github.com/remotegate/remotegate/openvpn/internal/wire"
+	"github.com/remotegate/remotegate/tunnel"
 )
 
 // Sentinel errors.
@@ -32,8 +33,10 @@ var (
 	// OCC_EXIT, RESTART or HALT).
 	ErrPeerExit = errors.New("openvpn: peer exited")
 	// ErrClosed is returned by operations on a closed session, client or
-	// server.
-	ErrClosed = errors.New("openvpn: closed")
+	// server. It wraps tunnel.ErrClosed, so that code written for any
+	// tunnel.Device or tunnel.Session (tunnel.Pump, a broker's switch)
+	// recognises a closed OpenVPN tunnel without knowing the protocol.
+	ErrClosed = fmt.Errorf("openvpn: %w", tunnel.ErrClosed)
 	// ErrNoSharedCipher means client and server have no data cipher in common.
 	ErrNoSharedCipher = errors.New("openvpn: data channel cipher negotiation failed (no shared cipher)")
 	// ErrConfig reports an invalid configuration.

@@ -325,7 +325,7 @@ func (srv *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, h tunnel.Han
 		}
 		for i := 0; i < n; i++ {
 			pkt := msgs[i].Buf[:msgs[i].N]
-			srv.handleUDP(uc, h, pkt, msgs[i].Addr, bufs[i], &d)
+			srv.handleUDP(uc, h, pkt, msgs[i].Addr, msgs[i].Local, bufs[i], &d)
 		}
 		d.flush()
 	}
@@ -365,7 +365,10 @@ func (d *deliverer) flush() {
 	d.ss = nil
 }
 
-func (srv *Server) handleUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte, from netip.AddrPort, buf []byte, d *deliverer) {
+// handleUDP handles one datagram from a client; local is the address of
+// ours it was sent to (zero on a socket bound to one address), which the
+// session answers from.
+func (srv *Server) handleUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte, from netip.AddrPort, local netip.Addr, buf []byte, d *deliverer) {
 	if len(pkt) == 0 {
 		srv.stats.dropBadPacket.Add(1)
 		return
@@ -387,8 +390,8 @@ func (srv *Server) handleUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte, fr
 		if !ok {
 			return
 		}
-		if from != ss.Remote() {
-			srv.float(ss, from)
+		if !ss.reachedAt(from, local) {
+			srv.float(ss, from, local)
 		}
 		if ss.up.Load() {
 			d.add(ss, buf, plain)
@@ -399,7 +402,7 @@ func (srv *Server) handleUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte, fr
 		ss.s.handleControl(pkt)
 		return
 	}
-	srv.handleNewUDP(uc, h, pkt, from)
+	srv.handleNewUDP(uc, h, pkt, from, local)
 }
 
 func (srv *Server) peerByID(id uint32) *ServerSession {
@@ -417,9 +420,22 @@ func (srv *Server) sessionByAddr(a netip.AddrPort) *ServerSession {
 	return ss
 }
 
-// float moves a UDP session to a new client address after a packet from
-// there was authenticated (the client's NAT mapping changed).
-func (srv *Server) float(ss *ServerSession, to netip.AddrPort) {
+// reachedAt reports whether a UDP session already talks to client address
+// from with our address local.
+func (ss *ServerSession) reachedAt(from netip.AddrPort, local netip.Addr) bool {
+	l, ok := ss.s.link.(*udpLink)
+	if !ok {
+		return true
+	}
+	p := l.path.Load()
+	return p.remote == from && p.local == local
+}
+
+// float moves a UDP session to a new client address, or to another of our
+// addresses, after a packet from there was authenticated (the client's NAT
+// mapping changed, or it turned to another address of a multihomed
+// server).
+func (srv *Server) float(ss *ServerSession, to netip.AddrPort, local netip.Addr) {
 	if !ss.isUDP {
 		return
 	}
@@ -433,7 +449,7 @@ func (srv *Server) float(ss *ServerSession, to netip.AddrPort) {
 		return
 	}
 	delete(srv.byAddr, l.remote())
-	l.setRemote(to)
+	l.setPath(to, local)
 	srv.byAddr[to] = ss
 }
 
@@ -459,7 +475,7 @@ func (srv *Server) cookieSID(slot int64, from netip.AddrPort, client wire.Sessio
 
 func (srv *Server) cookieSlot(t time.Time) int64 { return t.Unix() / 30 }
 
-func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte, from netip.AddrPort) {
+func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte, from netip.AddrPort, local netip.Addr) {
 	op, keyID, sid, err := wire.PeekHeader(pkt)
 	if err != nil || keyID != 0 || sid.IsZero() {
 		srv.stats.dropBadPacket.Add(1)
@@ -490,7 +506,7 @@ func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte,
 		if srv.prot.Mode == wire.ModeTLSCryptV2 {
 			// The client key arrived with this reset only; later packets
 			// do not repeat it, so state must be kept from here.
-			srv.newSession(h, codec, wire.SessionID{}, p.SessionID, newUDPLink(uc, from), true, &p, nil)
+			srv.newSession(h, codec, wire.SessionID{}, p.SessionID, newUDPLink(uc, from, local), true, &p, nil)
 			return
 		}
 		cookie := srv.cookieSID(srv.cookieSlot(now), from, p.SessionID)
@@ -504,7 +520,7 @@ func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte,
 			return
 		}
 		srv.stats.statelessReset.Add(1)
-		_, _ = uc.WriteBatch([]udpbatch.Message{{Buf: reply, N: len(reply), Addr: from}})
+		_, _ = uc.WriteBatch([]udpbatch.Message{{Buf: reply, N: len(reply), Addr: from, Local: local}})
 		return
 	}
 	// The client's third packet: it must acknowledge our reset (message 0)
@@ -530,7 +546,7 @@ func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte,
 	if _, err := codec.Encode(nil, &wire.Packet{Opcode: wire.OpAckV1, SessionID: p.RemoteSessionID}); err != nil {
 		return
 	}
-	srv.newSession(h, codec, p.RemoteSessionID, p.SessionID, newUDPLink(uc, from), true, &p, nil)
+	srv.newSession(h, codec, p.RemoteSessionID, p.SessionID, newUDPLink(uc, from, local), true, &p, nil)
 }
 
 // newSession creates the state for a client. local is our session id (zero:
@@ -944,36 +960,49 @@ func (s *session) waitAcked(d time.Duration) {
 }
 
 // udpLink reaches a client through the server's shared UDP socket. The
-// address is read for every data packet and changes only when the client
+// path is read for every data packet and changes only when the client
 // floats, so it is swapped whole rather than locked.
 type udpLink struct {
 	uc      *udpbatch.Conn
-	addr    atomic.Pointer[netip.AddrPort]
+	path    atomic.Pointer[udpPath]
 	scratch []udpbatch.Message
 }
 
-func newUDPLink(uc *udpbatch.Conn, to netip.AddrPort) *udpLink {
+// udpPath is where a client is and which of our addresses it talks to.
+// local is the destination of its packets when the socket is bound to a
+// wildcard address (zero otherwise): replies go out from it, because a
+// client drops replies from any other address, and on a server with
+// several addresses the kernel's choice is often another one.
+type udpPath struct {
+	remote netip.AddrPort
+	local  netip.Addr
+}
+
+func newUDPLink(uc *udpbatch.Conn, to netip.AddrPort, local netip.Addr) *udpLink {
 	l := &udpLink{uc: uc}
-	l.addr.Store(&to)
+	l.setPath(to, local)
 	return l
 }
 
-func (l *udpLink) setRemote(a netip.AddrPort) { l.addr.Store(&a) }
+func (l *udpLink) setPath(to netip.AddrPort, local netip.Addr) {
+	l.path.Store(&udpPath{remote: to, local: local})
+}
 
-func (l *udpLink) remote() netip.AddrPort { return *l.addr.Load() }
+func (l *udpLink) remote() netip.AddrPort { return l.path.Load().remote }
 
 func (l *udpLink) sendControl(pkt []byte) error {
-	_, err := l.uc.WriteBatch([]udpbatch.Message{{Buf: pkt, N: len(pkt), Addr: l.remote()}})
+	p := l.path.Load()
+	_, err := l.uc.WriteBatch([]udpbatch.Message{{Buf: pkt, N: len(pkt), Addr: p.remote, Local: p.local}})
 	return err
 }
 
 // sendData is called with the session's send lock held, which also guards
 // the scratch messages.
 func (l *udpLink) sendData(pkts [][]byte) error {
-	to := l.remote()
+	path := l.path.Load()
 	msgs := l.scratch[:0]
 	for _, p := range pkts {
-		msgs = append(msgs, udpbatch.Message{Buf: p, N: len(p), Addr: to})
+		msgs = append(msgs, udpbatch.Message{Buf: p, N: len(p), Addr: path.remote, Local: path.local})
 	}
 	l.scratch = msgs[:0]
 	for len(msgs) > 0 {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -98,8 +99,16 @@ func tunChild(t *testing.T) {
 			go func() { done <- mirrorLoop(tun, c.local.Addr(), c.peer, c.mirror) }()
 			transferThrough(t, c.local.Addr(), c.peer)
 			_ = tun.Close()
-			if err := <-done; err != ErrClosed {
+			if err := <-done; !errors.Is(err, ErrClosed) {
 				t.Fatalf("mirror loop ended with %v, want ErrClosed", err)
+			}
+			pkt := make([]byte, Headroom+40)
+			pkt[Headroom] = 0x45
+			if _, err := tun.Write([][]byte{pkt}, Headroom); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Write after Close: %v, want ErrClosed", err)
+			}
+			if _, err := tun.Read([][]byte{make([]byte, BufferSize)}, []int{0}, Headroom); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Read after Close: %v, want ErrClosed", err)
 			}
 			if c.offload {
 				st := tun.Stats()

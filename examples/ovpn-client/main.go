@@ -113,8 +113,8 @@ func runTunnel(ctx context.Context, c *openvpn.Client, log *slog.Logger) error {
 	defer tun.Close()
 	log.Info("tunnel up", "tun", tun.Name(), "address", p.Address, "routes", p.Routes, "cipher", p.Cipher)
 	errc := make(chan error, 2)
-	go func() { errc <- pump(tun, c) }()
-	go func() { errc <- pump(c, tun) }()
+	go func() { errc <- tunnel.Pump(tun, c) }()
+	go func() { errc <- tunnel.Pump(c, tun) }()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -122,32 +122,5 @@ func runTunnel(ctx context.Context, c *openvpn.Client, log *slog.Logger) error {
 		return c.Err()
 	case err := <-errc:
 		return err
-	}
-}
-
-// pump copies packets from one device to the other, keeping the headroom
-// that the encrypting side needs.
-func pump(from, to tunnel.Device) error {
-	n := from.BatchSize()
-	bufs := make([][]byte, n)
-	out := make([][]byte, n)
-	sizes := make([]int, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, tunnel.BufferSize)
-	}
-	for {
-		for i := range bufs {
-			bufs[i] = bufs[i][:tunnel.BufferSize-tunnel.Tailroom]
-		}
-		k, err := from.Read(bufs, sizes, tunnel.Headroom)
-		if err != nil {
-			return err
-		}
-		for i := 0; i < k; i++ {
-			out[i] = bufs[i][:tunnel.Headroom+sizes[i]]
-		}
-		if _, err := to.Write(out[:k], tunnel.Headroom); err != nil && !errors.Is(err, openvpn.ErrClosed) {
-			return err
-		}
 	}
 }

@@ -12,15 +12,26 @@ import (
 )
 
 // ErrMessage is returned by WriteBatch for a message whose N does not fit its
-// Buf or whose Addr is not a valid address; nothing of the batch is sent.
+// Buf, whose Addr is not a valid address, or whose Local is of another
+// family than Addr or than the socket; nothing of the batch is sent.
 var ErrMessage = errors.New("udpbatch: invalid message")
 
 // Message is one datagram. For ReadBatch, Buf is the buffer to read into and
-// N and Addr are filled in; for WriteBatch, Buf[:N] is sent to Addr.
+// N, Addr and Local are filled in; for WriteBatch, Buf[:N] is sent to Addr,
+// from Local if it is valid.
 type Message struct {
 	Buf  []byte
 	N    int
 	Addr netip.AddrPort
+	// Local is our side's address. ReadBatch sets it to the datagram's
+	// destination address when the socket is bound to a wildcard address
+	// (0.0.0.0 or ::), and leaves it zero when the socket is bound to one
+	// address (that one) or the platform does not report it. WriteBatch
+	// sends from it when it is valid (IP_PKTINFO, IPV6_PKTINFO): on a host
+	// with several addresses a reply must come from the address the peer
+	// sent to, or the peer, which matches replies by address, drops it;
+	// without Local the kernel picks the route's preferred source address.
+	Local netip.Addr
 }
 
 // batchConn is what ipv4.PacketConn and ipv6.PacketConn have in common
@@ -35,8 +46,9 @@ type batchConn interface {
 // concurrently with ReadBatch.
 //
 // Allocations: WriteBatch allocates nothing once it has seen a batch of a
-// given size (the x/net messages, their one-element Buffers slices and the
-// destination UDPAddr values are kept in the Conn and reused). ReadBatch
+// given size (the x/net messages, their one-element Buffers slices, the
+// destination UDPAddr values and the control-message buffers for Local are
+// kept in the Conn and reused). ReadBatch
 // reuses its x/net messages too, but x/net parses each received source
 // address into a new *net.UDPAddr and net.IP: two small allocations per
 // datagram received, which only a hand-written recvmmsg could avoid.
@@ -44,12 +56,17 @@ type Conn struct {
 	uc    *net.UDPConn
 	bc    batchConn
 	local netip.AddrPort
+	v6    bool // an IPv6 socket, maybe dual-stack
+	// pktinfo: the kernel reports each datagram's destination address.
+	pktinfo bool
 
 	rmsgs []ipv4.Message
+	roob  []byte // len(rmsgs) control buffers of oobSize bytes
 
 	wmu   sync.Mutex
 	wmsgs []ipv4.Message
 	waddr []net.UDPAddr
+	woob  []byte // len(wmsgs) control buffers of oobSize bytes
 }
 
 // New wraps c. IPv4 or IPv6 handling is chosen from its local address: an
@@ -57,6 +74,10 @@ type Conn struct {
 // net.ListenUDP("udp", ":port"), selects IPv6. On a dual-stack socket,
 // IPv4 peers appear as plain IPv4 addresses (not v4-mapped) in ReadBatch and
 // may be given the same way to WriteBatch.
+//
+// On a socket bound to a wildcard address, New asks the kernel for each
+// datagram's destination address (Message.Local), so that a server with
+// several addresses can answer each peer from the address it used.
 func New(c *net.UDPConn) *Conn {
 	conn := &Conn{uc: c}
 	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
@@ -66,17 +87,21 @@ func New(c *net.UDPConn) *Conn {
 	if conn.local.Addr().Is4() {
 		conn.bc = ipv4.NewPacketConn(c)
 	} else {
+		conn.v6 = true
 		conn.bc = ipv6.NewPacketConn(c)
+	}
+	if conn.local.Addr().IsUnspecified() {
+		conn.pktinfo = enablePktinfo(c, conn.v6)
 	}
 	return conn
 }
 
 // ReadBatch blocks until at least one datagram arrives (or the socket's read
 // deadline passes) and reads up to len(msgs) datagrams with one system call
-// where the platform has one (recvmmsg on Linux). It fills msgs[i].N and
-// msgs[i].Addr for i < n. A datagram longer than its Buf is truncated to
-// len(Buf) without notice; size the buffers for the largest datagram
-// expected. Errors from the socket are wrapped and keep their net.Error
+// where the platform has one (recvmmsg on Linux). It fills msgs[i].N,
+// msgs[i].Addr and msgs[i].Local for i < n. A datagram longer than its
+// Buf is truncated to len(Buf) without notice; size the buffers for the
+// largest datagram expected. Errors from the socket are wrapped and keep their net.Error
 // behaviour (Timeout) for errors.As.
 func (c *Conn) ReadBatch(msgs []Message) (int, error) {
 	if len(msgs) == 0 {
@@ -84,14 +109,21 @@ func (c *Conn) ReadBatch(msgs []Message) (int, error) {
 	}
 	if cap(c.rmsgs) < len(msgs) {
 		c.rmsgs = make([]ipv4.Message, len(msgs))
+		if c.pktinfo {
+			c.roob = make([]byte, len(msgs)*oobSize)
+		}
 		for i := range c.rmsgs {
 			c.rmsgs[i].Buffers = make([][]byte, 1)
+			if c.pktinfo {
+				c.rmsgs[i].OOB = c.roob[i*oobSize : (i+1)*oobSize : (i+1)*oobSize]
+			}
 		}
 	}
 	rm := c.rmsgs[:len(msgs)]
 	for i := range msgs {
 		rm[i].Buffers[0] = msgs[i].Buf
 		rm[i].N = 0
+		rm[i].NN = 0
 		rm[i].Addr = nil
 	}
 	n, err := c.bc.ReadBatch(rm, 0)
@@ -101,6 +133,10 @@ func (c *Conn) ReadBatch(msgs []Message) (int, error) {
 	for i := 0; i < n; i++ {
 		msgs[i].N = rm[i].N
 		msgs[i].Addr = netip.AddrPort{}
+		msgs[i].Local = netip.Addr{}
+		if c.pktinfo {
+			msgs[i].Local = parsePktinfo(rm[i].OOB[:rm[i].NN])
+		}
 		if ua, ok := rm[i].Addr.(*net.UDPAddr); ok {
 			ap := ua.AddrPort()
 			msgs[i].Addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
@@ -122,6 +158,9 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 		if m.N < 0 || m.N > len(m.Buf) || !m.Addr.IsValid() {
 			return 0, fmt.Errorf("%w: message %d (N %d, %d-byte buffer, address %v)", ErrMessage, i, m.N, len(m.Buf), m.Addr)
 		}
+		if l := m.Local.Unmap(); l.IsValid() && (l.Is4() != m.Addr.Addr().Unmap().Is4() || (l.Is6() && !c.v6)) {
+			return 0, fmt.Errorf("%w: message %d from %v to %v", ErrMessage, i, m.Local, m.Addr)
+		}
 	}
 	if len(msgs) == 0 {
 		return 0, nil
@@ -131,6 +170,7 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 	if cap(c.wmsgs) < len(msgs) {
 		c.wmsgs = make([]ipv4.Message, len(msgs))
 		c.waddr = make([]net.UDPAddr, len(msgs))
+		c.woob = make([]byte, len(msgs)*oobSize)
 		for i := range c.wmsgs {
 			c.wmsgs[i].Buffers = make([][]byte, 1)
 			c.waddr[i].IP = make(net.IP, net.IPv6len)
@@ -149,6 +189,11 @@ func (c *Conn) WriteBatch(msgs []Message) (int, error) {
 		copy(a.IP, b[:])
 		a.Port = int(m.Addr.Port())
 		a.Zone = ip.Zone()
+		wm[i].OOB = nil
+		if m.Local.IsValid() && oobSize > 0 {
+			oob := c.woob[i*oobSize : (i+1)*oobSize]
+			wm[i].OOB = oob[:putPktinfo(oob, m.Local.Unmap(), c.v6)]
+		}
 	}
 	sent := 0
 	var err error
