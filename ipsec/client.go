@@ -208,10 +208,10 @@ func (c *Client) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 
 // Close deletes the IKE SA, telling the responder, and closes the
 // socket once the responder acknowledged the Delete. The Delete is
-// retransmitted like every request (RetransmitTimeout, RetransmitTries):
-// a responder that is gone holds Close up for all the retransmissions,
-// about 45 s with the defaults. Calling it again, also concurrently,
-// waits for the first call.
+// retransmitted like every request (RetransmitTimeout, RetransmitTries),
+// but Close waits at most CloseTimeout (5 s by default) for the answer:
+// then it closes anyway. Calling it again, also concurrently, waits for
+// the first call.
 func (c *Client) Close() error {
 	c.closeOnce.Do(c.deleteAndTerminate)
 	c.wg.Wait()
@@ -226,8 +226,25 @@ func (c *Client) deleteAndTerminate() {
 		c.ike.closeLocked(ErrClosed, true)
 	}
 	c.link.mu.Unlock()
-	<-c.done
+	wait := c.cfg.CloseTimeout
+	if wait <= 0 {
+		wait = defaultCloseTimeout
+	}
+	// A socket deadline-like bound on real time: how long a person waits
+	// for a shutdown, not a protocol decision.
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		c.link.mu.Lock()
+		c.terminateLocked(fmt.Errorf("%w: the responder did not answer the Delete within %v", ErrClosed, wait))
+		c.link.mu.Unlock()
+	}
 }
+
+// defaultCloseTimeout is DialConfig.CloseTimeout's zero value.
+const defaultCloseTimeout = 5 * time.Second
 
 func (c *Client) isClosed() bool {
 	select {

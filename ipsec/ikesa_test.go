@@ -2,6 +2,7 @@ package ipsec
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/remotegate/remotegate/ipsec/internal/message"
+	"github.com/remotegate/remotegate/tunnel"
 )
 
 // lossyRelay forwards datagrams between one client and a server, asking
@@ -275,5 +277,37 @@ func TestChildRekeyBothRoles(t *testing.T) {
 	roundTrip(t, c, testVIP, testPeer, 3)
 	if c.Err() != nil {
 		t.Fatal(c.Err())
+	}
+}
+
+// TestCloseBounded: against a responder that never answers the Delete,
+// Close returns after CloseTimeout, not after every retransmission, and
+// the Client is closed.
+func TestCloseBounded(t *testing.T) {
+	h := newEchoHandler()
+	_, addr := testServer(t, pskServerConfig(t), h)
+	log := &informationalLog{requests: map[uint32]int{}, dropRequests: 1 << 30}
+	front := lossyRelay(t, addr, log.filter(true))
+	d := pskDialConfig(t)
+	d.RetransmitTimeout = time.Hour // the retransmissions alone would hold Close for hours
+	d.CloseTimeout = 50 * time.Millisecond
+	d.DPDInterval = -1
+	c, err := Dial(context.Background(), loopbackConn(t), front, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-h.ups
+	log.mu.Lock()
+	log.armed = true
+	log.mu.Unlock()
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("Close did not return within a minute with CloseTimeout 50 ms")
+	}
+	if _, err := c.Write([][]byte{make([]byte, 64)}, 0); !errors.Is(err, tunnel.ErrClosed) {
+		t.Fatalf("Write after Close: %v; want tunnel.ErrClosed", err)
 	}
 }

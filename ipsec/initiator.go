@@ -101,6 +101,13 @@ type DialConfig struct {
 	// tries, as for the Server.
 	RetransmitTimeout time.Duration
 	RetransmitTries   int
+	// CloseTimeout bounds how long Close waits for the responder to
+	// answer the Delete (retransmitted meanwhile) before it closes
+	// anyway: a gateway shutting down should not wait out every
+	// retransmission for a responder that is gone. Zero: 5 s. The
+	// responder forgets the SA by its own dead peer detection if the
+	// Delete never arrives.
+	CloseTimeout time.Duration
 	// Fragmentation says whether IKE fragmentation (RFC 7383) is
 	// offered: the zero value, FragmentationSupported, sends
 	// IKEV2_FRAGMENTATION_SUPPORTED and, when the responder echoes it,
