@@ -30,6 +30,16 @@
 // FragmentSize bytes instead of IP fragments, which NATs and firewalls
 // often drop.
 //
+// Algorithms: AES-GCM (128, 192, 256 bits with 16-byte ICV) and
+// ChaCha20-Poly1305, or AES-CBC with HMAC-SHA2-256, -384 or -512; PRFs
+// HMAC-SHA2; key exchange with Curve25519, ECP-256, -384, -521, MODP-3072
+// and MODP-2048, also as PFS groups of child rekeys. DefaultIKEProposals
+// and DefaultESPProposals are all of them, which covers strongSwan 5.9's
+// default proposals minus the deprecated algorithms, so a peer configured
+// with any one proposal out of its default connects to our defaults in
+// either role. ParseIKEProposals and ParseESPProposals read configured
+// proposals in strongSwan's syntax ("aes256gcm16-prfsha384-ecp384").
+//
 // The wire codec, the IKE cryptography and the ESP data path are in
 // internal packages (message, ikecrypto, esp).
 package ipsec

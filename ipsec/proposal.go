@@ -2,6 +2,7 @@ package ipsec
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/remotegate/remotegate/ipsec/internal/ikecrypto"
@@ -23,8 +24,10 @@ const (
 	PRFHMACSHA512 uint16 = 7
 
 	DHModp2048   uint16 = 14
+	DHModp3072   uint16 = 15
 	DHECP256     uint16 = 19
 	DHECP384     uint16 = 20
+	DHECP521     uint16 = 21
 	DHCurve25519 uint16 = 31
 )
 
@@ -42,6 +45,10 @@ type Proposal struct {
 	DHGroup   uint16
 }
 
+// String is the proposal in strongSwan's syntax, which ParseIKEProposals
+// and ParseESPProposals read back: "aes256gcm16-prfsha384-ecp384",
+// "aes128-sha256-prfsha256-modp3072", "aes128-sha256-modp2048" (ESP with
+// a PFS group).
 func (p Proposal) String() string {
 	var b strings.Builder
 	switch p.Encryption {
@@ -55,13 +62,13 @@ func (p Proposal) String() string {
 		fmt.Fprintf(&b, "encr%d", p.Encryption)
 	}
 	if p.Integrity != 0 {
-		fmt.Fprintf(&b, "-%s", map[uint16]string{IntegHMACSHA256: "sha256", IntegHMACSHA384: "sha384", IntegHMACSHA512: "sha512"}[p.Integrity])
+		b.WriteString("-" + keywordOf(integKeywords, p.Integrity, "integ"))
 	}
 	if p.PRF != 0 {
-		fmt.Fprintf(&b, "-prf%s", map[uint16]string{PRFHMACSHA256: "sha256", PRFHMACSHA384: "sha384", PRFHMACSHA512: "sha512"}[p.PRF])
+		b.WriteString("-" + keywordOf(prfKeywords, p.PRF, "prf"))
 	}
 	if p.DHGroup != 0 {
-		fmt.Fprintf(&b, "-%s", map[uint16]string{DHModp2048: "modp2048", DHECP256: "ecp256", DHECP384: "ecp384", DHCurve25519: "x25519"}[p.DHGroup])
+		b.WriteString("-" + keywordOf(groupKeywords, p.DHGroup, "group"))
 	}
 	return b.String()
 }
@@ -70,36 +77,53 @@ func (p Proposal) aead() bool {
 	return p.Encryption == EncrAESGCM16 || p.Encryption == EncrChaCha20Poly1305
 }
 
-// DefaultIKEProposals accepts what RFC 8247 recommends and strongSwan
-// offers by default: AES-GCM and ChaCha20-Poly1305, or AES-CBC with
-// HMAC-SHA2; PRFs HMAC-SHA2; DH groups Curve25519, ECP-256, ECP-384 and
-// MODP-2048. No SHA-1, no 3DES, no MODP-1024.
-var DefaultIKEProposals = expand(
-	[]Proposal{
-		{Encryption: EncrAESGCM16, KeyBits: 256},
-		{Encryption: EncrAESGCM16, KeyBits: 128},
-		{Encryption: EncrChaCha20Poly1305},
-		{Encryption: EncrAESCBC, KeyBits: 256, Integrity: IntegHMACSHA256},
-		{Encryption: EncrAESCBC, KeyBits: 128, Integrity: IntegHMACSHA256},
-		{Encryption: EncrAESCBC, KeyBits: 256, Integrity: IntegHMACSHA384},
-		{Encryption: EncrAESCBC, KeyBits: 256, Integrity: IntegHMACSHA512},
-	},
-	[]uint16{PRFHMACSHA256, PRFHMACSHA384, PRFHMACSHA512},
-	[]uint16{DHCurve25519, DHECP256, DHECP384, DHModp2048},
-)
+// defaultGroups are the key exchange groups of the defaults, in
+// strongSwan 5.9's order of preference: the curves first, then MODP-3072
+// and, last, MODP-2048 (RFC 8247 §2.4: SHOULD, but weaker than the others).
+// strongSwan's default also has Curve448, Brainpool and MODP-4096 to
+// -8192, which we do not implement.
+var defaultGroups = []uint16{DHCurve25519, DHECP256, DHECP384, DHECP521, DHModp3072, DHModp2048}
 
-// DefaultESPProposals are the ESP suites accepted by default, without PFS
-// groups; a CREATE_CHILD_SA that brings a KE payload may use any group of
-// DefaultIKEProposals.
-var DefaultESPProposals = []Proposal{
+// defaultCiphers are the encryption and integrity pairs of the defaults:
+// strongSwan 5.9's default minus what is deprecated (3DES, SHA-1, MD5)
+// and what we do not implement (AES-CCM, AES-CTR, Camellia, AES-XCBC and
+// -CMAC, 8- and 12-byte GCM tags).
+var defaultCiphers = []Proposal{
 	{Encryption: EncrAESGCM16, KeyBits: 256},
 	{Encryption: EncrAESGCM16, KeyBits: 128},
+	{Encryption: EncrAESGCM16, KeyBits: 192},
 	{Encryption: EncrChaCha20Poly1305},
 	{Encryption: EncrAESCBC, KeyBits: 256, Integrity: IntegHMACSHA256},
-	{Encryption: EncrAESCBC, KeyBits: 128, Integrity: IntegHMACSHA256},
 	{Encryption: EncrAESCBC, KeyBits: 256, Integrity: IntegHMACSHA384},
 	{Encryption: EncrAESCBC, KeyBits: 256, Integrity: IntegHMACSHA512},
+	{Encryption: EncrAESCBC, KeyBits: 128, Integrity: IntegHMACSHA256},
+	{Encryption: EncrAESCBC, KeyBits: 128, Integrity: IntegHMACSHA384},
+	{Encryption: EncrAESCBC, KeyBits: 128, Integrity: IntegHMACSHA512},
+	{Encryption: EncrAESCBC, KeyBits: 192, Integrity: IntegHMACSHA256},
+	{Encryption: EncrAESCBC, KeyBits: 192, Integrity: IntegHMACSHA384},
+	{Encryption: EncrAESCBC, KeyBits: 192, Integrity: IntegHMACSHA512},
 }
+
+// DefaultIKEProposals are offered by an initiator and accepted by a
+// responder unless the configuration says otherwise. They cover strongSwan
+// 5.9's default IKE proposals minus the deprecated algorithms (RFC 8247),
+// so that a peer configured with any single proposal out of that set
+// connects: AES-GCM (128, 192, 256 bits) and ChaCha20-Poly1305, or
+// AES-CBC (128, 192, 256) with HMAC-SHA2-256, -384 or -512; PRFs
+// HMAC-SHA2-256, -384, -512; groups Curve25519, ECP-256, -384, -521,
+// MODP-3072 and MODP-2048, in that order of preference. An initiator sends
+// its first key exchange with Curve25519; a responder that wants another
+// of these groups asks for it (INVALID_KE_PAYLOAD), which costs one round
+// trip. On the wire the list is two proposals, AEAD and non-AEAD.
+var DefaultIKEProposals = expand(defaultCiphers,
+	[]uint16{PRFHMACSHA256, PRFHMACSHA384, PRFHMACSHA512}, defaultGroups)
+
+// DefaultESPProposals are the ESP suites offered and accepted by default,
+// without PFS groups: the ciphers of DefaultIKEProposals, which cover
+// strongSwan 5.9's default ESP proposals minus SHA-1 and AES-XCBC. A
+// CREATE_CHILD_SA that brings a key exchange may use any group of
+// DefaultIKEProposals with them.
+var DefaultESPProposals = slices.Clone(defaultCiphers)
 
 // expand combines ciphers with PRFs and groups, preferring the cipher.
 func expand(ciphers []Proposal, prfs, groups []uint16) []Proposal {
@@ -116,8 +140,9 @@ func expand(ciphers []Proposal, prfs, groups []uint16) []Proposal {
 	return out
 }
 
-// pfsGroups are the DH groups a CREATE_CHILD_SA may use.
-var pfsGroups = []uint16{DHCurve25519, DHECP256, DHECP384, DHModp2048}
+// pfsGroups are the groups a CREATE_CHILD_SA may use with an ESP proposal
+// of ours that names none: every group we implement.
+var pfsGroups = defaultGroups
 
 // offer is one transform choice within a peer's proposal.
 type offer struct {
@@ -212,7 +237,9 @@ func selectIKE(ours []Proposal, sa *message.SA, keGroup uint16) (chosen, bool, e
 }
 
 // selectESP picks an ESP suite; keGroup is the group of the KE payload of a
-// CREATE_CHILD_SA (0: none, then a proposal without PFS is needed).
+// CREATE_CHILD_SA (0: none, then a proposal without PFS is needed). An ESP
+// proposal of ours with a group takes a key exchange in that group only;
+// one without takes any group we implement (pfsGroups).
 func selectESP(ours []Proposal, sa *message.SA, keGroup uint16) (chosen, error) {
 	for i := range sa.Proposals {
 		pp := &sa.Proposals[i]
@@ -235,7 +262,7 @@ func selectESP(ours []Proposal, sa *message.SA, keGroup uint16) (chosen, error) 
 			c := chosen{Proposal: p, number: pp.Number, spi: pp.SPI, esn: esn}
 			c.DHGroup = 0
 			switch {
-			case keGroup != 0 && has(o.dh, keGroup) && has(pfsGroups, keGroup):
+			case keGroup != 0 && has(o.dh, keGroup) && (p.DHGroup == keGroup || p.DHGroup == 0 && has(pfsGroups, keGroup)):
 				c.DHGroup = keGroup
 			case keGroup != 0:
 				continue

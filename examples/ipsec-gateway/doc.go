@@ -25,6 +25,17 @@
 // name (else its subject) is used. Keys are PEM: PKCS#8, or the PKCS#1
 // and SEC 1 forms. The -ca file may hold several certificates.
 //
+// The algorithms are offered as -ike and -esp say, in strongSwan's
+// proposal syntax (swanctl.conf's proposals and esp_proposals), several
+// proposals separated by commas:
+//
+//	ipsec-gateway ... -ike aes256gcm16-prfsha384-ecp384 -esp aes256gcm16
+//
+// Without them the gateway offers package ipsec's defaults, which cover
+// strongSwan 5.9's default proposals minus the deprecated algorithms. A
+// keyword the package does not implement (modp1024, sha1, modp4096, ...)
+// is refused at start with a message naming it.
+//
 // The TUN gets the virtual address (road warrior); the routes to the
 // responder's networks (the traffic selectors it agreed to, narrowed from
 // -remote-ts) use that address, or the gateway's own address in -lan, as

@@ -29,6 +29,7 @@ type options struct {
 	id, remoteID            string
 	cert, key, ca, pskFile  string
 	lan, remoteTS           string
+	ike, esp                string
 	vip, once, verbose      bool
 	tun                     string
 	dpd, dialTimeout, maxBO time.Duration
@@ -46,6 +47,8 @@ func main() {
 	flag.StringVar(&o.pskFile, "psk-file", "", "`file` holding a pre-shared key (instead of -cert/-key, or besides -ca)")
 	flag.StringVar(&o.lan, "lan", "", "comma-separated `prefixes` behind the gateway (our traffic selectors); empty: ask for a virtual address")
 	flag.StringVar(&o.remoteTS, "remote-ts", "0.0.0.0/0", "comma-separated `prefixes` to reach through the tunnel")
+	flag.StringVar(&o.ike, "ike", "", "IKE `proposals` in strongSwan's syntax, e.g. aes256gcm16-prfsha384-ecp384,aes128-sha256-modp3072 (default: ipsec.DefaultIKEProposals)")
+	flag.StringVar(&o.esp, "esp", "", "ESP `proposals` in strongSwan's syntax, e.g. aes256gcm16,aes128-sha256 (default: ipsec.DefaultESPProposals)")
 	flag.BoolVar(&o.vip, "vip", false, "ask for a virtual address also with -lan")
 	flag.StringVar(&o.tun, "tun", "rgipsec0", "TUN interface `name`")
 	flag.DurationVar(&o.dpd, "dpd", 30*time.Second, "dead peer detection after this much silence (negative: off)")
@@ -285,6 +288,16 @@ func (o options) dialConfig(log *slog.Logger) (*ipsec.DialConfig, error) {
 		return nil, errors.New("-remote-ts is empty")
 	}
 	cfg.RequestAddress = o.vip || len(cfg.LocalTS) == 0
+	if o.ike != "" {
+		if cfg.IKEProposals, err = ipsec.ParseIKEProposals(o.ike); err != nil {
+			return nil, fmt.Errorf("-ike: %w", err)
+		}
+	}
+	if o.esp != "" {
+		if cfg.ESPProposals, err = ipsec.ParseESPProposals(o.esp); err != nil {
+			return nil, fmt.Errorf("-esp: %w", err)
+		}
+	}
 	return cfg, nil
 }
 

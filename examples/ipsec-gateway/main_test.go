@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/remotegate/remotegate/internal/netns"
 	"github.com/remotegate/remotegate/internal/swaninterop"
+	"github.com/remotegate/remotegate/ipsec"
 )
 
 // build compiles the gateway into a temporary directory.
@@ -117,6 +119,34 @@ func TestGatewayRoadWarriorPSK(t *testing.T) {
 	resp.WaitLog(t, `received DELETE for IKE_SA `+swaninterop.ConnName, 5*time.Second)
 }
 
+// -ike and -esp in strongSwan's syntax: a strongSwan responder that
+// takes exactly one proposal each gets it from the gateway.
+func TestGatewayProposals(t *testing.T) {
+	swaninterop.Require(t, "ping")
+	bin := build(t)
+	l := swaninterop.NewLab(t, swaninterop.LabOptions{Mode: swaninterop.RoadWarrior, PSK: "the lab's pre-shared key"})
+	resp := l.StartResponder(t, swaninterop.Options{})
+	conn := l.ResponderConn()
+	conn.Proposals, conn.ESPProposals = []string{"aes192-sha384-modp3072"}, []string{"aes128-sha512-modp2048"}
+	resp.Load(t, conn.String())
+	psk := filepath.Join(t.TempDir(), "psk")
+	if err := os.WriteFile(psk, []byte(l.PSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := l.I.Start(t, bin, "-server", swaninterop.ResponderAddr.Addr().String(), "-id", swaninterop.InitiatorID, "-psk-file", psk, "-tun", "rggw0",
+		"-ike", "aes256gcm16-prfsha384-ecp384, aes192-sha384-modp3072", "-esp", "aes256gcm16,aes128-sha512-modp2048")
+	gw.WaitLog(t, `msg="tunnel up".* ike=aes192-sha384-prfsha384-modp3072 esp=aes128-sha512`, 10*time.Second)
+	if got := l.I.Ping(t, l.Target(), 3); got != 3 {
+		t.Fatalf("%d of 3 pings answered\n%s", got, resp.ListSAs(t))
+	}
+	if sas := resp.ListSAs(t); !strings.Contains(sas, "AES_CBC-192/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/MODP_3072") || !strings.Contains(sas, "AES_CBC-128/HMAC_SHA2_512_256") {
+		t.Errorf("strongSwan's SAs:\n%s", sas)
+	}
+	if err := gw.Stop(); err != nil {
+		t.Fatalf("the gateway's exit after SIGTERM: %v\n%s", err, gw.Log())
+	}
+}
+
 func TestFlags(t *testing.T) {
 	dir := t.TempDir()
 	psk := filepath.Join(dir, "psk")
@@ -130,6 +160,19 @@ func TestFlags(t *testing.T) {
 	}
 	if string(cfg.PSK) != "secret" || !cfg.RequestAddress || cfg.LocalID.String() != "gw.example" || len(cfg.RemoteTS) != 1 {
 		t.Errorf("config %+v", cfg)
+	}
+	if cfg.IKEProposals != nil || cfg.ESPProposals != nil {
+		t.Errorf("proposals without -ike and -esp: %v %v", cfg.IKEProposals, cfg.ESPProposals)
+	}
+	o.ike, o.esp = "aes256gcm16-prfsha384-ecp384", "aes256gcm16,aes128-sha256"
+	if cfg, err = o.dialConfig(nil); err != nil || len(cfg.IKEProposals) != 1 || len(cfg.ESPProposals) != 2 || cfg.IKEProposals[0].String() != o.ike {
+		t.Errorf("-ike %s -esp %s: %v %v: %v", o.ike, o.esp, cfg.IKEProposals, cfg.ESPProposals, err)
+	}
+	for _, bad := range []options{{ike: "aes128-sha1-modp1024"}, {esp: "aes256gcm16-prfsha256"}} {
+		o.ike, o.esp = bad.ike, bad.esp
+		if _, err := o.dialConfig(nil); !errors.Is(err, ipsec.ErrProposal) {
+			t.Errorf("-ike %q -esp %q: %v", bad.ike, bad.esp, err)
+		}
 	}
 	for _, bad := range []options{
 		{},
