@@ -824,7 +824,7 @@ func singleProposal(sa *message.SA, proto message.Protocol) bool {
 // §3.3), so proposals that differ only in some algorithms share one wire
 // proposal when every combination it allows is one of ours — the
 // responder may pick any, and Dial refuses a choice outside the list.
-// The default lists become five proposals instead of 84. The DH group of
+// The default lists become two proposals instead of 234. The DH group of
 // our KE payload goes first in each proposal, as strongSwan does.
 func wireProposals(ours []Proposal, proto message.Protocol, spi []byte, keGroup uint16) []message.Proposal {
 	var uniq []Proposal
