@@ -40,6 +40,14 @@ type Config struct {
 	// outside the ranges CheckNetworks names, and no device network may
 	// overlap it.
 	Pool netip.Prefix
+	// Pool6 is the IPv6 tunnel network, e.g. fd00:8::/64; the invalid
+	// Prefix (the zero value) means none: participants get IPv4 only and
+	// devices may have no IPv6 networks. Its first address is the
+	// broker's, and each participant's IPv6 address is the one at the
+	// offset of its IPv4 address in Pool: as stable as that one (stored
+	// in Addresses) without a second record. It must hold at least as many
+	// addresses as Pool, outside the ranges CheckNetworks6 names.
+	Pool6 netip.Prefix
 	// Devices maps device names to their networks.
 	Devices map[string]DeviceNetworks
 	// Addresses are tunnel addresses handed out before (from the store),
@@ -82,6 +90,7 @@ type Broker struct {
 	mu         sync.Mutex
 	snap       *policy.Snapshot
 	pool       netip.Prefix
+	pool6      netip.Prefix // invalid: no IPv6
 	devices    map[string]DeviceNetworks
 	addresses  map[string]netip.Addr // stable per participant name
 	taken      map[netip.Addr]string
@@ -124,7 +133,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Policy == nil {
 		return nil, errors.New("broker: Config.Policy is required")
 	}
-	if err := CheckNetworks(cfg.Pool, cfg.Devices); err != nil {
+	if err := CheckNetworks6(cfg.Pool, cfg.Pool6, cfg.Devices); err != nil {
 		return nil, err
 	}
 	if cfg.Now == nil {
@@ -132,6 +141,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		sw: NewSwitch(cfg.Policy, SwitchConfig{FlowTable: cfg.FlowTable, Now: cfg.Now}), log: cfg.Logger, now: cfg.Now, snap: cfg.Policy, pool: cfg.Pool.Masked(),
+		pool6:   cfg.Pool6.Masked(),
 		devices: cfg.Devices, addresses: map[string]netip.Addr{}, taken: map[netip.Addr]string{}, online: map[string]tunnel.Session{},
 		since: map[string]time.Time{}, userRoutes: cfg.UserRoutes, onAddress: cfg.OnAddress, events: cfg.Events,
 	}
@@ -152,6 +162,48 @@ func New(cfg Config) (*Broker, error) {
 
 // Gateway is the broker's own address in the tunnel network.
 func (b *Broker) Gateway() netip.Addr { return b.pool.Addr().Next() }
+
+// Gateway6 is the broker's own address in the IPv6 tunnel network; invalid
+// without one.
+func (b *Broker) Gateway6() netip.Addr {
+	if !b.pool6.IsValid() {
+		return netip.Addr{}
+	}
+	return b.pool6.Addr().Next()
+}
+
+// address6 is the IPv6 tunnel address that goes with the IPv4 one a: the
+// address at the same offset in the IPv6 pool; invalid without one.
+func (b *Broker) address6(a netip.Addr) netip.Addr {
+	if !b.pool6.IsValid() || !a.IsValid() {
+		return netip.Addr{}
+	}
+	base, v := b.pool.Addr().As4(), a.As4()
+	off := (uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])) -
+		(uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3]))
+	r := b.pool6.Addr().As16()
+	// The pool6 check guarantees the offset fits in its host bits, which
+	// are zero in the masked base: adding is or-ing, with carries.
+	var carry uint32
+	for i := 15; i >= 12; i-- {
+		sum := uint32(r[i]) + off&0xff + carry
+		r[i], carry, off = byte(sum), sum>>8, off>>8
+	}
+	for i := 11; i >= 0 && carry != 0; i-- {
+		sum := uint32(r[i]) + carry
+		r[i], carry = byte(sum), sum>>8
+	}
+	return netip.AddrFrom16(r)
+}
+
+// addressesOf is the tunnel addresses of a participant with the IPv4
+// address a: a and, with an IPv6 pool, its IPv6 companion.
+func (b *Broker) addressesOf(a netip.Addr) []netip.Addr {
+	if a6 := b.address6(a); a6.IsValid() {
+		return []netip.Addr{a, a6}
+	}
+	return []netip.Addr{a}
+}
 
 // Switch returns the packet switch (for its statistics).
 func (b *Broker) Switch() *Switch { return b.sw }
@@ -207,10 +259,14 @@ func (b *Broker) Admit(_ context.Context, id tunnel.Identity, remote netip.AddrP
 		Gateway:   b.Gateway(),
 		Routes:    b.routesFor(snap, p, isDevice),
 	}
+	if a6 := b.address6(addr); a6.IsValid() {
+		asg.Addresses = append(asg.Addresses, netip.PrefixFrom(a6, b.pool6.Bits()))
+		asg.Gateway6 = b.Gateway6()
+	}
 	if isDevice {
 		asg.Networks = b.devices[id.Name].LANs
 	}
-	b.log.Info("admitted", "participant", id.Name, "remote", remote, "address", addr, "routes", asg.Routes)
+	b.log.Info("admitted", "participant", id.Name, "remote", remote, "addresses", asg.Addresses, "routes", asg.Routes)
 	return asg, nil
 }
 
@@ -266,6 +322,9 @@ func (b *Broker) addressFor(name string) (netip.Addr, error) {
 // under their aliases; a device gets the tunnel network.
 func (b *Broker) routesFor(snap *policy.Snapshot, p policy.ParticipantID, isDevice bool) []netip.Prefix {
 	if isDevice {
+		if b.pool6.IsValid() {
+			return []netip.Prefix{b.pool, b.pool6}
+		}
 		return []netip.Prefix{b.pool}
 	}
 	routes := append([]netip.Prefix(nil), b.userRoutes...)
@@ -347,7 +406,7 @@ func (b *Broker) Apply(snap *policy.Snapshot, devices map[string]DeviceNetworks)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := CheckNetworks(b.pool, devices); err != nil {
+	if err := CheckNetworks6(b.pool, b.pool6, devices); err != nil {
 		return err
 	}
 	return b.apply(snap, devices)
@@ -487,7 +546,7 @@ func (b *Broker) rebuild() error {
 			continue
 		}
 		if p, ok := b.snap.Lookup(name); ok {
-			eps = append(eps, Endpoint{Participant: p, Session: s, Addresses: []netip.Addr{b.addresses[name]}})
+			eps = append(eps, Endpoint{Participant: p, Session: s, Addresses: b.addressesOf(b.addresses[name])})
 		}
 	}
 	for name, d := range b.devices {
@@ -497,7 +556,7 @@ func (b *Broker) rebuild() error {
 		}
 		e := Endpoint{Participant: p, LANs: d.LANs, NAT: d.NAT}
 		if s := b.online[name]; s != nil {
-			e.Session, e.Addresses = s, []netip.Addr{b.addresses[name]}
+			e.Session, e.Addresses = s, b.addressesOf(b.addresses[name])
 		}
 		eps = append(eps, e)
 	}

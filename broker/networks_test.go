@@ -83,7 +83,7 @@ func TestApplyRefusesRiskyNetworks(t *testing.T) {
 		{"same lan twice, once aliased", nets(t, "192.168.5.0/24", "192.168.5.0/24=10.200.5.0/24"), `device "dev1": lan 192.168.5.0/24 is listed twice`, ErrBadNetwork},
 		{"overlapping lans", nets(t, "192.168.0.0/16", "192.168.5.0/24"), `device "dev1": lan 192.168.5.0/24 overlaps its lan 192.168.0.0/16`, ErrBadNetwork},
 		{"lan over own alias", nets(t, "192.168.5.0/24=10.201.0.0/24", "10.201.0.0/16"), `device "dev1": alias 10.201.0.0/24 overlaps its lan 10.201.0.0/16`, ErrBadNetwork},
-		{"ipv6 lan", nets(t, "fd00:1::/64"), `device "dev1": lan fd00:1::/64 is IPv6; tunnels carry IPv4 only, so far`, ErrBadNetwork},
+		{"ipv6 lan", nets(t, "fd00:1::/64"), `device "dev1": lan fd00:1::/64 is IPv6; IPv6 networks need an IPv6 tunnel pool (pool6)`, ErrBadNetwork},
 		{"ipv6 alias", nets(t, "fd00:1::/64=fd00:2::/64"), `device "dev1": lan fd00:1::/64 is IPv6`, ErrBadNetwork},
 		{"ipv4-mapped lan", nets(t, "::ffff:192.168.0.0/120"), `lan ::ffff:192.168.0.0/120 is IPv6`, ErrBadNetwork},
 		{"alias of another device", nets(t, "192.168.0.0/24=10.200.2.0/24"), `alias 10.200.2.0/24 of device "dev2" overlaps alias 10.200.2.0/24 of device "dev1"`, ErrRouteConflict},
@@ -129,7 +129,7 @@ func TestNewRefusesBadPoolAndNetworks(t *testing.T) {
 		want    string
 	}{
 		{"10.8.0.0/31", nil, "tunnel pool 10.8.0.0/31 is too small"},
-		{"fd00::/64", nil, "tunnel pool fd00::/64 is IPv6; tunnels carry IPv4 only"},
+		{"fd00::/64", nil, "tunnel pool fd00::/64 is IPv6; the tunnel pool is IPv4 (IPv6 has its own pool6)"},
 		{"127.0.0.0/24", nil, "tunnel pool 127.0.0.0/24 overlaps loopback 127.0.0.0/8"},
 		{"224.0.0.0/24", nil, "tunnel pool 224.0.0.0/24 overlaps multicast"},
 		{"10.8.0.0/24", map[string]DeviceNetworks{"dev1": nets(t, "10.8.0.0/16")}, `device "dev1": lan 10.8.0.0/16 overlaps the tunnel pool 10.8.0.0/24`},

@@ -39,7 +39,17 @@ type Pushed struct {
 	Address netip.Prefix
 	// Gateway is the server's tunnel address (route-gateway).
 	Gateway netip.Addr
-	// Routes are the networks to route through the tunnel.
+	// Address6 is the client's IPv6 tunnel address with the prefix length
+	// of the server's IPv6 network (ifconfig-ipv6, pushed by servers with
+	// server-ipv6); invalid when the server pushed none.
+	Address6 netip.Prefix
+	// Gateway6 is the server's IPv6 tunnel address (the second argument
+	// of ifconfig-ipv6); invalid when absent.
+	Gateway6 netip.Addr
+	// Routes are the networks to route through the tunnel, IPv4 (route)
+	// and IPv6 (route-ipv6). IPv6 routes are left out when the server
+	// pushed no IPv6 address, as stock clients do: the TUN would have no
+	// IPv6 source for them.
 	Routes []netip.Prefix
 	// Cipher is the negotiated data-channel cipher.
 	Cipher string
@@ -376,7 +386,14 @@ func (c *Client) apply(pr *keymethod.PushReply) error {
 	}
 	p := Pushed{Address: pr.Ifconfig, Gateway: pr.RouteGateway, Cipher: ci.String(), PeerID: pr.PeerID, TunMTU: pr.TunMTU,
 		Ping: time.Duration(pr.Ping) * time.Second, PingRestart: time.Duration(pr.PingRestart) * time.Second}
+	if pr.IfconfigIPv6.IsValid() {
+		p.Address6, p.Gateway6 = pr.IfconfigIPv6, pr.IfconfigIPv6Gateway
+	}
 	for _, r := range pr.Routes {
+		if r.Prefix.Addr().Is6() && !p.Address6.IsValid() {
+			s.log.Warn("ignoring route-ipv6: the server pushed no ifconfig-ipv6", "route", r.Prefix)
+			continue
+		}
 		p.Routes = append(p.Routes, r.Prefix)
 	}
 	p.Options = append(p.Options, pr.Other...)
@@ -405,7 +422,7 @@ func (c *Client) apply(pr *keymethod.PushReply) error {
 		s.sendPeerID.Store(uint32(pr.PeerID))
 	}
 	c.pushed = p
-	s.log.Info("connected", "address", p.Address, "cipher", p.Cipher, "peer_id", p.PeerID)
+	s.log.Info("connected", "address", p.Address, "address6", p.Address6, "cipher", p.Cipher, "peer_id", p.PeerID)
 	return nil
 }
 

@@ -12,6 +12,10 @@
 // A Server authenticates clients and hands their tunnels to a tunnel.Handler:
 // Admit assigns the tunnel address and pushed routes, Deliver receives the
 // decrypted packets in batches, and Session.Send encrypts packets to a client.
+// An IPv6 address in the assignment is pushed as ifconfig-ipv6 (with
+// Assignment.Gateway6, or the IPv6 network's first address, as the server's
+// end), and IPv6 routes as route-ipv6, as a stock server with server-ipv6
+// does; a Client reports them in Pushed.
 // A Client (Dial) is a tunnel.Device: Read returns packets from the server,
 // Write sends packets to it.
 //

@@ -869,10 +869,22 @@ func (ss *ServerSession) pushReply(asg tunnel.Assignment, pi keymethod.PeerInfo,
 		gw = pr.Ifconfig.Masked().Addr().Next()
 	}
 	pr.RouteGateway = gw
+	if pr.IfconfigIPv6.IsValid() {
+		// Stock clients configure the address either way; the second
+		// argument is the server's end, which they log and keep for
+		// routes without a gateway of their own.
+		gw6 := asg.Gateway6
+		if !gw6.IsValid() || !gw6.Is6() {
+			gw6 = pr.IfconfigIPv6.Masked().Addr().Next()
+		}
+		pr.IfconfigIPv6Gateway = gw6
+	}
 	pr.Ping = int(srv.timers.Ping / time.Second)
 	pr.PingRestart = int(srv.timers.PingRestart / time.Second)
 	for _, r := range asg.Routes {
-		if r.Addr().Is4() {
+		// IPv6 routes only to a client that has an IPv6 address: without
+		// one its TUN has no IPv6 source to send from.
+		if r.Addr().Is4() || (r.Addr().Is6() && pr.IfconfigIPv6.IsValid()) {
 			pr.Routes = append(pr.Routes, keymethod.Route{Prefix: r.Masked()})
 		}
 	}

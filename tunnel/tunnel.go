@@ -65,6 +65,12 @@ type Assignment struct {
 	// Gateway is the server's address inside the tunnel network; the zero
 	// value lets the transport pick the first address of the network.
 	Gateway netip.Addr
+	// Gateway6 is the server's IPv6 address inside the tunnel network, for
+	// peers that got an IPv6 address too (OpenVPN pushes it as the second
+	// argument of ifconfig-ipv6); the zero value lets the transport pick
+	// the first address of the IPv6 network, as stock openvpn's
+	// server-ipv6 does.
+	Gateway6 netip.Addr
 	// Routes are the networks the peer should route into the tunnel.
 	Routes []netip.Prefix
 	// Networks are the networks behind the peer that it may send from and

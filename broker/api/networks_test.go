@@ -31,7 +31,7 @@ func TestRiskyNetworksAreRefused(t *testing.T) {
 		{[]map[string]string{{"lan": "169.254.0.0/16"}}, "lan 169.254.0.0/16 overlaps link-local 169.254.0.0/16 (expose it under an alias)"},
 		{[]map[string]string{{"lan": "192.168.7.0/24"}, {"lan": "192.168.7.0/24"}}, "lan 192.168.7.0/24 is listed twice"},
 		{[]map[string]string{{"lan": "192.168.0.0/16"}, {"lan": "192.168.7.0/24"}}, "lan 192.168.7.0/24 overlaps its lan 192.168.0.0/16"},
-		{[]map[string]string{{"lan": "fd00:7::/64"}}, "lan fd00:7::/64 is IPv6; tunnels carry IPv4 only, so far"},
+		{[]map[string]string{{"lan": "fd00:7::/64"}}, "lan fd00:7::/64 is IPv6; IPv6 networks need an IPv6 tunnel pool (pool6)"},
 		{[]map[string]string{{"lan": "192.168.0.0/24", "alias": "fd00:7::/120"}}, "alias fd00:7::/120 and lan 192.168.0.0/24 differ in size"},
 	} {
 		for _, req := range []struct {

@@ -80,7 +80,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	events := newEventQueue(st, log, b.now)
 	defer events.close()
 	brk, err := broker.New(broker.Config{
-		Policy: empty, Pool: settings.Pool, Addresses: addresses, UserRoutes: settings.UserRoutes,
+		Policy: empty, Pool: settings.Pool, Pool6: settings.Pool6, Addresses: addresses, UserRoutes: settings.UserRoutes,
 		// Stored before the participant is told, so that it keeps the
 		// address after a crash.
 		OnAddress: func(name string, a netip.Addr) {

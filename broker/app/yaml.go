@@ -30,6 +30,10 @@ type fileConfig struct {
 	PublicAddress string `yaml:"public_address"`
 	// Pool is the tunnel network; empty means DefaultPool.
 	Pool string `yaml:"pool"`
+	// Pool6 is the IPv6 tunnel network, e.g. fd00:8::/64; empty means
+	// none. With it, participants get an IPv6 tunnel address too and
+	// devices may have IPv6 networks (and aliases).
+	Pool6 string `yaml:"pool6"`
 	// IPsec configures the IKEv2 responder; by default it serves UDP 4500
 	// and, with the privileges, 500.
 	IPsec ipsecConfig `yaml:"ipsec"`
@@ -49,6 +53,7 @@ type fileConfig struct {
 	path       string         // the file, empty for the built-in config
 	raw        []byte         // its content
 	pool       netip.Prefix   // Pool, parsed
+	pool6      netip.Prefix   // Pool6, parsed; invalid when empty
 	userRoutes []netip.Prefix // UserRoutes, parsed
 }
 
@@ -158,6 +163,11 @@ func loadConfig(path string) (*fileConfig, error) {
 	if c.pool, err = netip.ParsePrefix(c.Pool); err != nil {
 		return nil, fmt.Errorf("%s: pool: %w", nameOr(path, "built-in config"), err)
 	}
+	if c.Pool6 != "" {
+		if c.pool6, err = netip.ParsePrefix(c.Pool6); err != nil {
+			return nil, fmt.Errorf("%s: pool6: %w", nameOr(path, "built-in config"), err)
+		}
+	}
 	for _, r := range c.UserRoutes {
 		p, err := netip.ParsePrefix(r)
 		if err != nil {
@@ -177,7 +187,7 @@ func loadConfig(path string) (*fileConfig, error) {
 func (c *fileConfig) settings() store.Settings {
 	return store.Settings{
 		Listen: c.Listen, Port: c.Port, PublicAddress: c.PublicAddress,
-		Pool: c.pool, UserRoutes: c.userRoutes,
+		Pool: c.pool, Pool6: c.pool6, UserRoutes: c.userRoutes,
 		IPsecPort: c.IPsec.Port, IKEPort: c.IPsec.IKEPort,
 	}
 }
@@ -257,7 +267,8 @@ func check(sc *store.Config) error {
 	if err != nil {
 		return err
 	}
-	return broker.CheckNetworks(withDefaults(sc.Settings).Pool, devices)
+	s := withDefaults(sc.Settings)
+	return broker.CheckNetworks6(s.Pool, s.Pool6, devices)
 }
 
 // ipsecConfig is the IPsec part of broker.yaml.

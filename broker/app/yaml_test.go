@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -86,10 +87,55 @@ func compileFile(c *fileConfig) (*policy.Snapshot, map[string]broker.DeviceNetwo
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := broker.CheckNetworks(c.pool, devices); err != nil {
+	if err := broker.CheckNetworks6(c.pool, c.pool6, devices); err != nil {
 		return nil, nil, err
 	}
 	return snap, devices, nil
+}
+
+// TestPool6 reads pool6 into the stored settings and lets devices have
+// IPv6 networks under IPv6 aliases; without pool6 they are refused, as is
+// a pool6 that is not an IPv6 network.
+func TestPool6(t *testing.T) {
+	const devices = "devices:\n  - name: d\n    networks:\n      - lan: 192.168.0.0/24\n        alias: 10.200.1.0/24\n" +
+		"      - lan: fd10::/64\n        alias: fd20:1::/64\n"
+	load := func(text string) (*fileConfig, error) {
+		path := filepath.Join(t.TempDir(), "broker.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return loadConfig(path)
+	}
+	c, err := load("pool6: fd00:8::/64\n" + devices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.settings().Pool6; got != netip.MustParsePrefix("fd00:8::/64") {
+		t.Fatalf("stored pool6 %v", got)
+	}
+	_, nets, err := compileFile(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lans := nets["d"].LANs; len(lans) != 2 || lans[1] != netip.MustParsePrefix("fd10::/64") {
+		t.Fatalf("LANs %v", lans)
+	}
+	c, err = load(devices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := compileFile(c); !errors.Is(err, broker.ErrBadNetwork) || !strings.Contains(err.Error(), "pool6") {
+		t.Fatalf("IPv6 networks without pool6: %v", err)
+	}
+	for _, bad := range []string{"pool6: fd00:8::\n", "pool6: 10.9.0.0/16\n" + devices} {
+		c, err := load(bad)
+		if err == nil {
+			_, _, err = compileFile(c)
+		}
+		if err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
 }
 
 // testBroker is a broker on st with the licenses lic, as far as applying
@@ -116,7 +162,7 @@ func TestConfigRefusesRiskyNetworks(t *testing.T) {
 		{"devices:\n  - name: gw\n    networks:\n      - lan: 192.168.3.0/24\n      - lan: 192.168.3.0/24\n",
 			`device "gw": lan 192.168.3.0/24 is listed twice`},
 		{"devices:\n  - name: gw\n    networks:\n      - lan: fd00:3::/64\n",
-			`device "gw": lan fd00:3::/64 is IPv6; tunnels carry IPv4 only, so far`},
+			`device "gw": lan fd00:3::/64 is IPv6; IPv6 networks need an IPv6 tunnel pool (pool6)`},
 		{"pool: fd00:8::/64\n", "tunnel pool fd00:8::/64 is IPv6"},
 		{"pool: 127.0.0.0/24\n", "tunnel pool 127.0.0.0/24 overlaps loopback"},
 	} {

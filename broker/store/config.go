@@ -34,6 +34,8 @@ type Settings struct {
 	PublicAddress string `json:"public_address,omitempty"`
 	// Pool is the tunnel network.
 	Pool netip.Prefix `json:"pool,omitzero"`
+	// Pool6 is the IPv6 tunnel network; the zero value: none (IPv4 only).
+	Pool6 netip.Prefix `json:"pool6,omitzero"`
 	// UserRoutes are pushed to every user besides the networks its
 	// relations reach.
 	UserRoutes []netip.Prefix `json:"user_routes,omitempty"`
@@ -46,7 +48,7 @@ type Settings struct {
 
 // IsZero reports whether no setting is set.
 func (s Settings) IsZero() bool {
-	return s.Listen == "" && s.Port == 0 && s.PublicAddress == "" && !s.Pool.IsValid() &&
+	return s.Listen == "" && s.Port == 0 && s.PublicAddress == "" && !s.Pool.IsValid() && !s.Pool6.IsValid() &&
 		len(s.UserRoutes) == 0 && s.IPsecPort == 0 && s.IKEPort == 0
 }
 

@@ -106,12 +106,16 @@ func connectOnce(ctx context.Context, f *conffile.File, cfg *openvpn.ClientConfi
 func runTunnel(ctx context.Context, c *openvpn.Client, log *slog.Logger) error {
 	defer c.Close()
 	p := c.Pushed()
-	tun, err := tunnel.OpenTUN(tunnel.TUNConfig{MTU: c.MTU(), Addresses: []netip.Prefix{p.Address}, Routes: p.Routes})
+	addrs := []netip.Prefix{p.Address}
+	if p.Address6.IsValid() {
+		addrs = append(addrs, p.Address6)
+	}
+	tun, err := tunnel.OpenTUN(tunnel.TUNConfig{MTU: c.MTU(), Addresses: addrs, Routes: p.Routes})
 	if err != nil {
 		return err
 	}
 	defer tun.Close()
-	log.Info("tunnel up", "tun", tun.Name(), "address", p.Address, "routes", p.Routes, "cipher", p.Cipher)
+	log.Info("tunnel up", "tun", tun.Name(), "address", p.Address, "address6", p.Address6, "routes", p.Routes, "cipher", p.Cipher)
 	errc := make(chan error, 2)
 	go func() { errc <- tunnel.Pump(tun, c) }()
 	go func() { errc <- tunnel.Pump(c, tun) }()

@@ -97,7 +97,12 @@ func run(ctx context.Context, path string, noTUN bool, usersFile string, log *sl
 			name = f.Dev
 		}
 		mtu := f.TunMTU
-		tun, err = tunnel.OpenTUN(tunnel.TUNConfig{Name: name, MTU: mtu, Addresses: []netip.Prefix{netip.PrefixFrom(gateway, network.Bits())}})
+		addrs := []netip.Prefix{netip.PrefixFrom(gateway, network.Bits())}
+		if f.ServerIPv6.IsValid() {
+			n6 := f.ServerIPv6.Masked()
+			addrs = append(addrs, netip.PrefixFrom(n6.Addr().Next(), n6.Bits()))
+		}
+		tun, err = tunnel.OpenTUN(tunnel.TUNConfig{Name: name, MTU: mtu, Addresses: addrs})
 		if err != nil {
 			return err
 		}
@@ -106,13 +111,13 @@ func run(ctx context.Context, path string, noTUN bool, usersFile string, log *sl
 			st := tun.Stats()
 			log.Info("TUN closed", "packets_written", st.PacketsWritten, "writes", st.Writes)
 		}()
-		log.Info("TUN up", "name", tun.Name(), "address", netip.PrefixFrom(gateway, network.Bits()), "offload", tun.Offload())
+		log.Info("TUN up", "name", tun.Name(), "addresses", addrs, "offload", tun.Offload())
 	}
 	var dev tunnel.Device
 	if tun != nil {
 		dev = tun
 	}
-	h := newHub(network, routes, f.ClientToClient, dev)
+	h := newHub(network, f.ServerIPv6, routes, f.ClientToClient, dev)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)

@@ -74,6 +74,9 @@ type File struct {
 	TCPNoDelay     bool     // tcp-nodelay
 	Push           []string // contents of push "..." lines
 	Routes         [][]string
+	// RoutesIPv6 are the arguments of route-ipv6 lines (prefix/bits
+	// [gateway [metric]]).
+	RoutesIPv6 [][]string
 
 	Keepalive   [2]int // interval, timeout
 	Ping        int
@@ -140,7 +143,7 @@ func init() {
 		resolv-retry mute-replay-warnings ifconfig-pool-persist script-security setenv setenv-safe float sndbuf rcvbuf
 		txqueuelen mssfix fast-io suppress-timestamps writepid daemon auth-nocache connect-retry connect-retry-max
 		server-poll-timeout remote-random ignore-unknown-option block-outside-dns dhcp-option
-		redirect-gateway route-nopull push-peer-info route-delay route-method machine-readable-output
+		redirect-gateway route-nopull push-peer-info tun-ipv6 route-delay route-method machine-readable-output
 		tls-cert-profile ecdh-curve ncp-disable opt-verify keysize tls-exit single-session username-as-common-name`) {
 		ignored[n] = true
 	}
@@ -161,6 +164,7 @@ var unsupported = map[string]string{
 	"management":              "the management interface is not implemented",
 	"client-config-dir":       "per-client config files are not implemented; use tunnel.Handler.Admit",
 	"ifconfig":                "point-to-point (non-server) mode is not implemented",
+	"ifconfig-ipv6":           "point-to-point (non-server) mode is not implemented; servers take server-ipv6",
 	"pkcs12":                  "PKCS#12 files are not read; use ca, cert and key (PEM)",
 	"tls-groups":              "TLS groups are chosen by Go's crypto/tls",
 	"tls-cipher":              "TLS cipher suites are chosen by Go's crypto/tls",
@@ -499,6 +503,14 @@ func (p *parser) apply(d Directive) error {
 			return err
 		}
 		f.Routes = append(f.Routes, d.Args)
+	case "route-ipv6":
+		if err := p.need(d, 1, 3); err != nil {
+			return err
+		}
+		if _, err := netip.ParsePrefix(d.Args[0]); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadArgument, err)
+		}
+		f.RoutesIPv6 = append(f.RoutesIPv6, d.Args)
 	case "keepalive":
 		if err := p.need(d, 2, 2); err != nil {
 			return err

@@ -85,6 +85,27 @@ func TestStockServerConfig(t *testing.T) {
 	}
 }
 
+// TestServerIPv6 reads the IPv6 lines of a stock dual-stack server: the
+// pool, server-side and pushed IPv6 routes, and tun-ipv6 (a no-op since
+// 2.4 that old configs still carry).
+func TestServerIPv6(t *testing.T) {
+	conf := "server 10.8.0.0 255.255.255.0\nserver-ipv6 fd00:8::/64\ntun-ipv6\nroute-ipv6 fd00:99::/64\n" +
+		"push \"route-ipv6 fd00:99::/64\"\n"
+	f, err := Parse(strings.NewReader(conf), "/nonexistent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ServerIPv6 != netip.MustParsePrefix("fd00:8::/64") || !reflect.DeepEqual(f.RoutesIPv6, [][]string{{"fd00:99::/64"}}) ||
+		!reflect.DeepEqual(f.Push, []string{"route-ipv6 fd00:99::/64"}) || len(f.Ignored) != 1 {
+		t.Fatalf("%+v", f)
+	}
+	for _, bad := range []string{"server-ipv6 fd00:8::\n", "route-ipv6 fd00:99::\n", "ifconfig-ipv6 fd00::1/64 fd00::2\n"} {
+		if _, err := Parse(strings.NewReader(bad), "/nonexistent"); err == nil {
+			t.Errorf("%q: accepted", bad)
+		}
+	}
+}
+
 func TestStockClientConfigInline(t *testing.T) {
 	f, err := Parse(strings.NewReader(stockClient), "/nonexistent")
 	if err != nil {
