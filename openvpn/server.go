@@ -626,8 +626,13 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 	}
 	s.mu.Unlock()
 	srv.log.Debug("new session", "session", s.id, "remote", l.remote(), "peer_id", peerID)
-	s.start(ks)
+	// The client's packet is taken in before the loop runs, so that our
+	// reset goes out with its ACK, as a stock server's does. Sent bare and
+	// followed by a separate P_ACK_V1, it makes a stock 2.6 TCP client
+	// retransmit its reset and then, when both arrive in one read, corrupt
+	// that retransmission (see session.process).
 	s.process(first)
+	s.start(ks)
 	return ss
 }
 

@@ -243,6 +243,19 @@ func (s *session) process(pkt *wire.Packet) {
 		s.mu.Unlock()
 		return
 	}
+	// A reset is message 0 of its key state; under any other message id it
+	// is malformed and must not take that id's place. Stock openvpn 2.6
+	// sends one when, over TCP, its retransmission of the reset is still
+	// queued as the ACK for it arrives: the reset's buffer is reused for
+	// message 1 (the ClientHello), and the queued packet goes out as a
+	// reset with id 1 and no payload, just before the real message 1.
+	// Accepting it would acknowledge id 1 and drop the ClientHello as a
+	// duplicate, and the handshake would stall. With tls-auth/tls-crypt the
+	// packet fails authentication anyway.
+	if pkt.Opcode.IsReset() && pkt.MessageID != 0 {
+		s.mu.Unlock()
+		return
+	}
 	if !s.remoteSID.IsZero() && pkt.SessionID != s.remoteSID {
 		s.mu.Unlock()
 		return

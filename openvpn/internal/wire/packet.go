@@ -47,6 +47,16 @@ func (o Opcode) IsControl() bool {
 	return false
 }
 
+// IsReset reports whether o opens a key state (a hard or soft reset). A
+// reset is always message 0 of its key state.
+func (o Opcode) IsReset() bool {
+	switch o {
+	case OpControlSoftResetV1, OpControlHardResetClientV2, OpControlHardResetServerV2, OpControlHardResetClientV3:
+		return true
+	}
+	return false
+}
+
 // IsData reports whether o is a data-channel opcode.
 func (o Opcode) IsData() bool { return o == OpDataV1 || o == OpDataV2 }
 
