@@ -391,20 +391,33 @@ func (c *Console) usersRender(q *req, status int, p *page) {
 	c.render(q.w, q.r, q, status, "users", p)
 }
 
+// submit makes a form's change through the API. On success it redirects
+// to next with the notice. A refusal the form can explain (400, 409, and
+// the statuses in also) renders the form again through render, with the
+// typed values and the API's message next to the field errorsOf picks;
+// any other failure is the error page.
+func (c *Console) submit(q *req, method, path string, body any, render func(*req, int, *page), errorsOf func(msg string) map[string]string, next, notice string, also ...int) {
+	res := c.api(q.r, q.token, method, path, body)
+	if res.ok() {
+		c.redirect(q, next, notice)
+		return
+	}
+	if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict && !slices.Contains(also, res.Status) {
+		c.apiFailed(q, res)
+		return
+	}
+	render(q, res.Status, &page{Form: q.r.PostForm, Errors: errorsOf(res.message())})
+}
+
 func (c *Console) userCreate(q *req) {
 	f := q.r.PostForm
 	body := map[string]any{"name": f.Get("name"), "roles": splitList(f.Get("roles")), "groups": splitList(f.Get("groups")),
 		"disabled": f.Get("disabled") != "", "password": f.Get("password")}
-	res := c.api(q.r, q.token, "POST", "/api/v1/users", body)
-	if !res.ok() {
-		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict {
-			c.apiFailed(q, res)
-			return
-		}
-		c.usersRender(q, res.Status, &page{Form: f, Errors: map[string]string{fieldOf(res.message(), "name", "password", "roles", "groups", "role", "group"): res.message()}})
-		return
-	}
-	c.redirect(q, "/users", "Created the user "+f.Get("name")+".")
+	c.submit(q, "POST", "/api/v1/users", body, c.usersRender,
+		func(msg string) map[string]string {
+			return map[string]string{fieldOf(msg, "name", "password", "roles", "groups", "role", "group"): msg}
+		},
+		"/users", "Created the user "+f.Get("name")+".")
 }
 
 func (c *Console) userPage(q *req) { c.userRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
@@ -444,16 +457,11 @@ func fixErrors(m map[string]string) map[string]string {
 func (c *Console) userUpdate(q *req) {
 	name, f := q.r.PathValue("name"), q.r.PostForm
 	body := policy.User{Name: name, Roles: splitList(f.Get("roles")), Groups: splitList(f.Get("groups")), Disabled: f.Get("disabled") != ""}
-	res := c.api(q.r, q.token, "PUT", "/api/v1/users/"+esc(name), body)
-	if !res.ok() {
-		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict {
-			c.apiFailed(q, res)
-			return
-		}
-		c.userRender(q, res.Status, &page{Form: f, Errors: fixErrors(map[string]string{fieldOf(res.message(), "roles", "groups", "group", "role"): res.message()})})
-		return
-	}
-	c.redirect(q, "/users/"+url.PathEscape(name), "Saved the user "+name+".")
+	c.submit(q, "PUT", "/api/v1/users/"+esc(name), body, c.userRender,
+		func(msg string) map[string]string {
+			return fixErrors(map[string]string{fieldOf(msg, "roles", "groups", "group", "role"): msg})
+		},
+		"/users/"+url.PathEscape(name), "Saved the user "+name+".")
 }
 
 func (c *Console) userPassword(q *req) {
@@ -549,16 +557,11 @@ func (c *Console) roleCreate(q *req) {
 		c.rolesRender(q, http.StatusBadRequest, &page{Form: f, Errors: map[string]string{"rights": bad}})
 		return
 	}
-	res := c.api(q.r, q.token, "POST", "/api/v1/roles", body)
-	if !res.ok() {
-		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict && res.Status != http.StatusForbidden {
-			c.apiFailed(q, res)
-			return
-		}
-		c.rolesRender(q, res.Status, &page{Form: f, Errors: map[string]string{fieldOf(res.message(), "name", "rights", "right"): res.message()}})
-		return
-	}
-	c.redirect(q, "/roles", "Created the role "+f.Get("name")+".")
+	c.submit(q, "POST", "/api/v1/roles", body, c.rolesRender,
+		func(msg string) map[string]string {
+			return map[string]string{fieldOf(msg, "name", "rights", "right"): msg}
+		},
+		"/roles", "Created the role "+f.Get("name")+".", http.StatusForbidden)
 }
 
 func (c *Console) rolePage(q *req) { c.roleRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
@@ -727,16 +730,8 @@ func (c *Console) deviceCreate(q *req) {
 		c.devicesRender(q, http.StatusBadRequest, &page{Form: f, Errors: bad})
 		return
 	}
-	res := c.api(q.r, q.token, "POST", "/api/v1/devices", body)
-	if !res.ok() {
-		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict {
-			c.apiFailed(q, res)
-			return
-		}
-		c.devicesRender(q, res.Status, &page{Form: f, Errors: deviceErrors(res.message())})
-		return
-	}
-	c.redirect(q, "/devices", "Created the device "+f.Get("name")+".")
+	c.submit(q, "POST", "/api/v1/devices", body, c.devicesRender, deviceErrors,
+		"/devices", "Created the device "+f.Get("name")+".")
 }
 
 func (c *Console) devicePage(q *req) { c.deviceRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
@@ -788,16 +783,8 @@ func (c *Console) deviceUpdate(q *req) {
 		c.deviceRender(q, http.StatusBadRequest, &page{Form: f, Errors: bad})
 		return
 	}
-	res := c.api(q.r, q.token, "PUT", "/api/v1/devices/"+esc(name), body)
-	if !res.ok() {
-		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict && res.Status != http.StatusForbidden {
-			c.apiFailed(q, res)
-			return
-		}
-		c.deviceRender(q, res.Status, &page{Form: f, Errors: deviceErrors(res.message())})
-		return
-	}
-	c.redirect(q, "/devices/"+url.PathEscape(name), "Saved the device "+name+".")
+	c.submit(q, "PUT", "/api/v1/devices/"+esc(name), body, c.deviceRender, deviceErrors,
+		"/devices/"+url.PathEscape(name), "Saved the device "+name+".", http.StatusForbidden)
 }
 
 // Groups.
@@ -827,20 +814,15 @@ func groupBody(name string, f url.Values) policy.Group {
 
 func (c *Console) groupCreate(q *req) {
 	f := q.r.PostForm
-	res := c.api(q.r, q.token, "POST", "/api/v1/groups", groupBody(f.Get("name"), f))
-	if !res.ok() {
-		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict {
-			c.apiFailed(q, res)
-			return
-		}
-		field := fieldOf(res.message(), "name", "subgroup", "cycle")
-		if field != "name" {
-			field = "subgroups"
-		}
-		c.groupsRender(q, res.Status, &page{Form: f, Errors: map[string]string{field: res.message()}})
-		return
-	}
-	c.redirect(q, "/groups", "Created the group "+f.Get("name")+".")
+	c.submit(q, "POST", "/api/v1/groups", groupBody(f.Get("name"), f), c.groupsRender,
+		func(msg string) map[string]string {
+			field := fieldOf(msg, "name", "subgroup", "cycle")
+			if field != "name" {
+				field = "subgroups"
+			}
+			return map[string]string{field: msg}
+		},
+		"/groups", "Created the group "+f.Get("name")+".")
 }
 
 func (c *Console) groupPage(q *req) { c.groupRender(q, http.StatusOK, &page{Notice: c.notice(q)}) }
@@ -865,16 +847,11 @@ func (c *Console) groupRender(q *req, status int, p *page) {
 
 func (c *Console) groupUpdate(q *req) {
 	name, f := q.r.PathValue("name"), q.r.PostForm
-	res := c.api(q.r, q.token, "PUT", "/api/v1/groups/"+esc(name), groupBody(name, f))
-	if !res.ok() {
-		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict {
-			c.apiFailed(q, res)
-			return
-		}
-		c.groupRender(q, res.Status, &page{Form: f, Errors: map[string]string{"subgroups": res.message()}})
-		return
-	}
-	c.redirect(q, "/groups/"+url.PathEscape(name), "Saved the group "+name+".")
+	c.submit(q, "PUT", "/api/v1/groups/"+esc(name), groupBody(name, f), c.groupRender,
+		func(msg string) map[string]string {
+			return map[string]string{"subgroups": msg}
+		},
+		"/groups/"+url.PathEscape(name), "Saved the group "+name+".")
 }
 
 // Relations.
@@ -1007,16 +984,8 @@ func (c *Console) relationCreate(q *req) {
 		c.relationsRender(q, http.StatusBadRequest, &page{Form: f, Errors: bad})
 		return
 	}
-	res := c.api(q.r, q.token, "POST", "/api/v1/relations", rel)
-	if !res.ok() {
-		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict {
-			c.apiFailed(q, res)
-			return
-		}
-		c.relationsRender(q, res.Status, &page{Form: f, Errors: relationErrors(res.message())})
-		return
-	}
-	c.redirect(q, "/relations", "Created the relation "+f.Get("name")+".")
+	c.submit(q, "POST", "/api/v1/relations", rel, c.relationsRender, relationErrors,
+		"/relations", "Created the relation "+f.Get("name")+".")
 }
 
 func (c *Console) relationPage(q *req) {
@@ -1045,16 +1014,8 @@ func (c *Console) relationUpdate(q *req) {
 		c.relationRender(q, http.StatusBadRequest, &page{Form: f, Errors: bad})
 		return
 	}
-	res := c.api(q.r, q.token, "PUT", "/api/v1/relations/"+esc(name), rel)
-	if !res.ok() {
-		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict {
-			c.apiFailed(q, res)
-			return
-		}
-		c.relationRender(q, res.Status, &page{Form: f, Errors: relationErrors(res.message())})
-		return
-	}
-	c.redirect(q, "/relations/"+url.PathEscape(name), "Saved the relation "+name+".")
+	c.submit(q, "PUT", "/api/v1/relations/"+esc(name), rel, c.relationRender, relationErrors,
+		"/relations/"+url.PathEscape(name), "Saved the relation "+name+".")
 }
 
 // relationSwitch enables or disables a relation: how a connection is
