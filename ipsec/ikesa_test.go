@@ -190,22 +190,10 @@ func TestServerDeleteRetransmitted(t *testing.T) {
 // A Delete that is never answered is given up after RetransmitTries, and
 // the IKE SA is forgotten all the same.
 func TestDeleteGivenUp(t *testing.T) {
-	h := newEchoHandler()
-	_, addr := testServer(t, pskServerConfig(t), h)
-	log := &informationalLog{requests: map[uint32]int{}, dropRequests: 1 << 30}
-	front := lossyRelay(t, addr, log.filter(true))
-	d := pskDialConfig(t)
-	d.RetransmitTimeout = 20 * time.Millisecond
-	d.RetransmitTries = 3
-	d.DPDInterval = -1
-	c, err := Dial(context.Background(), loopbackConn(t), front, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-h.ups
-	log.mu.Lock()
-	log.armed = true
-	log.mu.Unlock()
+	c, log := lossyClient(t, 1<<30, func(d *DialConfig) {
+		d.RetransmitTimeout = 20 * time.Millisecond
+		d.RetransmitTries = 3
+	})
 	c.Close()
 	if mids, total := log.sends(); mids != 1 || total != 3 {
 		t.Fatalf("the Delete went out as %d requests, %d times in all; want one request sent 3 times", mids, total)
@@ -284,22 +272,10 @@ func TestChildRekeyBothRoles(t *testing.T) {
 // Close returns after CloseTimeout, not after every retransmission, and
 // the Client is closed.
 func TestCloseBounded(t *testing.T) {
-	h := newEchoHandler()
-	_, addr := testServer(t, pskServerConfig(t), h)
-	log := &informationalLog{requests: map[uint32]int{}, dropRequests: 1 << 30}
-	front := lossyRelay(t, addr, log.filter(true))
-	d := pskDialConfig(t)
-	d.RetransmitTimeout = time.Hour // the retransmissions alone would hold Close for hours
-	d.CloseTimeout = 50 * time.Millisecond
-	d.DPDInterval = -1
-	c, err := Dial(context.Background(), loopbackConn(t), front, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-h.ups
-	log.mu.Lock()
-	log.armed = true
-	log.mu.Unlock()
+	c, _ := lossyClient(t, 1<<30, func(d *DialConfig) {
+		d.RetransmitTimeout = time.Hour // the retransmissions alone would hold Close for hours
+		d.CloseTimeout = 50 * time.Millisecond
+	})
 	closed := make(chan struct{})
 	go func() { c.Close(); close(closed) }()
 	select {
@@ -310,4 +286,27 @@ func TestCloseBounded(t *testing.T) {
 	if _, err := c.Write([][]byte{make([]byte, 64)}, 0); !errors.Is(err, tunnel.ErrClosed) {
 		t.Fatalf("Write after Close: %v; want tunnel.ErrClosed", err)
 	}
+}
+
+// lossyClient dials a Go server through a relay that drops the first
+// dropRequests INFORMATIONAL requests of the Client once armed, which
+// happens when the tunnel is up; adjust sets the Client's timers.
+func lossyClient(t *testing.T, dropRequests int, adjust func(*DialConfig)) (*Client, *informationalLog) {
+	t.Helper()
+	h := newEchoHandler()
+	_, addr := testServer(t, pskServerConfig(t), h)
+	log := &informationalLog{requests: map[uint32]int{}, dropRequests: dropRequests}
+	front := lossyRelay(t, addr, log.filter(true))
+	d := pskDialConfig(t)
+	d.DPDInterval = -1
+	adjust(d)
+	c, err := Dial(context.Background(), loopbackConn(t), front, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-h.ups
+	log.mu.Lock()
+	log.armed = true
+	log.mu.Unlock()
+	return c, log
 }
