@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/remotegate/remotegate/ipsec/internal/ikecrypto"
 	"github.com/remotegate/remotegate/ipsec/internal/message"
@@ -410,10 +411,16 @@ func TestDialServerFragmentLossAndReorder(t *testing.T) {
 	var p fragProxy
 	var held [][]byte
 	dropped := false
+	var total [2]int // fragments of the IKE_AUTH request and response
 	p.hook = func(toServer bool, pkt []byte) [][]byte {
 		hd, f, ok := fragInfo(pkt)
 		if !ok || hd.Exchange != message.IKEAuth {
 			return [][]byte{pkt}
+		}
+		if toServer {
+			total[0] = int(f.Total)
+		} else {
+			total[1] = int(f.Total)
 		}
 		if !toServer {
 			if f.Number == 2 && !dropped {
@@ -446,9 +453,21 @@ func TestDialServerFragmentLossAndReorder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	p.mu.Lock()
-	authFrag := p.authFrag
-	p.mu.Unlock()
+	// Dial returns once the client has every response fragment, which
+	// can be before the relay has passed on the last fragments of the
+	// retransmitted response (the client needed only the one that was
+	// lost): wait until the counts settle on whole transmissions.
+	var authFrag [2]int
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		p.mu.Lock() // the hook runs under it too
+		authFrag = p.authFrag
+		settled := authFrag[0] >= 2*total[0] && authFrag[1] >= 2*total[1]
+		p.mu.Unlock()
+		if settled || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	t.Logf("IKE_AUTH fragments %v", authFrag)
 	if !dropped {
 		t.Fatal("no response fragment was dropped")
