@@ -37,9 +37,18 @@ func (b *Browser) Navigate(url string) int {
 // TryNavigate is Navigate for a page that is expected not to load (a
 // refused certificate, say): it returns the error instead of failing.
 func (b *Browser) TryNavigate(url string) (int, error) {
-	ctx, cancel := b.step()
-	defer cancel()
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(url))
+	var resp *network.Response
+	var err error
+	for attempt := 0; ; attempt++ {
+		resp, err = b.navigate(url)
+		// Chromium aborts a load when it sees the addresses of its
+		// namespace change; a person would load the page again, and so
+		// do we, a bounded number of times. Navigations are GETs, so
+		// loading again repeats nothing.
+		if err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") || attempt == 2 {
+			break
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -546,3 +555,9 @@ const prepareFillJS = `(sel, value) => {
   e.dispatchEvent(new Event('input', {bubbles: true}));
   return 'keys';
 }`
+
+func (b *Browser) navigate(url string) (*network.Response, error) {
+	ctx, cancel := b.step()
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.NavigateResponse(url))
+}

@@ -68,6 +68,15 @@ func New(t testing.TB, prefix string) *NS {
 	if out, err := ip("-n", name, "link", "set", "lo", "up"); err != nil {
 		t.Fatalf("netns: lo up in %s: %v\n%s", name, err, out)
 	}
+	// No duplicate address detection in a namespace of our own: every
+	// address is ours. With it, each link-local address a veth gets when it
+	// comes up turns from tentative to preferred a second or two later, and
+	// a program watching the addresses (a browser aborts its page loads with
+	// ERR_NETWORK_CHANGED) sees the network change after the test set it up.
+	// A kernel without IPv6 has no such files; nothing to switch off then.
+	for _, conf := range []string{"all", "default"} {
+		_, _ = ip("netns", "exec", name, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/"+conf+"/accept_dad")
+	}
 	return n
 }
 

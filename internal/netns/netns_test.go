@@ -172,6 +172,27 @@ func TestLinkPingAndCleanup(t *testing.T) {
 	}
 }
 
+// A namespace's addresses are final once Link returns: none is left
+// tentative (duplicate address detection), so nothing in the namespace sees
+// them change a second later.
+func TestLinkAddressesSettled(t *testing.T) {
+	Require(t)
+	a, b := New(t, "dada"), New(t, "dadb")
+	Link(t, a, netip.MustParsePrefix("10.99.0.1/24"), b, netip.MustParsePrefix("10.99.0.2/24"))
+	for _, n := range []*NS{a, b} {
+		all := n.Run(t, 5*time.Second, "ip", "-6", "addr", "show", "dev", "veth0")
+		if !strings.Contains(all, "fe80::") {
+			if strings.Contains(n.Run(t, 5*time.Second, "cat", "/proc/sys/net/ipv6/conf/veth0/disable_ipv6"), "1") {
+				t.Skip("IPv6 is disabled on this machine; no link-local addresses to check")
+			}
+			t.Fatalf("%s: veth0 has no link-local address yet:\n%s", n.Name, all)
+		}
+		if out := n.Run(t, 5*time.Second, "ip", "-6", "addr", "show", "tentative"); strings.TrimSpace(out) != "" {
+			t.Errorf("%s: addresses still tentative right after Link:\n%s", n.Name, out)
+		}
+	}
+}
+
 func TestStartWaitLogStop(t *testing.T) {
 	Require(t, "sh")
 	ns := New(t, "proc")
