@@ -142,6 +142,14 @@ type Config struct {
 	// DefaultESPProposals.
 	IKEProposals []Proposal
 	ESPProposals []Proposal
+	// ChildProposals, if set, returns the ESP proposals acceptable for the
+	// child SAs of a peer, once it has authenticated and been admitted as
+	// peer: its first child in IKE_AUTH, the children it adds and the
+	// rekeys of either side then choose from them. A nil or empty result
+	// means ESPProposals (or what Server.SetProposals set). IKE proposals
+	// cannot be chosen per peer: IKE_SA_INIT is answered before the peer
+	// has said who it is.
+	ChildProposals func(peer tunnel.Identity) []Proposal
 	// DNS servers handed out in the configuration payload to peers that
 	// ask for them. Nil: none.
 	DNS []netip.Addr

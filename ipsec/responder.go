@@ -95,7 +95,7 @@ func (s *Server) handleInit(pc *packetConn, msg []byte, h message.Header, from n
 			return
 		}
 	}
-	sel, wrongKE, err := selectIKE(s.sc.ikeProposals, saP, ke.Group)
+	sel, wrongKE, err := selectIKE(s.ikeProposals(), saP, ke.Group)
 	if err != nil {
 		s.log.Info("IKE_SA_INIT refused: no acceptable proposal", "remote", from)
 		s.initError(pc, from, h, message.NotifyNoProposalChosen, nil)
@@ -284,6 +284,7 @@ func (s *Server) handleAuth(ctx context.Context, sa *ikeSA, ps []message.Payload
 	if err != nil {
 		return fail("not admitted", err)
 	}
+	s.configurePeer(sa, identity)
 	// Our side of the authentication.
 	idr := &message.ID{Responder: true, IDType: message.IDType(s.local.Type), Data: s.local.Value}
 	octR := ikecrypto.SignedOctets(sa.initResp, sa.ni, sa.prf, sa.keys.Pr, idr.Body())
@@ -380,7 +381,7 @@ func (s *Server) firstChild(sa *ikeSA, ps []message.Payload, asg tunnel.Assignme
 		s.log.Info("CHILD_SA refused: traffic selectors", "initiator", tsString(tsi.Selectors), "responder", tsString(tsr.Selectors), "allowed", allowedI)
 		return append(out, &message.Notify{NotifyType: message.NotifyTSUnacceptable}), nil
 	}
-	sel, err := selectESP(s.sc.espProposals, saP, 0)
+	sel, err := selectESP(sa.cfg.espProposals, saP, 0)
 	if err != nil {
 		return append(out, &message.Notify{NotifyType: message.NotifyNoProposalChosen}), nil
 	}

@@ -27,6 +27,8 @@ import (
 type Server struct {
 	cfg   Config
 	sc    *saConfig // what its IKE SAs share, defaulted
+	// proposals are those SetProposals set last; nil: sc's.
+	proposals atomic.Pointer[serverProposals]
 	log   *slog.Logger
 	rand  io.Reader
 	now   func() time.Time
