@@ -25,14 +25,14 @@ import (
 // initiators, asks the Handler to admit them, and carries their packets
 // as tunnel.Sessions. It is safe for concurrent use.
 type Server struct {
-	cfg   Config
-	sc    *saConfig // what its IKE SAs share, defaulted
+	cfg Config
+	sc  *saConfig // what its IKE SAs share, defaulted
 	// proposals are those SetProposals set last; nil: sc's.
 	proposals atomic.Pointer[serverProposals]
-	log   *slog.Logger
-	rand  io.Reader
-	now   func() time.Time
-	local ID
+	log       *slog.Logger
+	rand      io.Reader
+	now       func() time.Time
+	local     ID
 
 	// cookieSecret keys the stateless cookies; it changes when the server
 	// starts.

@@ -331,3 +331,24 @@ func (s *Server) putNetworks(w http.ResponseWriter, r *http.Request, c *caller) 
 	}
 	writeJSON(w, http.StatusOK, nets)
 }
+
+func (s *Server) getIPsecProposals(w http.ResponseWriter, r *http.Request, _ *caller) {
+	p, err := s.m.IPsecProposals(r.Context())
+	if err != nil {
+		writeModelError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) putIPsecProposals(w http.ResponseWriter, r *http.Request, c *caller) {
+	p, ok := decode[store.IPsecProposals](w, r)
+	if !ok {
+		return
+	}
+	if err := s.m.SetIPsecProposals(r.Context(), c.name, p); err != nil {
+		writeModelError(w, err)
+		return
+	}
+	s.getIPsecProposals(w, r, c)
+}

@@ -87,6 +87,9 @@ func routes() []route {
 		{"createEnrollment", "POST", "/api/v1/devices/{name}/enrollment", rightNeeded, policy.RightManageCertificates, (*Server).createEnrollment},
 		{"ownProfile", "POST", "/api/v1/profile", anyAccount, 0, (*Server).ownProfile},
 
+		{"getIPsecProposals", "GET", "/api/v1/ipsec/proposals", rightNeeded, policy.RightSystemSettings, (*Server).getIPsecProposals},
+		{"putIPsecProposals", "PUT", "/api/v1/ipsec/proposals", rightNeeded, policy.RightSystemSettings, (*Server).putIPsecProposals},
+
 		{"listParticipants", "GET", "/api/v1/participants", rightNeeded, policy.RightViewEvents, (*Server).listParticipants},
 		{"listSessions", "GET", "/api/v1/sessions", rightNeeded, policy.RightViewEvents, (*Server).listSessions},
 		{"terminateSession", "DELETE", "/api/v1/sessions/{participant}", rightNeeded, policy.RightSystemSettings, (*Server).terminateSession},

@@ -54,6 +54,8 @@ type Config struct {
 	// Compile turns a stored configuration into what the broker runs; nil
 	// uses model.Compile.
 	Compile func(*store.Config) (*policy.Snapshot, map[string]broker.DeviceNetworks, error)
+	// Applied is model.Config.Applied: told every configuration in force.
+	Applied func(*store.Config)
 	// TokenLifetime of a login session; zero means 12 hours.
 	TokenLifetime time.Duration
 	// PasswordCost of new password hashes; the zero value is the default
@@ -170,7 +172,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})
 	m, err := model.New(model.Config{
-		Store: cfg.Store, Broker: cfg.Broker, CA: cfg.CA, Compile: cfg.Compile,
+		Store: cfg.Store, Broker: cfg.Broker, CA: cfg.CA, Compile: cfg.Compile, Applied: cfg.Applied,
 		// New passwords are hashed within the same bound as logins,
 		// waiting for a slot: their callers are authenticated.
 		HashPassword: func(ctx context.Context, password string) (string, error) {

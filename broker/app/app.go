@@ -115,6 +115,9 @@ type Broker struct {
 	keyPath string
 	keys    *keys
 	lic     *licensing
+	// proposals follows the IPsec proposals of the configuration in force
+	// (model.Config.Applied), for the IPsec server.
+	proposals proposalState
 }
 
 // Open opens the broker in cfg.DataDir: creates or opens the database,
@@ -147,6 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if b.now == nil {
 		b.now = time.Now
 	}
+	b.proposals.log = b.log
 	file, err := loadConfig(cfg.ConfigFile)
 	if err != nil {
 		return nil, err

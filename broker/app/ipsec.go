@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -10,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/model"
 	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/ipsec"
@@ -30,7 +33,7 @@ type ipsecServer struct {
 // newIPsec makes the responder and binds its ports: s.IPsecPort, and
 // s.IKEPort where the broker may bind it (port 500 needs privileges; the
 // profiles use IPsecPort only).
-func newIPsec(s store.Settings, k *keys, events *eventQueue, now func() time.Time, log *slog.Logger) (*ipsecServer, error) {
+func newIPsec(s store.Settings, k *keys, props *proposalState, events *eventQueue, now func() time.Time, log *slog.Logger) (*ipsecServer, error) {
 	leaf := k.server.Leaf
 	if leaf == nil {
 		var err error
@@ -64,10 +67,16 @@ func newIPsec(s store.Settings, k *keys, events *eventQueue, now func() time.Tim
 			}
 			return tunnel.Identity{Name: name}, nil
 		},
-		Logger: log,
-		Now:    now,
+		// A participant's own ESP proposals; the installation's are the
+		// server's (SetProposals, by props).
+		ChildProposals: props.ownESP,
+		Logger:         log,
+		Now:            now,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := props.follow(srv); err != nil {
 		return nil, err
 	}
 	is := &ipsecServer{srv: srv}
@@ -129,8 +138,10 @@ func writeSwanctlProfile(w io.Writer, s store.Settings, k *keys, name string, la
 		LANs:        lans,
 		Pool:        s.Pool,
 		Cert:        certPEM, Key: keyPEM,
-		CA:  pki.EncodeCertificatesPEM(k.ca.Certificate()),
-		Now: func() time.Time { return now },
+		CA:           pki.EncodeCertificatesPEM(k.ca.Certificate()),
+		IKEProposals: s.Proposals.IKE,
+		ESPProposals: cmp.Or(s.Proposals.Participants[name], s.Proposals.ESP),
+		Now:          func() time.Time { return now },
 	}.WriteTo(w)
 	return err
 }
@@ -146,6 +157,49 @@ func deviceLANs(sc *store.Config, name string) []netip.Prefix {
 			}
 			return lans
 		}
+	}
+	return nil
+}
+
+// proposalState is the IPsec proposals of the configuration in force,
+// which the IPsec server follows.
+type proposalState struct {
+	cur atomic.Pointer[model.IPsecProposals]
+	srv atomic.Pointer[ipsec.Server]
+	log *slog.Logger
+}
+
+// applied takes the proposals of a configuration now in force
+// (model.Config.Applied).
+func (ps *proposalState) applied(cfg *store.Config) {
+	p, err := model.ParseIPsecProposals(cfg)
+	if err != nil {
+		// Compile checked them before the configuration was stored.
+		ps.log.Error("IPsec proposals of the configuration in force", "error", err)
+		return
+	}
+	ps.cur.Store(p)
+	if srv := ps.srv.Load(); srv != nil {
+		if err := srv.SetProposals(p.IKE, p.ESP); err != nil {
+			ps.log.Error("IPsec proposals", "error", err)
+		}
+	}
+}
+
+// follow gives srv the proposals in force, and every later change.
+func (ps *proposalState) follow(srv *ipsec.Server) error {
+	ps.srv.Store(srv)
+	if p := ps.cur.Load(); p != nil {
+		return srv.SetProposals(p.IKE, p.ESP)
+	}
+	return nil
+}
+
+// ownESP returns the child SA proposals of a participant that has its
+// own; nil otherwise (the server's then apply).
+func (ps *proposalState) ownESP(peer tunnel.Identity) []ipsec.Proposal {
+	if p := ps.cur.Load(); p != nil {
+		return p.Participants[peer.Name]
 	}
 	return nil
 }

@@ -113,6 +113,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		},
 		Licenses: b.lic.state, InstallationKey: b.lic.key,
 		EventRetention: b.cfg.EventRetention,
+		Applied:        b.proposals.applied,
 		Logger:         log,
 		Now:            b.now,
 	})
@@ -278,7 +279,7 @@ func (b *Broker) listen(ctx context.Context, s store.Settings, events *eventQueu
 		return nil, err
 	}
 	if s.IPsecPort > 0 {
-		if l.ipsec, err = newIPsec(s, b.keys, events, b.now, b.log); err != nil {
+		if l.ipsec, err = newIPsec(s, b.keys, &b.proposals, events, b.now, b.log); err != nil {
 			return nil, err
 		}
 	}

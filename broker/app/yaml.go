@@ -77,6 +77,9 @@ type userConfig struct {
 	// password (`broker hash-password` makes one); without it the user
 	// logs in with a certificate only.
 	PasswordHash string `yaml:"password_hash"`
+	// ESPProposals are the user's own IPsec child SA proposals, in place
+	// of ipsec.esp_proposals; empty: those.
+	ESPProposals string `yaml:"esp_proposals"`
 }
 
 type deviceConfig struct {
@@ -84,6 +87,9 @@ type deviceConfig struct {
 	Groups   []string        `yaml:"groups"`
 	Networks []networkConfig `yaml:"networks"`
 	Disabled bool            `yaml:"disabled"`
+	// ESPProposals are the device's own IPsec child SA proposals, in
+	// place of ipsec.esp_proposals; empty: those.
+	ESPProposals string `yaml:"esp_proposals"`
 }
 
 // networkConfig is a LAN behind a device and, optionally, the alias it is
@@ -189,6 +195,7 @@ func (c *fileConfig) settings() store.Settings {
 		Listen: c.Listen, Port: c.Port, PublicAddress: c.PublicAddress,
 		Pool: c.pool, Pool6: c.pool6, UserRoutes: c.userRoutes,
 		IPsecPort: c.IPsec.Port, IKEPort: c.IPsec.IKEPort,
+		Proposals: store.IPsecProposals{IKE: c.IPsec.IKEProposals, ESP: c.IPsec.ESPProposals},
 	}
 }
 
@@ -197,7 +204,29 @@ func (c *fileConfig) settings() store.Settings {
 // name of an existing one replaces it, the others are added, and entries
 // the file does not name (made through the API) stay.
 func (c *fileConfig) apply(sc *store.Config) error {
+	// A participant's own proposals are part of its entry: those of the
+	// participants the file names come from the file, the others' stay.
+	own := sc.Settings.Proposals.Participants
 	sc.Settings = c.settings()
+	setOwn := func(name, esp string) {
+		if esp == "" {
+			delete(own, name)
+			return
+		}
+		if own == nil {
+			own = map[string]string{}
+		}
+		own[name] = esp
+	}
+	for _, u := range c.Users {
+		setOwn(u.Name, u.ESPProposals)
+	}
+	for _, d := range c.Devices {
+		setOwn(d.Name, d.ESPProposals)
+	}
+	if len(own) > 0 {
+		sc.Settings.Proposals.Participants = own
+	}
 	m := &sc.Model
 	for _, g := range c.Groups {
 		upsert(&m.Groups, policy.Group{Name: g.Name, Subgroups: g.Subgroups, Intra: g.Intra}, func(x policy.Group) string { return x.Name })
@@ -280,6 +309,14 @@ type ipsecConfig struct {
 	// means DefaultIKEPort, negative none. It needs privileges; without
 	// them the broker serves IPsec on Port only (its profiles use it).
 	IKEPort int `yaml:"ike_port"`
+	// IKEProposals and ESPProposals are the proposals of every IPsec peer
+	// in strongSwan's syntax ("aes256gcm16-prfsha384-ecp384", several
+	// separated by commas); empty: the ipsec package's defaults. A
+	// participant may have its own ESP proposals (esp_proposals in its
+	// entry); IKE proposals are the installation's, since the broker
+	// answers IKE_SA_INIT before the peer says who it is.
+	IKEProposals string `yaml:"ike_proposals"`
+	ESPProposals string `yaml:"esp_proposals"`
 }
 
 func (c *ipsecConfig) defaults() {

@@ -267,3 +267,53 @@ func TestConfigAppliedWhenItChanges(t *testing.T) {
 		t.Errorf("after a changed file: %s; want alice replaced and bob kept", got)
 	}
 }
+
+// TestConfigIPsecProposals: broker.yaml's proposals become the stored
+// ones; a participant's own stay with its entry, those of participants the
+// file does not name (made through the API) stay too; a proposal that does
+// not parse is refused with the file's error naming it.
+func TestConfigIPsecProposals(t *testing.T) {
+	const file = "ipsec:\n  ike_proposals: aes256gcm16-prfsha384-ecp384\n  esp_proposals: aes128gcm16\n" +
+		"users:\n  - name: u\n    esp_proposals: aes256gcm16\n" +
+		"devices:\n  - name: d\n"
+	path := filepath.Join(t.TempDir(), "broker.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &store.Config{Settings: store.Settings{Proposals: store.IPsecProposals{
+		IKE: "aes128gcm16-prfsha256-curve25519", Participants: map[string]string{"api-made": "chacha20poly1305", "u": "aes128gcm16"},
+	}}}
+	sc.Model.Users = append(sc.Model.Users, policy.User{Name: "api-made"})
+	if err := cfg.apply(sc); err != nil {
+		t.Fatal(err)
+	}
+	want := store.IPsecProposals{IKE: "aes256gcm16-prfsha384-ecp384", ESP: "aes128gcm16",
+		Participants: map[string]string{"api-made": "chacha20poly1305", "u": "aes256gcm16"}}
+	if !reflect.DeepEqual(sc.Settings.Proposals, want) {
+		t.Fatalf("stored proposals %+v, want %+v", sc.Settings.Proposals, want)
+	}
+	if _, _, err := model.Compile(sc); err != nil {
+		t.Fatalf("the file's proposals do not compile: %v", err)
+	}
+
+	for _, bad := range []string{
+		"ipsec:\n  ike_proposals: aes256gcm16-prfsha384-ecp999\n",
+		"ipsec:\n  esp_proposals: des\n",
+		"users:\n  - name: u\n    esp_proposals: aes256gcm16-prfsha384\n",
+	} {
+		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(path)
+		if err == nil {
+			_, _, err = compileFile(cfg)
+		}
+		if err == nil || !strings.Contains(err.Error(), "proposal") {
+			t.Errorf("%q: %v, want an error about the proposals", bad, err)
+		}
+	}
+}

@@ -174,7 +174,7 @@ func (m *Manager) PutUser(ctx context.Context, actor string, u policy.User) erro
 // DeleteUser deletes the user called name, its account and its API
 // sessions.
 func (m *Manager) DeleteUser(ctx context.Context, actor, name string) error {
-	return users.remove(ctx, m, actor, name, nil)
+	return users.remove(ctx, m, actor, name, func(cfg *store.Config) { forgetProposals(cfg, name) })
 }
 
 // SetPassword sets the password of the user called name and ends the
@@ -440,7 +440,10 @@ func (m *Manager) PutDevice(ctx context.Context, actor string, d Device) error {
 
 // DeleteDevice deletes the device called name and its networks.
 func (m *Manager) DeleteDevice(ctx context.Context, actor, name string) error {
-	return devices.remove(ctx, m, actor, name, func(cfg *store.Config) { delete(cfg.Networks, name) })
+	return devices.remove(ctx, m, actor, name, func(cfg *store.Config) {
+		delete(cfg.Networks, name)
+		forgetProposals(cfg, name)
+	})
 }
 
 // Networks returns the networks of the device called name.

@@ -77,6 +77,13 @@ type Config struct {
 	// EventRetention is how long the event log keeps an event (see
 	// Maintain). Zero means DefaultEventRetention; negative is refused.
 	EventRetention time.Duration
+	// Applied, if set, is told every configuration the broker runs from
+	// then on: at Load, after each committed change, and when a refused
+	// change is undone. It is called with the Manager's lock held, in the
+	// order of the changes, and must not block. A product follows there
+	// what the Broker does not carry (the IPsec server's proposals). It
+	// must not modify the configuration.
+	Applied func(*store.Config)
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now; nil is time.Now.
@@ -165,6 +172,7 @@ func (m *Manager) Load(ctx context.Context) error {
 		return err
 	}
 	m.snap = snap
+	m.applied(cfg)
 	return m.loadLicenses(ctx)
 }
 
@@ -241,7 +249,7 @@ func (m *Manager) change(ctx context.Context, a actor, what, admitted string, fn
 	defer m.mu.Unlock()
 	var snap *policy.Snapshot // the model in force once the change is stored
 	applied := false
-	_, err := m.cfg.Store.UpdateWith(ctx, func(cfg *store.Config, tx *store.Tx) error {
+	stored, err := m.cfg.Store.UpdateWith(ctx, func(cfg *store.Config, tx *store.Tx) error {
 		// The model before the change, read in the change's transaction:
 		// the rights are judged on what is stored, not on what this
 		// process last loaded.
@@ -287,8 +295,16 @@ func (m *Manager) change(ctx context.Context, a actor, what, admitted string, fn
 		return err
 	}
 	m.snap = snap
+	m.applied(stored)
 	m.Record(ctx, "config_change", "", a.name, what, nil)
 	return nil
+}
+
+// applied tells Config.Applied about the configuration in force.
+func (m *Manager) applied(cfg *store.Config) {
+	if m.cfg.Applied != nil && cfg != nil {
+		m.cfg.Applied(cfg)
+	}
 }
 
 // reapplyStored applies the stored configuration to the broker again.
@@ -301,7 +317,11 @@ func (m *Manager) reapplyStored(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.cfg.Broker.Apply(snap, devices)
+	if err := m.cfg.Broker.Apply(snap, devices); err != nil {
+		return err
+	}
+	m.applied(cfg)
+	return nil
 }
 
 // Record appends an event to the event log at the Manager's clock. A

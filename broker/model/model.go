@@ -49,6 +49,9 @@ func Compile(c *store.Config) (*policy.Snapshot, map[string]broker.DeviceNetwork
 	if err != nil {
 		return nil, nil, err
 	}
+	if _, err := ParseIPsecProposals(c); err != nil {
+		return nil, nil, err
+	}
 	return snap, devices, nil
 }
 

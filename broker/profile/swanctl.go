@@ -53,6 +53,11 @@ type Swanctl struct {
 	// the broker's CA certificate, all in PEM. Required.
 	Cert, Key, CA []byte
 
+	// IKEProposals and ESPProposals are the broker's proposals for the
+	// participant in strongSwan's syntax (proposals and esp_proposals);
+	// empty: a strong choice out of the broker's defaults.
+	IKEProposals, ESPProposals string
+
 	// Now stamps the archive members; nil means time.Now.
 	Now func() time.Time
 }
@@ -100,6 +105,18 @@ func (p Swanctl) Marshal() ([]byte, error) {
 			return nil, err
 		}
 	}
+	ike, esp := defaultSwanctlIKE, defaultSwanctlESP
+	if p.IKEProposals != "" {
+		ike = strings.ToLower(p.IKEProposals)
+	}
+	if p.ESPProposals != "" {
+		esp = strings.ToLower(p.ESPProposals)
+	}
+	for _, v := range []string{ike, esp} {
+		if err := checkProposals(v); err != nil {
+			return nil, err
+		}
+	}
 	localTS := []string{"dynamic"}
 	remoteTS := "0.0.0.0/0"
 	if p.Device {
@@ -139,7 +156,7 @@ connections {
     remote_port = %[3]d
     encap = yes
     vips = 0.0.0.0
-    proposals = aes256gcm16-prfsha256-x25519-ecp256, aes256-sha256-x25519-ecp256-modp2048
+    proposals = %[8]s
     dpd_delay = 30s
     local {
       auth = pubkey
@@ -153,14 +170,14 @@ connections {
       remotegate {
         local_ts = %[5]s
         remote_ts = %[6]s
-        esp_proposals = aes256gcm16, aes128gcm16, chacha20poly1305
+        esp_proposals = %[9]s
         dpd_action = restart
         start_action = start
       }
     }
   }
 }
-`, name, quoted[0], port, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1])
+`, name, quoted[0], port, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1], ike, esp)
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
@@ -218,4 +235,27 @@ func SwanctlValue(v string) (string, error) {
 		return "", invalid(nil, "%q in swanctl.conf", v)
 	}
 	return `"` + v + `"`, nil
+}
+
+// The proposals of a profile whose broker has the defaults: the strongest
+// of those every strongSwan 5.9 has.
+const (
+	defaultSwanctlIKE = "aes256gcm16-prfsha256-x25519-ecp256, aes256-sha256-x25519-ecp256-modp2048"
+	defaultSwanctlESP = "aes256gcm16, aes128gcm16, chacha20poly1305"
+)
+
+// checkProposals refuses a proposal list with anything but the letters,
+// digits, dashes, commas and spaces of strongSwan's syntax, so that it
+// cannot end the value. Whether the algorithms exist is the caller's
+// check (ipsec.ParseESPProposals).
+func checkProposals(v string) error {
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == ',' || r == ' ') {
+			return invalid(nil, "proposals %q: only a-z, 0-9, '-', ',' and ' '", v)
+		}
+	}
+	if strings.TrimSpace(v) == "" {
+		return invalid(nil, "empty proposals")
+	}
+	return nil
 }

@@ -183,10 +183,13 @@ func TestSwanctlRefuses(t *testing.T) {
 		"invalid LAN": func(p *Swanctl) {
 			p.Device, p.Pool, p.LANs = true, netip.MustParsePrefix("10.0.0.0/8"), []netip.Prefix{{}}
 		},
-		"no cert":     func(p *Swanctl) { p.Cert = nil },
-		"no key":      func(p *Swanctl) { p.Key = nil },
-		"no CA":       func(p *Swanctl) { p.CA = nil },
-		"key is cert": func(p *Swanctl) { p.Key = certPEM },
+		"no cert":             func(p *Swanctl) { p.Cert = nil },
+		"no key":              func(p *Swanctl) { p.Key = nil },
+		"no CA":               func(p *Swanctl) { p.CA = nil },
+		"key is cert":         func(p *Swanctl) { p.Key = certPEM },
+		"ike proposals line":  func(p *Swanctl) { p.IKEProposals = "aes256gcm16-prfsha384-ecp384\n    remote_addrs = evil" },
+		"esp proposals brace": func(p *Swanctl) { p.ESPProposals = "aes256gcm16}" },
+		"esp proposals blank": func(p *Swanctl) { p.ESPProposals = "   " },
 	}
 	for _, n := range hostileNames {
 		cases["name "+n] = func(p *Swanctl) { p.Name = n }
@@ -206,6 +209,31 @@ func TestSwanctlRefuses(t *testing.T) {
 		}
 		if strings.HasPrefix(name, "name ") && !errors.Is(err, policy.ErrInvalidName) {
 			t.Errorf("%.60q: %v, want policy.ErrInvalidName", name, err)
+		}
+	}
+}
+
+// The broker's proposals, when it has its own, are the profile's.
+func TestSwanctlProposals(t *testing.T) {
+	p := userSwanctl("gw1")
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := untar(t, b)["swanctl.conf"].data
+	for _, want := range []string{"proposals = " + defaultSwanctlIKE + "\n", "esp_proposals = " + defaultSwanctlESP + "\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("the default profile lacks %q:\n%s", want, conf)
+		}
+	}
+	p.IKEProposals, p.ESPProposals = "AES256GCM16-prfsha384-ecp384", "aes256gcm16-ecp384,aes128gcm16"
+	if b, err = p.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	conf = untar(t, b)["swanctl.conf"].data
+	for _, want := range []string{"    proposals = aes256gcm16-prfsha384-ecp384\n", "        esp_proposals = aes256gcm16-ecp384,aes128gcm16\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("the profile lacks %q:\n%s", want, conf)
 		}
 	}
 }

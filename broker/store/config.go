@@ -44,12 +44,37 @@ type Settings struct {
 	IPsecPort int `json:"ipsec_port,omitempty"`
 	// IKEPort is the port of plain IKE; negative: none.
 	IKEPort int `json:"ike_port,omitempty"`
+	// Proposals are the IPsec algorithm proposals; zero: the ipsec
+	// package's defaults.
+	Proposals IPsecProposals `json:"ipsec_proposals,omitzero"`
+}
+
+// IPsecProposals are IPsec algorithm proposals in strongSwan's syntax, as
+// ipsec.ParseIKEProposals and ipsec.ParseESPProposals read them
+// ("aes256gcm16-prfsha384-ecp384,aes128gcm16-prfsha256-curve25519"); an
+// empty string means the defaults. The store keeps the text; the broker's
+// model checks it.
+type IPsecProposals struct {
+	// IKE are the IKE SA proposals of every IPsec peer: they cannot differ
+	// per participant, since the broker answers IKE_SA_INIT before the peer
+	// says who it is.
+	IKE string `json:"ike,omitempty"`
+	// ESP are the child SA proposals of every peer without its own.
+	ESP string `json:"esp,omitempty"`
+	// Participants are the child SA proposals of single participants, by
+	// name, in place of ESP.
+	Participants map[string]string `json:"participants,omitempty"`
+}
+
+// IsZero reports whether no proposal is set.
+func (p IPsecProposals) IsZero() bool {
+	return p.IKE == "" && p.ESP == "" && len(p.Participants) == 0
 }
 
 // IsZero reports whether no setting is set.
 func (s Settings) IsZero() bool {
 	return s.Listen == "" && s.Port == 0 && s.PublicAddress == "" && !s.Pool.IsValid() && !s.Pool6.IsValid() &&
-		len(s.UserRoutes) == 0 && s.IPsecPort == 0 && s.IKEPort == 0
+		len(s.UserRoutes) == 0 && s.IPsecPort == 0 && s.IKEPort == 0 && s.Proposals.IsZero()
 }
 
 // Config is the configuration administrators edit: the access model and the

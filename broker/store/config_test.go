@@ -406,6 +406,7 @@ func TestSettings(t *testing.T) {
 		Listen: "10.0.0.1", Port: 1195, PublicAddress: "vpn.example",
 		Pool: netip.MustParsePrefix("10.9.0.0/24"), UserRoutes: []netip.Prefix{netip.MustParsePrefix("10.200.0.0/16")},
 		IPsecPort: -1, IKEPort: 501,
+		Proposals: IPsecProposals{IKE: "aes256gcm16-prfsha384-ecp384", ESP: "aes256gcm16", Participants: map[string]string{"alice": "aes128gcm16-ecp256"}},
 	}
 	_, err = s.Update(bg, func(c *Config) error { c.Settings = want; return nil })
 	must(t, err)
