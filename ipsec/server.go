@@ -176,8 +176,11 @@ func (pc *packetConn) send(b []byte, to netip.AddrPort) error {
 
 // Serve answers IKE and ESP on the given sockets until ctx is done or a
 // socket fails: typically one on UDP 4500 (IKE after NAT traversal, and all
-// ESP) and one on UDP 500 (the first IKE_SA_INIT of most initiators). It
-// closes the sockets and the sessions when it returns.
+// ESP) and one on UDP 500 (the first IKE_SA_INIT of most initiators). A
+// socket may be IPv4 or IPv6, bound to one address or to the wildcard
+// (":4500" is both families); on the wildcard each peer is answered from
+// the address it sent to. It closes the sockets and the sessions when it
+// returns.
 func (s *Server) Serve(ctx context.Context, h tunnel.Handler, conns ...*net.UDPConn) error {
 	if h == nil || len(conns) == 0 {
 		return fmt.Errorf("%w: Serve needs a Handler and at least one socket", ErrConfig)
