@@ -48,6 +48,11 @@ type Swanctl struct {
 	LANs []netip.Prefix
 	// Pool is the broker's tunnel address pool; required for a device.
 	Pool netip.Prefix
+	// Pool6 is the broker's IPv6 tunnel pool, if it has one: the profile
+	// then asks for an IPv6 virtual address too (vips = 0.0.0.0, ::), and
+	// a user's remote traffic selectors add ::/0, a device's Pool6, so
+	// that the participant's IPv6 traffic goes through the tunnel.
+	Pool6 netip.Prefix
 
 	// Cert and Key are the participant's certificate and private key, CA
 	// the broker's CA certificate, all in PEM. Required.
@@ -113,8 +118,17 @@ func (p Swanctl) Marshal() ([]byte, error) {
 			localTS = append(localTS, l.Masked().String())
 		}
 		remoteTS = p.Pool.Masked().String()
+		if p.Pool6.IsValid() {
+			remoteTS += "," + p.Pool6.Masked().String()
+		}
+	} else if p.Pool6.IsValid() && len(p.LANs) == 0 {
+		remoteTS += ",::/0"
 	} else if len(p.LANs) > 0 {
 		return nil, invalid(nil, "LANs in a user's profile")
+	}
+	vips := "0.0.0.0"
+	if p.Pool6.IsValid() {
+		vips = "0.0.0.0, ::"
 	}
 	var pems [3][]byte
 	for i, f := range []struct {
@@ -138,7 +152,7 @@ connections {
     local_port = 4500
     remote_port = %[3]d
     encap = yes
-    vips = 0.0.0.0
+    vips = %[8]s
     proposals = aes256gcm16-prfsha256-x25519-ecp256, aes256-sha256-x25519-ecp256-modp2048
     dpd_delay = 30s
     local {
@@ -160,7 +174,7 @@ connections {
     }
   }
 }
-`, name, quoted[0], port, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1])
+`, name, quoted[0], port, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1], vips)
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
