@@ -24,6 +24,23 @@
 // clients built into Windows, macOS, iOS and Android ask for no larger
 // one.
 //
+// IPv6 works in both roles, inside the tunnel and outside. A child SA's
+// traffic selectors may hold IPv4 and IPv6 ranges together
+// (TS_IPV4_ADDR_RANGE, TS_IPV6_ADDR_RANGE), narrowed alike. An initiator
+// asks for an IPv6 virtual address with DialConfig.RequestAddress6
+// (INTERNAL_IP6_ADDRESS and INTERNAL_IP6_DNS, strongSwan's vips = ::);
+// the Server answers from the first IPv6 address of the Handler's
+// Assignment, as a /128 that the peer's selectors are narrowed to, and
+// from Config.DNS. A peer that asks for both families and was assigned
+// one gets that one (RFC 7296 §3.15.4). Outer addresses may be IPv6: Dial
+// to an IPv6 responder, and Serve on IPv6 sockets.
+//
+// Serve may be given sockets bound to a wildcard address (0.0.0.0, or ::
+// for both families): a host with several addresses then needs no socket
+// per address. Each peer is answered from the address it sent to, IKE and
+// ESP alike (IP_PKTINFO, IPV6_PKTINFO): peers match answers by address and
+// would drop those the kernel sends from its preferred one.
+//
 // Both roles support IKE fragmentation (RFC 7383) unless
 // Config.Fragmentation or DialConfig.Fragmentation disables it: IKE_AUTH
 // with certificate chains then travels in fragments of at most

@@ -113,8 +113,9 @@ func newSAConfig(s saSettings) (*saConfig, error) {
 // random returns n random bytes.
 func (c *saConfig) random(n int) ([]byte, error) { return randomBytes(c.rand, n) }
 
-// endpoint is where the peer is now: the socket and its address (which
-// may change with NAT traversal, to port 4500).
+// endpoint is where the peer is now: the socket (the view of it that
+// sends from the address the peer last sent to, see packetConn) and its
+// address (which may change with NAT traversal, to port 4500).
 type endpoint struct {
 	pc     *packetConn
 	remote netip.AddrPort

@@ -81,11 +81,20 @@ type DialConfig struct {
 	// DNS servers) in a configuration payload, as road warriors do;
 	// Addresses returns what it assigned. Dial fails when it assigns none.
 	RequestAddress bool
+	// RequestAddress6 asks for a virtual IPv6 address (and IPv6 DNS
+	// servers) too, or alone without RequestAddress: strongSwan's
+	// vips = 0.0.0.0, :: or vips = ::. A responder that has addresses of
+	// one family only assigns that one (RFC 7296 §3.15.4); Dial fails when
+	// it assigns none of those asked for. The default traffic selectors
+	// then include ::/0.
+	RequestAddress6 bool
 	// LocalTS and RemoteTS are the traffic selectors we propose: the
 	// addresses on our side of the tunnel and on the responder's. The
 	// responder may narrow them; LocalTS and RemoteTS of the Client are
 	// the result. Nil LocalTS: 0.0.0.0/0, which a responder narrows to the
-	// virtual address with RequestAddress. Nil RemoteTS: 0.0.0.0/0.
+	// virtual address with RequestAddress. Nil RemoteTS: 0.0.0.0/0. With
+	// RequestAddress6 both defaults add ::/0 (without RequestAddress they
+	// are ::/0 alone).
 	LocalTS  []netip.Prefix
 	RemoteTS []netip.Prefix
 	// DPDInterval is how long the IKE SA may be silent (no IKE message and
@@ -308,12 +317,18 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 			}
 		}
 	}
-	any4 := []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
+	anyTS := []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
+	if d.RequestAddress6 {
+		anyTS = append(anyTS, netip.PrefixFrom(netip.IPv6Unspecified(), 0))
+		if !d.RequestAddress {
+			anyTS = anyTS[1:]
+		}
+	}
 	if d.LocalTS == nil {
-		d.LocalTS = any4
+		d.LocalTS = anyTS
 	}
 	if d.RemoteTS == nil {
-		d.RemoteTS = any4
+		d.RemoteTS = anyTS
 	}
 	if len(d.LocalTS) == 0 || len(d.RemoteTS) == 0 {
 		return nil, fmt.Errorf("%w: empty traffic selectors", ErrConfig)
@@ -540,10 +555,15 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *ikeSA, initR
 		ps = append(ps, &message.ID{Responder: true, IDType: message.IDType(c.cfg.RemoteID.Type), Data: c.cfg.RemoteID.Value})
 	}
 	ps = append(ps, auth)
-	if c.cfg.RequestAddress {
-		ps = append(ps, &message.CP{CfgType: message.CfgRequest, Attributes: []message.Attribute{
-			{Type: message.AttrInternalIP4Address}, {Type: message.AttrInternalIP4DNS},
-		}})
+	if c.cfg.RequestAddress || c.cfg.RequestAddress6 {
+		cp := &message.CP{CfgType: message.CfgRequest}
+		if c.cfg.RequestAddress {
+			cp.Attributes = append(cp.Attributes, message.Attribute{Type: message.AttrInternalIP4Address}, message.Attribute{Type: message.AttrInternalIP4DNS})
+		}
+		if c.cfg.RequestAddress6 {
+			cp.Attributes = append(cp.Attributes, message.Attribute{Type: message.AttrInternalIP6Address}, message.Attribute{Type: message.AttrInternalIP6DNS})
+		}
+		ps = append(ps, cp)
 	}
 	child := &childSA{sa: ike}
 	inSPI, err := c.table.Reserve(c.sc.rand, child)
@@ -673,7 +693,7 @@ func (c *Client) firstChild(ike *ikeSA, child *childSA, ps []message.Payload, ni
 			}
 		}
 	}
-	if c.cfg.RequestAddress && len(c.addrs) == 0 {
+	if (c.cfg.RequestAddress || c.cfg.RequestAddress6) && len(c.addrs) == 0 {
 		return fmt.Errorf("%w: no virtual address assigned", ErrRefused)
 	}
 	saP, ok1 := message.Find[*message.SA](ps)

@@ -335,29 +335,11 @@ func (s *Server) handleAuth(ctx context.Context, sa *ikeSA, ps []message.Payload
 // reported with a notify and leaves the IKE SA up (RFC 7296 §1.2).
 func (s *Server) firstChild(sa *ikeSA, ps []message.Payload, asg tunnel.Assignment) ([]message.Payload, *childSA) {
 	var out []message.Payload
-	var vip netip.Addr
+	var vips []netip.Addr
 	if cp, ok := message.Find[*message.CP](ps); ok && cp.CfgType == message.CfgRequest {
-		reply := &message.CP{CfgType: message.CfgReply}
-		for _, a := range cp.Attributes {
-			switch a.Type {
-			case message.AttrInternalIP4Address:
-				for _, p := range asg.Addresses {
-					if p.Addr().Is4() && !vip.IsValid() {
-						vip = p.Addr()
-						v := vip.As4()
-						reply.Attributes = append(reply.Attributes, message.Attribute{Type: message.AttrInternalIP4Address, Value: v[:]})
-					}
-				}
-			case message.AttrInternalIP4DNS:
-				for _, d := range s.cfg.DNS {
-					if d.Is4() {
-						v := d.As4()
-						reply.Attributes = append(reply.Attributes, message.Attribute{Type: message.AttrInternalIP4DNS, Value: v[:]})
-					}
-				}
-			}
-		}
-		if !vip.IsValid() {
+		var reply *message.CP
+		reply, vips = configReply(cp, asg, s.cfg.DNS)
+		if len(vips) == 0 {
 			return []message.Payload{&message.Notify{NotifyType: message.NotifyInternalAddressFailure}}, nil
 		}
 		out = append(out, reply)
@@ -369,8 +351,8 @@ func (s *Server) firstChild(sa *ikeSA, ps []message.Payload, asg tunnel.Assignme
 		return out, nil // a childless IKE SA (RFC 6023)
 	}
 	allowedI := append([]netip.Prefix(nil), asg.Networks...)
-	if vip.IsValid() {
-		allowedI = append(allowedI, netip.PrefixFrom(vip, 32))
+	for _, vip := range vips {
+		allowedI = append(allowedI, netip.PrefixFrom(vip, vip.BitLen()))
 	}
 	allowedR := asg.Routes
 	if len(allowedR) == 0 {
@@ -397,6 +379,54 @@ func (s *Server) firstChild(sa *ikeSA, ps []message.Payload, asg tunnel.Assignme
 		&message.TrafficSelectors{Responder: true, Selectors: nr},
 	)
 	return out, child
+}
+
+// configReply answers a configuration request (RFC 7296 §3.15) from the
+// Handler's assignment: the first assigned address of each family the
+// peer asked for (INTERNAL_IP4_ADDRESS, INTERNAL_IP6_ADDRESS), and the DNS
+// servers of the families it asked for. A peer asking for both families
+// that was assigned only one gets that one, as §3.15.4 lets a responder
+// do; vips are the addresses handed out, none when the peer asked for no
+// address we have.
+func configReply(req *message.CP, asg tunnel.Assignment, dns []netip.Addr) (reply *message.CP, vips []netip.Addr) {
+	reply = &message.CP{CfgType: message.CfgReply}
+	first := func(is6 bool) netip.Addr {
+		for _, p := range asg.Addresses {
+			if a := p.Addr(); a.Is6() == is6 && !a.Is4In6() {
+				return a
+			}
+		}
+		return netip.Addr{}
+	}
+	done := map[uint16]bool{}
+	for _, a := range req.Attributes {
+		if done[a.Type] {
+			continue
+		}
+		done[a.Type] = true
+		switch a.Type {
+		case message.AttrInternalIP4Address:
+			if v := first(false); v.IsValid() {
+				vips = append(vips, v)
+				reply.Attributes = append(reply.Attributes, message.Attribute{Type: a.Type, Value: v.AsSlice()})
+			}
+		case message.AttrInternalIP6Address:
+			if v := first(true); v.IsValid() {
+				vips = append(vips, v)
+				// The selectors cover the address alone, so its prefix
+				// is /128: the peer routes the rest through the tunnel
+				// by the selectors, not by an on-link prefix.
+				reply.Attributes = append(reply.Attributes, message.Attribute{Type: a.Type, Value: append(v.AsSlice(), 128)})
+			}
+		case message.AttrInternalIP4DNS, message.AttrInternalIP6DNS:
+			for _, d := range dns {
+				if d = d.Unmap(); d.Is4() == (a.Type == message.AttrInternalIP4DNS) {
+					reply.Attributes = append(reply.Attributes, message.Attribute{Type: a.Type, Value: d.AsSlice()})
+				}
+			}
+		}
+	}
+	return reply, vips
 }
 
 // closeOthers closes the other sessions of a participant whose initiator

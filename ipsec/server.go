@@ -121,9 +121,46 @@ func defaultID(c *x509.Certificate) ID {
 
 // packetConn is one UDP socket of the server: IKE on port 500 (no
 // marker), IKE and ESP on port 4500 (RFC 3948).
+//
+// A socket bound to a wildcard address (0.0.0.0, ::) has one view per
+// address of ours that peers send to (viewFor): its src is that address,
+// and what goes out through the view leaves from it. A peer matches our
+// answers by address, so on a host with several addresses an answer from
+// the one the kernel prefers would be dropped. Endpoints hold the view of
+// the peer's last authenticated message, so IKE requests of ours and ESP
+// follow it too.
 type packetConn struct {
 	uc    *udpbatch.Conn
 	local netip.AddrPort
+	// src is the address we send from; the zero value lets the kernel
+	// pick (a socket bound to one address, or a platform that does not
+	// report destinations).
+	src netip.Addr
+	// views are the socket's views by our address, made and read by the
+	// socket's read loop only; a view's own map is nil.
+	views map[netip.Addr]*packetConn
+}
+
+// maxViews bounds the views of a socket: a host has few addresses, and
+// the kernel only delivers datagrams sent to one of them.
+const maxViews = 64
+
+// viewFor returns the view of the socket that sends from dst, the address
+// a datagram was sent to; the socket itself when dst is unknown. It
+// allocates only the first time it sees an address.
+func (pc *packetConn) viewFor(dst netip.Addr) *packetConn {
+	if !dst.IsValid() || pc.views == nil {
+		return pc
+	}
+	if v, ok := pc.views[dst]; ok {
+		return v
+	}
+	if len(pc.views) >= maxViews {
+		return pc
+	}
+	v := &packetConn{uc: pc.uc, local: netip.AddrPortFrom(dst, pc.local.Port()), src: dst}
+	pc.views[dst] = v
+	return v
 }
 
 // marker reports whether IKE messages between these ports carry the
@@ -135,14 +172,17 @@ func (pc *packetConn) marker(remote netip.AddrPort) bool {
 
 // send writes one datagram.
 func (pc *packetConn) send(b []byte, to netip.AddrPort) error {
-	_, err := pc.uc.WriteBatch([]udpbatch.Message{{Buf: b, N: len(b), Addr: to}})
+	_, err := pc.uc.WriteBatch([]udpbatch.Message{{Buf: b, N: len(b), Addr: to, Local: pc.src}})
 	return err
 }
 
 // Serve answers IKE and ESP on the given sockets until ctx is done or a
 // socket fails: typically one on UDP 4500 (IKE after NAT traversal, and all
-// ESP) and one on UDP 500 (the first IKE_SA_INIT of most initiators). It
-// closes the sockets and the sessions when it returns.
+// ESP) and one on UDP 500 (the first IKE_SA_INIT of most initiators). A
+// socket may be IPv4 or IPv6, bound to one address or to the wildcard
+// (":4500" is both families); on the wildcard each peer is answered from
+// the address it sent to. It closes the sockets and the sessions when it
+// returns.
 func (s *Server) Serve(ctx context.Context, h tunnel.Handler, conns ...*net.UDPConn) error {
 	if h == nil || len(conns) == 0 {
 		return fmt.Errorf("%w: Serve needs a Handler and at least one socket", ErrConfig)
@@ -170,6 +210,9 @@ func (s *Server) Serve(ctx context.Context, h tunnel.Handler, conns ...*net.UDPC
 		}
 		pc := &packetConn{uc: udpbatch.New(c)}
 		pc.local = pc.uc.LocalAddr()
+		if pc.local.Addr().IsUnspecified() {
+			pc.views = map[netip.Addr]*packetConn{}
+		}
 		stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
 		defer stop()
 		wg.Add(1)
@@ -230,7 +273,7 @@ func (s *Server) readLoop(ctx context.Context, pc *packetConn) error {
 			return fmt.Errorf("ipsec: read: %w", err)
 		}
 		for i := 0; i < n; i++ {
-			s.handleDatagram(ctx, pc, msgs[i].Buf[:msgs[i].N], msgs[i].Addr, bufs[i], &d)
+			s.handleDatagram(ctx, pc.viewFor(msgs[i].Local), msgs[i].Buf[:msgs[i].N], msgs[i].Addr, bufs[i], &d)
 		}
 		d.flush()
 	}

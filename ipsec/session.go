@@ -157,7 +157,7 @@ func (s *session) Send(bufs [][]byte, offset int) (int, error) {
 		if err != nil {
 			continue // counted by the caller as not sent
 		}
-		msgs = append(msgs, udpbatch.Message{Buf: pkt, N: len(pkt), Addr: ep.remote})
+		msgs = append(msgs, udpbatch.Message{Buf: pkt, N: len(pkt), Addr: ep.remote, Local: ep.pc.src})
 		bytes += uint64(len(pkt))
 		if len(msgs) == cap(msgs) {
 			break

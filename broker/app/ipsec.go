@@ -137,6 +137,7 @@ func writeSwanctlProfile(w io.Writer, s store.Settings, k *keys, name string, la
 		Device:      lans != nil,
 		LANs:        lans,
 		Pool:        s.Pool,
+		Pool6:       s.Pool6,
 		Cert:        certPEM, Key: keyPEM,
 		CA:           pki.EncodeCertificatesPEM(k.ca.Certificate()),
 		IKEProposals: s.Proposals.IKE,

@@ -48,6 +48,11 @@ type Swanctl struct {
 	LANs []netip.Prefix
 	// Pool is the broker's tunnel address pool; required for a device.
 	Pool netip.Prefix
+	// Pool6 is the broker's IPv6 tunnel pool, if it has one: the profile
+	// then asks for an IPv6 virtual address too (vips = 0.0.0.0, ::), and
+	// a user's remote traffic selectors add ::/0, a device's Pool6, so
+	// that the participant's IPv6 traffic goes through the tunnel.
+	Pool6 netip.Prefix
 
 	// Cert and Key are the participant's certificate and private key, CA
 	// the broker's CA certificate, all in PEM. Required.
@@ -130,8 +135,17 @@ func (p Swanctl) Marshal() ([]byte, error) {
 			localTS = append(localTS, l.Masked().String())
 		}
 		remoteTS = p.Pool.Masked().String()
+		if p.Pool6.IsValid() {
+			remoteTS += "," + p.Pool6.Masked().String()
+		}
+	} else if p.Pool6.IsValid() && len(p.LANs) == 0 {
+		remoteTS += ",::/0"
 	} else if len(p.LANs) > 0 {
 		return nil, invalid(nil, "LANs in a user's profile")
+	}
+	vips := "0.0.0.0"
+	if p.Pool6.IsValid() {
+		vips = "0.0.0.0, ::"
 	}
 	var pems [3][]byte
 	for i, f := range []struct {
@@ -155,8 +169,8 @@ connections {
     local_port = 4500
     remote_port = %[3]d
     encap = yes
-    vips = 0.0.0.0
-    proposals = %[8]s
+    vips = %[8]s
+    proposals = %[9]s
     dpd_delay = 30s
     local {
       auth = pubkey
@@ -170,14 +184,14 @@ connections {
       remotegate {
         local_ts = %[5]s
         remote_ts = %[6]s
-        esp_proposals = %[9]s
+        esp_proposals = %[10]s
         dpd_action = restart
         start_action = start
       }
     }
   }
 }
-`, name, quoted[0], port, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1], ike, esp)
+`, name, quoted[0], port, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1], vips, ike, esp)
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now

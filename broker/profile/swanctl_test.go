@@ -295,3 +295,31 @@ func FuzzSwanctlName(f *testing.F) {
 		}
 	})
 }
+
+// TestSwanctlPool6: with an IPv6 pool the profile asks for an IPv6
+// virtual address too and sends the participant's IPv6 traffic into the
+// tunnel: a user's all of it, a device's that of the IPv6 pool.
+func TestSwanctlPool6(t *testing.T) {
+	u := userSwanctl("u1")
+	u.Pool6 = netip.MustParsePrefix("fd00:8::1/64")
+	dev := u
+	dev.Name, dev.Device, dev.LANs, dev.Pool = "gw1", true, []netip.Prefix{netip.MustParsePrefix("192.168.0.0/24")}, netip.MustParsePrefix("10.8.0.0/24")
+	for _, tc := range []struct {
+		p     Swanctl
+		lines []string
+	}{
+		{u, []string{"vips = 0.0.0.0, ::", "remote_ts = 0.0.0.0/0,::/0"}},
+		{dev, []string{"vips = 0.0.0.0, ::", "remote_ts = 10.8.0.0/24,fd00:8::/64", "local_ts = dynamic,192.168.0.0/24"}},
+	} {
+		data, err := tc.p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := untar(t, data)["swanctl.conf"].data
+		for _, l := range tc.lines {
+			if !strings.Contains(conf, "\n"+strings.Repeat(" ", 4)+l+"\n") && !strings.Contains(conf, "        "+l+"\n") {
+				t.Errorf("%s: swanctl.conf lacks %q:\n%s", tc.p.Name, l, conf)
+			}
+		}
+	}
+}

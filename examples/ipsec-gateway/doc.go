@@ -39,7 +39,11 @@
 // The TUN gets the virtual address (road warrior); the routes to the
 // responder's networks (the traffic selectors it agreed to, narrowed from
 // -remote-ts) use that address, or the gateway's own address in -lan, as
-// source. Hosts on the LAN need the gateway as their route to those
+// source. IPv6 works the same way: -server may be an IPv6 address
+// ("[2001:db8::7]" or "[2001:db8::7]:4500"), and when -remote-ts has an
+// IPv6 prefix a road warrior asks for an IPv6 virtual address too (-vip6
+// asks for it in any case); each route gets the source address of its own
+// family. Hosts on the LAN need the gateway as their route to those
 // networks, and the gateway needs IP forwarding
 // (sysctl net.ipv4.ip_forward=1), which it does not switch on by itself.
 // ESP runs in UDP (port 4500 on the responder) from -listen, an ephemeral

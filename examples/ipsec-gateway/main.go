@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,14 +26,14 @@ import (
 
 // options are the command line.
 type options struct {
-	server, listen          string
-	id, remoteID            string
-	cert, key, ca, pskFile  string
-	lan, remoteTS           string
-	ike, esp                string
-	vip, once, verbose      bool
-	tun                     string
-	dpd, dialTimeout, maxBO time.Duration
+	server, listen           string
+	id, remoteID             string
+	cert, key, ca, pskFile   string
+	lan, remoteTS            string
+	ike, esp                 string
+	vip, vip6, once, verbose bool
+	tun                      string
+	dpd, dialTimeout, maxBO  time.Duration
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&o.ike, "ike", "", "IKE `proposals` in strongSwan's syntax, e.g. aes256gcm16-prfsha384-ecp384,aes128-sha256-modp3072 (default: ipsec.DefaultIKEProposals)")
 	flag.StringVar(&o.esp, "esp", "", "ESP `proposals` in strongSwan's syntax, e.g. aes256gcm16,aes128-sha256 (default: ipsec.DefaultESPProposals)")
 	flag.BoolVar(&o.vip, "vip", false, "ask for a virtual address also with -lan")
+	flag.BoolVar(&o.vip6, "vip6", false, "ask for a virtual IPv6 address too (the default when a virtual address is asked for and -remote-ts has an IPv6 prefix)")
 	flag.StringVar(&o.tun, "tun", "rgipsec0", "TUN interface `name`")
 	flag.DurationVar(&o.dpd, "dpd", 30*time.Second, "dead peer detection after this much silence (negative: off)")
 	flag.DurationVar(&o.dialTimeout, "dial-timeout", 30*time.Second, "bound of one connection attempt")
@@ -136,18 +138,22 @@ func connectOnce(ctx context.Context, o options, cfg *ipsec.DialConfig, log *slo
 		return err
 	}
 	defer tun.Close()
-	src := sourceAddress(c, cfg.LocalTS)
+	src, src6 := sourceAddress(c, cfg.LocalTS, false), sourceAddress(c, cfg.LocalTS, true)
 	for _, p := range c.RemoteTS() {
 		args := []string{"route", "replace", p.String(), "dev", tun.Name()}
-		if src.IsValid() {
-			args = append(args, "src", src.String())
+		from := src
+		if p.Addr().Is6() {
+			from = src6
+		}
+		if from.IsValid() {
+			args = append(args, "src", from.String())
 		}
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 		}
 	}
 	log.Info("tunnel up", "tun", tun.Name(), "responder", c.RemoteID().String(), "remote", c.Remote(),
-		"addresses", c.Addresses(), "local_ts", c.LocalTS(), "remote_ts", c.RemoteTS(), "source", src,
+		"addresses", c.Addresses(), "local_ts", c.LocalTS(), "remote_ts", c.RemoteTS(), "source", src, "source6", src6,
 		"ike", c.IKEProposal().String(), "esp", c.ESPProposal().String())
 	errc := make(chan error, 2)
 	go func() { errc <- tunnel.Pump(tun, c) }()
@@ -166,12 +172,16 @@ func connectOnce(ctx context.Context, o options, cfg *ipsec.DialConfig, log *slo
 	}
 }
 
-// sourceAddress is the address the gateway's own packets into the tunnel
-// come from: the virtual address, else the gateway's address in one of
-// the LAN prefixes, else none (the kernel picks).
-func sourceAddress(c *ipsec.Client, lan []netip.Prefix) netip.Addr {
-	if a := c.Addresses(); len(a) > 0 {
-		return a[0].Addr()
+// sourceAddress is the address of one family (IPv6 if is6) that the
+// gateway's own packets into the tunnel come from: the virtual address of
+// that family, else the gateway's address in one of the LAN prefixes,
+// else none (the kernel picks). A route takes a source of its own family
+// only.
+func sourceAddress(c *ipsec.Client, lan []netip.Prefix, is6 bool) netip.Addr {
+	for _, a := range c.Addresses() {
+		if a.Addr().Is6() == is6 {
+			return a.Addr()
+		}
 	}
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
@@ -187,7 +197,7 @@ func sourceAddress(c *ipsec.Client, lan []netip.Prefix) netip.Addr {
 			continue
 		}
 		for _, p := range lan {
-			if p.Contains(ip.Unmap()) {
+			if p.Contains(ip.Unmap()) && ip.Unmap().Is6() == is6 {
 				return ip.Unmap()
 			}
 		}
@@ -201,6 +211,8 @@ func resolve(server string) (netip.AddrPort, error) {
 	host, port := server, "4500"
 	if h, p, err := net.SplitHostPort(server); err == nil {
 		host, port = h, p
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1] // an IPv6 address without a port
 	}
 	pn, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
@@ -288,6 +300,12 @@ func (o options) dialConfig(log *slog.Logger) (*ipsec.DialConfig, error) {
 		return nil, errors.New("-remote-ts is empty")
 	}
 	cfg.RequestAddress = o.vip || len(cfg.LocalTS) == 0
+	has6 := func(ps []netip.Prefix) bool {
+		return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr().Is6() })
+	}
+	// IPv6 destinations need an IPv6 source: a virtual one unless the
+	// LAN has IPv6 prefixes.
+	cfg.RequestAddress6 = o.vip6 || cfg.RequestAddress && has6(cfg.RemoteTS) && !has6(cfg.LocalTS)
 	if o.ike != "" {
 		if cfg.IKEProposals, err = ipsec.ParseIKEProposals(o.ike); err != nil {
 			return nil, fmt.Errorf("-ike: %w", err)

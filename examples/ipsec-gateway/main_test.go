@@ -119,6 +119,41 @@ func TestGatewayRoadWarriorPSK(t *testing.T) {
 	resp.WaitLog(t, `received DELETE for IKE_SA `+swaninterop.ConnName, 5*time.Second)
 }
 
+// A road warrior over IPv6 outer addresses that reaches IPv4 and IPv6
+// networks: the gateway asks for virtual addresses of both families
+// (-remote-ts has an IPv6 prefix), gives them to its TUN, routes each
+// family from its own address, and pings of both families pass.
+func TestGatewayRoadWarriorIPv6(t *testing.T) {
+	swaninterop.Require(t, "ping")
+	bin := build(t)
+	l := swaninterop.NewLab(t, swaninterop.LabOptions{Mode: swaninterop.RoadWarrior, PSK: "the lab's pre-shared key"})
+	ini6, resp6, net6 := netip.MustParsePrefix("fd00:231::1/64"), netip.MustParsePrefix("fd00:231::2/64"), netip.MustParsePrefix("fd00:232::1/64")
+	l.I.Run(t, 5*time.Second, "ip", "addr", "add", ini6.String(), "dev", l.IIf)
+	l.R.Run(t, 5*time.Second, "ip", "addr", "add", resp6.String(), "dev", l.RIf)
+	l.R.Run(t, 5*time.Second, "ip", "addr", "add", net6.String(), "dev", "lo")
+	resp := swaninterop.Start(t, l.R, swaninterop.Options{})
+	conn := l.ResponderConn()
+	conn.LocalAddr = resp6.Addr().String()
+	conn.LocalTS = swaninterop.ResponderNet.Masked().String() + ", " + net6.Masked().String()
+	conn.Pools = append(conn.Pools, swaninterop.Pool{Name: "rw6", Addrs: "fd00:233::/120"})
+	resp.Load(t, conn.String())
+	psk := filepath.Join(t.TempDir(), "psk")
+	if err := os.WriteFile(psk, []byte(l.PSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := l.I.Start(t, bin, "-server", "["+resp6.Addr().String()+"]", "-id", swaninterop.InitiatorID, "-psk-file", psk, "-tun", "rggw0",
+		"-remote-ts", swaninterop.ResponderNet.Masked().String()+","+net6.Masked().String())
+	gw.WaitLog(t, `msg="tunnel up".* remote=\[`+resp6.Addr().String()+`\]:4500 .*addresses="\[`+swaninterop.FirstVIP.String()+`/32 fd00:233::1/128\]"`, 10*time.Second)
+	for _, target := range []netip.Addr{net6.Addr(), l.Target()} {
+		if got := l.I.Ping(t, target, 3); got != 3 {
+			t.Fatalf("%d of 3 pings to %v answered\n%s\n%s", got, target, resp.ListSAs(t), gw.Log())
+		}
+	}
+	if err := gw.Stop(); err != nil {
+		t.Fatalf("the gateway's exit after SIGTERM: %v\n%s", err, gw.Log())
+	}
+}
+
 // -ike and -esp in strongSwan's syntax: a strongSwan responder that
 // takes exactly one proposal each gets it from the gateway.
 func TestGatewayProposals(t *testing.T) {
@@ -161,6 +196,14 @@ func TestFlags(t *testing.T) {
 	if string(cfg.PSK) != "secret" || !cfg.RequestAddress || cfg.LocalID.String() != "gw.example" || len(cfg.RemoteTS) != 1 {
 		t.Errorf("config %+v", cfg)
 	}
+	if cfg.RequestAddress6 {
+		t.Error("an IPv6 address asked for without IPv6 destinations")
+	}
+	o6 := o
+	o6.remoteTS = "10.0.0.0/8,fd00::/8"
+	if cfg6, err := o6.dialConfig(nil); err != nil || !cfg6.RequestAddress || !cfg6.RequestAddress6 {
+		t.Errorf("-remote-ts %s: no IPv6 virtual address asked for (%v)", o6.remoteTS, err)
+	}
 	if cfg.IKEProposals != nil || cfg.ESPProposals != nil {
 		t.Errorf("proposals without -ike and -esp: %v %v", cfg.IKEProposals, cfg.ESPProposals)
 	}
@@ -190,5 +233,10 @@ func TestFlags(t *testing.T) {
 	}
 	if ap, err := resolve("[2001:db8::1]:500"); err != nil || ap.Port() != 500 || !ap.Addr().Is6() {
 		t.Errorf("resolve: %v %v", ap, err)
+	}
+	for _, s := range []string{"[2001:db8::1]", "2001:db8::1"} {
+		if ap, err := resolve(s); err != nil || ap != netip.MustParseAddrPort("[2001:db8::1]:4500") {
+			t.Errorf("resolve(%q): %v %v", s, ap, err)
+		}
 	}
 }

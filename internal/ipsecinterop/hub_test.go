@@ -13,8 +13,10 @@ import (
 // of a pool and connects the sessions with a TUN device in the responder's
 // namespace, whose kernel answers for the protected network.
 type hub struct {
-	tun    tunnel.Device
-	pool   netip.Prefix
+	tun  tunnel.Device
+	pool netip.Prefix
+	// pool6, when valid, gives each peer an IPv6 address too.
+	pool6  netip.Prefix
 	routes []netip.Prefix
 	// networks are the LANs behind named peers (site to site).
 	networks map[string][]netip.Prefix
@@ -45,13 +47,32 @@ func (h *hub) Admit(_ context.Context, id tunnel.Identity, _ netip.AddrPort) (tu
 		h.next = h.next.Next()
 		h.addrs[id.Name] = a
 	}
-	return tunnel.Assignment{Addresses: []netip.Prefix{netip.PrefixFrom(a, h.pool.Bits())}, Routes: h.routes, Networks: h.networks[id.Name]}, nil
+	asg := tunnel.Assignment{Addresses: []netip.Prefix{netip.PrefixFrom(a, h.pool.Bits())}, Routes: h.routes, Networks: h.networks[id.Name]}
+	if h.pool6.IsValid() {
+		// The same host part as the IPv4 address.
+		asg.Addresses = append(asg.Addresses, netip.PrefixFrom(h.sixOf(a), h.pool6.Bits()))
+	}
+	return asg, nil
+}
+
+// sixOf is the IPv6 address of the peer with the IPv4 address a: pool6's
+// network with a's offset in pool.
+func (h *hub) sixOf(a netip.Addr) netip.Addr {
+	b, off := h.pool6.Addr().As16(), a.As4()
+	base := h.pool.Addr().As4()
+	n := (uint32(off[0])<<24 | uint32(off[1])<<16 | uint32(off[2])<<8 | uint32(off[3])) -
+		(uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3]))
+	b[12], b[13], b[14], b[15] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return netip.AddrFrom16(b)
 }
 
 func (h *hub) Up(s tunnel.Session) {
 	h.mu.Lock()
 	if a, ok := h.addrs[s.Identity().Name]; ok {
 		h.byNet[netip.PrefixFrom(a, 32)] = s
+		if h.pool6.IsValid() {
+			h.byNet[netip.PrefixFrom(h.sixOf(a), 128)] = s
+		}
 	}
 	for _, n := range h.networks[s.Identity().Name] {
 		h.byNet[n] = s
@@ -111,6 +132,8 @@ func (h *hub) pump() {
 			switch {
 			case len(pkt) >= 20 && pkt[0]>>4 == 4:
 				dst = netip.AddrFrom4([4]byte(pkt[16:20]))
+			case len(pkt) >= 40 && pkt[0]>>4 == 6:
+				dst = netip.AddrFrom16([16]byte(pkt[24:40]))
 			default:
 				continue
 			}

@@ -50,11 +50,12 @@ func allPayloads() []Payload {
 		}},
 		&TrafficSelectors{Responder: true},
 		&CP{CfgType: CfgRequest, Attributes: []Attribute{
-			{Type: AttrInternalIP4Address}, {Type: AttrInternalIP4DNS}, {Type: AttrInternalIP6Address},
+			{Type: AttrInternalIP4Address}, {Type: AttrInternalIP4DNS}, {Type: AttrInternalIP6Address}, {Type: AttrInternalIP6DNS},
 		}},
 		&CP{CfgType: CfgReply, Attributes: []Attribute{
 			{Type: AttrInternalIP4Address, Value: hx("0ae90001")},
-			{Type: AttrInternalIP6Address, Value: cat(netip.MustParseAddr("2001:db8::1").AsSlice(), []byte{64})},
+			{Type: AttrInternalIP6Address, Value: cat(netip.MustParseAddr("2001:db8::1").AsSlice(), []byte{128})},
+			{Type: AttrInternalIP6DNS, Value: netip.MustParseAddr("2001:db8::53").AsSlice()},
 			{Type: 0x7fff, Value: fill(3, 7)},
 		}},
 		&CP{CfgType: CfgAck},
