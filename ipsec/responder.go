@@ -286,7 +286,8 @@ func (s *Server) handleAuth(ctx context.Context, sa *ikeSA, ps []message.Payload
 	}
 	s.configurePeer(sa, identity)
 	// Our side of the authentication.
-	idr := &message.ID{Responder: true, IDType: message.IDType(s.local.Type), Data: s.local.Value}
+	local := s.responderID(ps, sa.psk != nil)
+	idr := &message.ID{Responder: true, IDType: message.IDType(local.Type), Data: local.Value}
 	octR := ikecrypto.SignedOctets(sa.initResp, sa.ni, sa.prf, sa.keys.Pr, idr.Body())
 	out := []message.Payload{idr}
 	if sa.psk != nil {
@@ -506,3 +507,28 @@ func (s *Server) down(sa *ikeSA, cause error) {
 }
 
 func (s *Server) gone(sa *ikeSA) { s.forget(sa) }
+
+// responderID is the identity we authenticate with in IKE_AUTH. An
+// initiator may name the identity it wants to talk to in an IDr payload of
+// its request (RFC 7296 §2.15, §3.5), and the IKEv2 clients built into
+// operating systems do: Apple's sends its profile's RemoteIdentifier, the
+// strongSwan app (Android) the server address, each as an address or a
+// host name, and each refuses a response under another identity. When our
+// certificate names the requested identity (a dNSName, iPAddress or e-mail
+// subjectAltName, or its subject), we answer with it; otherwise, and with a
+// pre-shared key, with LocalID, and the initiator decides.
+func (s *Server) responderID(ps []message.Payload, psk bool) ID {
+	if psk || len(s.cfg.Certificate) == 0 {
+		return s.local
+	}
+	for _, p := range ps {
+		if id, ok := p.(*message.ID); ok && id.Responder {
+			want := ID{Type: IDType(id.IDType), Value: bytes.Clone(id.Data)}
+			if want.Equal(s.local) || want.MatchesCertificate(s.cfg.Certificate[0]) {
+				return want
+			}
+			break
+		}
+	}
+	return s.local
+}

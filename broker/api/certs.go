@@ -221,11 +221,24 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *caller, name 
 	if !ok {
 		return
 	}
-	if _, err := s.m.ParticipantKind(r.Context(), name); err != nil {
+	kind, err := s.m.ParticipantKind(r.Context(), name)
+	if err != nil {
 		writeModelError(w, err)
 		return
 	}
 	switch req.Format {
+	case string(profile.FormatApple), string(profile.FormatWindows), string(profile.FormatAndroid):
+		switch {
+		case s.cfg.NativeProfile == nil:
+			writeError(w, http.StatusBadRequest, "this broker exports no profiles for native IKEv2 clients")
+			return
+		case kind != pki.ProfileUser:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: profiles for native IKEv2 clients are for users", req.Format))
+			return
+		case req.Password == "":
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("a %s profile needs a password for its PKCS#12 file", req.Format))
+			return
+		}
 	case "ovpn":
 		if s.cfg.Profile == nil {
 			writeError(w, http.StatusBadRequest, "this broker exports no .ovpn profiles")
@@ -242,7 +255,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *caller, name 
 			return
 		}
 	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want ovpn, swanctl or pkcs12", req.Format))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want ovpn, swanctl, pkcs12, mobileconfig, powershell or sswan", req.Format))
 		return
 	}
 	// What counts is a certificate issued: a request refused before that
@@ -280,6 +293,11 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *caller, name 
 			err = render(&body, name, pki.EncodeCertificatesPEM(cert), keyPEM)
 		}
 		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+	} else if format.Native() {
+		if err := s.cfg.NativeProfile(&body, format, name, cert, key, req.Password); err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}

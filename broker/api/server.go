@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
+	"crypto/x509"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/broker/model"
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/license"
 	"github.com/remotegate/remotegate/pki"
@@ -32,6 +35,10 @@ var (
 // ProfileFunc writes an OpenVPN client profile (.ovpn, everything inline)
 // for a participant whose certificate and key are given in PEM.
 type ProfileFunc func(w io.Writer, participant string, certPEM, keyPEM []byte) error
+
+// NativeProfileFunc writes a user's profile for a native IKEv2 client in
+// format.
+type NativeProfileFunc func(w io.Writer, format profile.Format, participant string, cert *x509.Certificate, key crypto.Signer, password string) error
 
 // Config configures the management API.
 type Config struct {
@@ -51,6 +58,11 @@ type Config struct {
 	// SwanctlProfile renders IPsec profiles for strongSwan (a tar archive
 	// for /etc/swanctl); nil disables the swanctl format.
 	SwanctlProfile ProfileFunc
+	// NativeProfile renders a user's profile for a native IKEv2 client
+	// (profile.FormatApple, FormatWindows, FormatAndroid) with the
+	// certificate and key in a PKCS#12 file protected by password; nil
+	// disables those formats.
+	NativeProfile NativeProfileFunc
 	// Compile turns a stored configuration into what the broker runs; nil
 	// uses model.Compile.
 	Compile func(*store.Config) (*policy.Snapshot, map[string]broker.DeviceNetworks, error)

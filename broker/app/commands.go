@@ -25,6 +25,14 @@ const (
 	// FormatSwanctl is a tar archive for /etc/swanctl: swanctl.conf, the
 	// certificate, its key and the CA.
 	FormatSwanctl ProfileFormat = "swanctl"
+	// FormatApple, FormatWindows and FormatAndroid are a user's profiles
+	// for the IKEv2 clients of macOS and iOS (.mobileconfig), Windows 10
+	// and 11 (a PowerShell script) and the strongSwan app on Android
+	// (.sswan); see broker/profile. They carry the key in a PKCS#12 file
+	// and need a password.
+	FormatApple   ProfileFormat = ProfileFormat(profile.FormatApple)
+	FormatWindows ProfileFormat = ProfileFormat(profile.FormatWindows)
+	FormatAndroid ProfileFormat = ProfileFormat(profile.FormatAndroid)
 )
 
 // ErrNotParticipant: WriteProfile was asked for a name that is neither a
@@ -34,10 +42,22 @@ var ErrNotParticipant = errors.New("app: not a participant of the configuration"
 // WriteProfile issues a certificate for the participant name and writes its
 // profile in format to w. What the profile says (the public address, the
 // ports, the tunnel network) comes from the stored configuration, as the
-// running broker has it.
+// running broker has it. Formats that need a password are written by
+// ExportProfile.
 func (b *Broker) WriteProfile(ctx context.Context, w io.Writer, name string, format ProfileFormat) error {
-	if format != FormatOVPN && format != FormatSwanctl {
-		return fmt.Errorf("%w: profile format %q (want %q or %q)", ErrConfig, format, FormatOVPN, FormatSwanctl)
+	return b.ExportProfile(ctx, w, name, format, "")
+}
+
+// ExportProfile is WriteProfile with the password of the PKCS#12 file the
+// native clients' formats (FormatApple, FormatWindows, FormatAndroid)
+// carry; those are for users only.
+func (b *Broker) ExportProfile(ctx context.Context, w io.Writer, name string, format ProfileFormat, password string) error {
+	pf := profile.Format(format)
+	if format != FormatOVPN && format != FormatSwanctl && !pf.Native() {
+		return fmt.Errorf("%w: profile format %q (want %q, %q, %q, %q or %q)", ErrConfig, format, FormatOVPN, FormatSwanctl, FormatApple, FormatWindows, FormatAndroid)
+	}
+	if pf.Native() && password == "" {
+		return fmt.Errorf("%w: a %s profile needs a password for its PKCS#12 file", profile.ErrInvalid, format)
 	}
 	// Checked before a certificate is issued for nothing.
 	if err := policy.ValidName(name); err != nil {
@@ -61,19 +81,29 @@ func (b *Broker) WriteProfile(ctx context.Context, w io.Writer, name string, for
 	if kind < 0 {
 		return fmt.Errorf("%w: %q", ErrNotParticipant, name)
 	}
+	if pf.Native() && kind != pki.ProfileUser {
+		return fmt.Errorf("%w: %s profiles are for users, %q is a device", profile.ErrInvalid, format, name)
+	}
 	key, err := pki.GenerateKey(pki.ECDSAP256)
 	if err != nil {
 		return err
 	}
-	cert, err := b.keys.ca.Issue(pki.Request{Profile: kind, CommonName: name, PublicKey: key.Public()})
+	dns, email, err := profile.ClientNames(name)
 	if err != nil {
 		return err
+	}
+	cert, err := b.keys.ca.Issue(pki.Request{Profile: kind, CommonName: name, DNSNames: dns, EmailAddresses: email, PublicKey: key.Public()})
+	if err != nil {
+		return err
+	}
+	s := withDefaults(sc.Settings)
+	if pf.Native() {
+		return writeNativeProfile(w, s, b.keys, pf, name, cert, key, password)
 	}
 	keyPEM, err := pki.MarshalPrivateKeyPEM(key, nil)
 	if err != nil {
 		return err
 	}
-	s := withDefaults(sc.Settings)
 	if format == FormatSwanctl {
 		return writeSwanctlProfile(w, s, b.keys, name, deviceLANs(sc, name), pki.EncodeCertificatesPEM(cert), keyPEM, b.now())
 	}

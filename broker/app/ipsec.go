@@ -46,6 +46,10 @@ func newIPsec(s store.Settings, k *keys, props *proposalState, events *eventQueu
 		return nil, errors.New("ipsec: the server key cannot sign")
 	}
 	srv, err := ipsec.NewServer(&ipsec.Config{
+		// Clients that ask for no identity see the certificate's subject,
+		// as before the certificate named the public address; those that
+		// ask for the address (Apple's, the strongSwan app) get it.
+		LocalID:                brokerIKEID(leaf),
 		Certificate:            []*x509.Certificate{leaf},
 		PrivateKey:             signer,
 		CertificateAuthorities: []*x509.Certificate{k.ca.Certificate()},
@@ -96,7 +100,7 @@ func newIPsec(s store.Settings, k *keys, props *proposalState, events *eventQueu
 		}
 		is.conns = append(is.conns, c)
 	}
-	log.Info("IPsec listening", "port", s.IPsecPort, "ike_port", s.IKEPort, "identity", profile.IKEIdentity(leaf))
+	log.Info("IPsec listening", "port", s.IPsecPort, "ike_port", s.IKEPort, "identity", brokerIKEID(leaf).String())
 	return is, nil
 }
 
@@ -110,6 +114,13 @@ func (is *ipsecServer) close() {
 // serve serves until ctx ends.
 func (is *ipsecServer) serve(ctx context.Context, h tunnel.Handler) error {
 	return is.srv.Serve(ctx, h, is.conns...)
+}
+
+// brokerIKEID is the identity the broker's IKE server authenticates with
+// unless a client asks for another its certificate names: the
+// certificate's subject.
+func brokerIKEID(leaf *x509.Certificate) ipsec.ID {
+	return ipsec.ID{Type: ipsec.IDDN, Value: leaf.RawSubject}
 }
 
 // writeSwanctlProfile writes a tar archive for /etc/swanctl: swanctl.conf
@@ -133,7 +144,7 @@ func writeSwanctlProfile(w io.Writer, s store.Settings, k *keys, name string, la
 		Name:        name,
 		RemoteAddrs: []string{s.PublicAddress},
 		Port:        s.IPsecPort,
-		ServerID:    profile.IKEIdentity(leaf),
+		ServerID:    brokerIKEID(leaf).String(),
 		Device:      lans != nil,
 		LANs:        lans,
 		Pool:        s.Pool,
@@ -144,6 +155,30 @@ func writeSwanctlProfile(w io.Writer, s store.Settings, k *keys, name string, la
 		ESPProposals: cmp.Or(s.Proposals.Participants[name], s.Proposals.ESP),
 		Now:          func() time.Time { return now },
 	}.WriteTo(w)
+	return err
+}
+
+// writeNativeProfile writes a user's profile for a native IKEv2 client
+// (profile.FormatApple, FormatWindows, FormatAndroid) with its certificate
+// and key in a PKCS#12 file protected by password. Apple's and Windows'
+// clients connect to IKE on port 500 (they have no port setting), so the
+// broker must be able to bind s.IKEPort; the strongSwan app is given
+// s.IPsecPort, which always is. Windows routes all traffic through the
+// tunnel; the broker's traffic selectors say what passes.
+func writeNativeProfile(w io.Writer, s store.Settings, k *keys, f profile.Format, name string, cert *x509.Certificate, key crypto.Signer, password string) error {
+	ca := k.ca.Certificate()
+	var p io.WriterTo
+	switch f {
+	case profile.FormatApple:
+		p = profile.Apple{Name: name, RemoteAddress: s.PublicAddress, Cert: cert, Key: key, CA: ca, Password: password}
+	case profile.FormatWindows:
+		p = profile.Windows{Name: name, ServerAddress: s.PublicAddress, Cert: cert, Key: key, CA: ca, Password: password}
+	case profile.FormatAndroid:
+		p = profile.Android{Name: name, RemoteAddress: s.PublicAddress, Port: s.IPsecPort, Cert: cert, Key: key, CA: ca, Password: password}
+	default:
+		return fmt.Errorf("%w: %q is not a native client's format", profile.ErrInvalid, f)
+	}
+	_, err := p.WriteTo(w)
 	return err
 }
 

@@ -183,6 +183,29 @@ func (k *keys) serverCert(ctx context.Context, certName, keyName, cn string, nam
 	return c, true, err
 }
 
+// loadServerCert sets the certificate of the OpenVPN and IKE server for
+// the public address the profiles give, issuing a new one when the stored
+// one does not name it. The IKEv2 clients of Windows and Apple and the
+// strongSwan app check that the server's certificate names the address
+// they were given (profile.ServerNames says how) and has the serverAuth
+// usage (pki.ProfileServer); OpenVPN clients check only the CA and the
+// usage, so a new certificate changes nothing for them.
+func (k *keys) loadServerCert(ctx context.Context, publicAddress string, log *slog.Logger) error {
+	dns, ips, err := profile.ServerNames(publicAddress)
+	if err != nil {
+		return fmt.Errorf("public address: %w", err)
+	}
+	cert, reissued, err := k.serverCert(ctx, secretServerCert, secretServerKey, "remotegate broker", certNames{dns: dns, ips: ips})
+	if err != nil {
+		return fmt.Errorf("server certificate: %w", err)
+	}
+	k.server = cert
+	if reissued {
+		log.Info("issued the server's certificate for the public address", "dns", cert.Leaf.DNSNames, "ips", cert.Leaf.IPAddresses)
+	}
+	return nil
+}
+
 // apiCertNames are the names the management API's certificate carries:
 // localhost and the loopback addresses always, the host of the API address
 // (Config.APIAddr, -api) unless it is unspecified (0.0.0.0, ::, empty),

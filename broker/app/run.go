@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"github.com/remotegate/remotegate/broker"
 	"github.com/remotegate/remotegate/broker/api"
 	"github.com/remotegate/remotegate/broker/console"
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/broker/store"
 	"github.com/remotegate/remotegate/openvpn"
 	"github.com/remotegate/remotegate/policy"
@@ -69,6 +72,9 @@ func (b *Broker) Run(ctx context.Context) error {
 		return err
 	}
 	settings := withDefaults(sc.Settings)
+	if err := b.keys.loadServerCert(ctx, settings.PublicAddress, log); err != nil {
+		return err
+	}
 	addresses, err := st.Addresses(ctx)
 	if err != nil {
 		return err
@@ -110,6 +116,13 @@ func (b *Broker) Run(ctx context.Context) error {
 				return err
 			}
 			return writeSwanctlProfile(w, withDefaults(sc.Settings), b.keys, name, deviceLANs(sc, name), certPEM, keyPEM, b.now())
+		},
+		NativeProfile: func(w io.Writer, format profile.Format, name string, cert *x509.Certificate, key crypto.Signer, password string) error {
+			sc, err := st.Config(ctx)
+			if err != nil {
+				return err
+			}
+			return writeNativeProfile(w, withDefaults(sc.Settings), b.keys, format, name, cert, key, password)
 		},
 		Licenses: b.lic.state, InstallationKey: b.lic.key,
 		EventRetention: b.cfg.EventRetention,

@@ -181,6 +181,9 @@ var profileFormats = []struct{ Value, Label string }{
 	{"ovpn", "OpenVPN profile (.ovpn)"},
 	{"pkcs12", "PKCS#12 certificate and key (.p12, needs a password)"},
 	{"swanctl", "strongSwan IKEv2 (swanctl, .tar)"},
+	{"mobileconfig", "macOS and iOS IKEv2 (.mobileconfig, users only, needs a password)"},
+	{"powershell", "Windows 10/11 IKEv2 (PowerShell script, users only, needs a password)"},
+	{"sswan", "Android strongSwan app (.sswan, users only, needs a password)"},
 }
 
 type profileData struct {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/remotegate/remotegate/broker/profile"
 	"github.com/remotegate/remotegate/pki"
 	"github.com/remotegate/remotegate/policy"
 )
@@ -211,7 +212,12 @@ func (m *Manager) ExportCertificate(ctx context.Context, actorName, name, what s
 	if err != nil {
 		return nil, nil, fmt.Errorf("model: a key: %w", err)
 	}
-	cert, err := m.issueFor(actorOf(actorName), "export", pki.Request{Profile: kind, CommonName: name, PublicKey: key.Public()}, nil)
+	// The names Apple's IKEv2 client sends as its identity (profile.ClientNames).
+	dns, email, err := profile.ClientNames(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := m.issueFor(actorOf(actorName), "export", pki.Request{Profile: kind, CommonName: name, DNSNames: dns, EmailAddresses: email, PublicKey: key.Public()}, nil)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,8 +1,13 @@
 // Package profile renders what a participant needs to connect to the
-// broker, in the three formats the broker hands out: an OpenVPN profile
+// broker, in the formats the broker hands out: an OpenVPN profile
 // (.ovpn, everything inline), a strongSwan profile (a tar archive for
-// /etc/swanctl) and a PKCS#12 file (key, certificate and CA for systems
-// that import identities that way). The broker, the demo of ovpn-server
+// /etc/swanctl), a PKCS#12 file (key, certificate and CA for systems
+// that import identities that way), and for users of the IKEv2 clients
+// built into operating systems an Apple configuration profile
+// (.mobileconfig, macOS and iOS), a PowerShell script for Windows 10 and
+// 11 and a profile of the strongSwan app for Android (.sswan). Which
+// proposals those clients send, and which of them the broker accepts, is
+// said with AppleIKEProposal and WindowsIKEProposal. The broker, the demo of ovpn-server
 // and the interop tests all write their profiles through it, so a profile
 // a stock client reads in a test is the profile a user downloads.
 //

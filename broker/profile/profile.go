@@ -176,13 +176,17 @@ const (
 	FormatPKCS12  Format = "pkcs12"  // key, certificate and CA, password-protected
 )
 
-// ParseFormat returns the format named s ("ovpn", "swanctl" or "pkcs12").
+// formatNames lists the formats for error messages.
+const formatNames = "ovpn, swanctl, pkcs12, mobileconfig, powershell or sswan"
+
+// ParseFormat returns the format named s ("ovpn", "swanctl", "pkcs12",
+// "mobileconfig", "powershell" or "sswan").
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(s); f {
-	case FormatOpenVPN, FormatSwanctl, FormatPKCS12:
+	case FormatOpenVPN, FormatSwanctl, FormatPKCS12, FormatApple, FormatWindows, FormatAndroid:
 		return f, nil
 	}
-	return "", invalid(nil, "format %q: want ovpn, swanctl or pkcs12", s)
+	return "", invalid(nil, "format %q: want %s", s, formatNames)
 }
 
 // ContentType is the media type a download of the format is served with.
@@ -194,12 +198,19 @@ func (f Format) ContentType() string {
 		return "application/x-tar"
 	case FormatPKCS12:
 		return "application/x-pkcs12"
+	case FormatApple:
+		return "application/x-apple-aspen-config"
+	case FormatWindows:
+		return "text/plain; charset=utf-8"
+	case FormatAndroid:
+		return "application/vnd.strongswan.profile"
 	}
 	return "application/octet-stream"
 }
 
 // FileName is the name a participant's profile in the format is saved
-// under: name.ovpn, name.tar or name.p12. name must pass policy.ValidName
+// under: name.ovpn, name.tar, name.p12, name.mobileconfig, name.ps1 or
+// name.sswan. name must pass policy.ValidName
 // (so the file name is a plain one); the error wraps ErrInvalid.
 func (f Format) FileName(name string) (string, error) {
 	if err := checkName(name); err != nil {
@@ -212,6 +223,12 @@ func (f Format) FileName(name string) (string, error) {
 		return name + ".tar", nil
 	case FormatPKCS12:
 		return name + ".p12", nil
+	case FormatApple:
+		return name + ".mobileconfig", nil
+	case FormatWindows:
+		return name + ".ps1", nil
+	case FormatAndroid:
+		return name + ".sswan", nil
 	}
-	return "", invalid(nil, "format %q: want ovpn, swanctl or pkcs12", string(f))
+	return "", invalid(nil, "format %q: want %s", string(f), formatNames)
 }

@@ -7,6 +7,10 @@
 //	go run ./examples/broker -config broker.yaml  start with your setup
 //	go run ./examples/broker profile engineer     print engineer's .ovpn profile
 //	go run ./examples/broker swanctl-profile gw   write gw's strongSwan profile (a tar for /etc/swanctl)
+//	go run ./examples/broker profile -format mobileconfig engineer < pw > engineer.mobileconfig
+//	                                              engineer's profile for macOS/iOS (also powershell
+//	                                              for Windows, sswan for Android; the password of
+//	                                              its PKCS#12 file on standard input)
 //	go run ./examples/broker status               print the CA, the participants and the bootstrap state
 //	go run ./examples/broker hash-password        read a password on stdin, print its hash for broker.yaml
 //
@@ -19,7 +23,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +36,7 @@ import (
 	"syscall"
 
 	"github.com/remotegate/remotegate/broker/app"
+	"github.com/remotegate/remotegate/broker/profile"
 )
 
 func main() {
@@ -47,7 +54,7 @@ func main() {
 	flag.DurationVar(&cfg.LicenseGrace, "license-grace", app.DefaultLicenseGrace, "how long an expired license keeps counting")
 	flag.DurationVar(&cfg.EventRetention, "event-retention", app.DefaultEventRetention, "how long the event log keeps an event")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: broker [flags] [profile NAME | swanctl-profile NAME | status | hash-password]\n")
+		fmt.Fprintf(os.Stderr, "usage: broker [flags] [profile [-format F] NAME | swanctl-profile NAME | status | hash-password]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -84,13 +91,25 @@ func run(cfg app.Config, args []string, stdin io.Reader, stdout, stderr io.Write
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var format app.ProfileFormat
+	var name, password string
 	switch {
 	case len(args) == 0:
 		cfg.OnReady = func(r app.Ready) { printNext(stderr, r) }
-	case len(args) == 2 && (args[0] == "profile" || args[0] == "swanctl-profile"):
+	case len(args) >= 2 && args[0] == "profile":
+		var err error
+		if format, name, err = profileArgs(args[1:]); err != nil {
+			return err
+		}
+		if profile.Format(format).NeedsPassword() {
+			if password, err = readPassword(stdin); err != nil {
+				return err
+			}
+		}
+	case len(args) == 2 && args[0] == "swanctl-profile":
 	case len(args) == 1 && args[0] == "status":
 	default:
-		return fmt.Errorf("unknown command %q (want profile NAME, swanctl-profile NAME, status or hash-password)", args)
+		return fmt.Errorf("unknown command %q (want profile [-format F] NAME, swanctl-profile NAME, status or hash-password)", args)
 	}
 	b, err := app.Open(ctx, cfg)
 	if err != nil {
@@ -101,7 +120,7 @@ func run(cfg app.Config, args []string, stdin io.Reader, stdout, stderr io.Write
 	case len(args) == 0:
 		return b.Run(ctx)
 	case args[0] == "profile":
-		return b.WriteProfile(ctx, stdout, args[1], app.FormatOVPN)
+		return b.ExportProfile(ctx, stdout, name, format, password)
 	case args[0] == "swanctl-profile":
 		return b.WriteProfile(ctx, stdout, args[1], app.FormatSwanctl)
 	}
@@ -131,4 +150,38 @@ remotegate broker is running. Next:
 	case r.BootstrapPending:
 		fmt.Fprintf(w, "  The bootstrap administrator's one-time password was shown at the first start.\n")
 	}
+}
+
+// profileArgs reads the profile command's arguments: -format (ovpn, the
+// default; swanctl; or a native client's: mobileconfig, powershell,
+// sswan) and the participant's name.
+func profileArgs(args []string) (app.ProfileFormat, string, error) {
+	fs := flag.NewFlagSet("profile", flag.ContinueOnError)
+	format := fs.String("format", "ovpn", "ovpn, swanctl, mobileconfig (macOS, iOS), powershell (Windows) or sswan (Android); the last three read the password of their PKCS#12 file from standard input")
+	if err := fs.Parse(args); err != nil {
+		return "", "", err
+	}
+	if fs.NArg() != 1 {
+		return "", "", fmt.Errorf("profile: want one participant name, got %q", fs.Args())
+	}
+	if _, err := profile.ParseFormat(*format); err != nil || *format == string(profile.FormatPKCS12) {
+		return "", "", fmt.Errorf("profile -format %q: want ovpn, swanctl, mobileconfig, powershell or sswan", *format)
+	}
+	return app.ProfileFormat(*format), fs.Arg(0), nil
+}
+
+// readPassword reads one line, the password of a profile's PKCS#12 file.
+func readPassword(r io.Reader) (string, error) {
+	if r == nil {
+		return "", errors.New("profile: the password of the PKCS#12 file is read from standard input")
+	}
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("profile: an empty password (give it on standard input)")
+	}
+	return line, nil
 }

@@ -67,6 +67,16 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("a profile of a name not configured: %v", err)
 	}
 	out.Reset()
+	if err := run(app.Config{DataDir: data}, []string{"profile", "-format", "powershell", "engineer"}, strings.NewReader("pw of the p12\n"), &out, &out); err != nil || !strings.Contains(out.String(), "Add-VpnConnection -Name $Name -ServerAddress $Server -TunnelType Ikev2") {
+		t.Fatalf("profile -format powershell engineer: %v\n%s", err, out.String())
+	}
+	if err := run(app.Config{DataDir: data}, []string{"profile", "-format", "mobileconfig", "engineer"}, strings.NewReader(""), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("a mobileconfig without a password: %v", err)
+	}
+	if err := run(app.Config{DataDir: data}, []string{"profile", "-format", "pkcs12", "engineer"}, nil, io.Discard, io.Discard); err == nil {
+		t.Fatal("profile -format pkcs12 accepted")
+	}
+	out.Reset()
 	if err := run(app.Config{}, []string{"hash-password"}, strings.NewReader("a long enough password\n"), &out, &out); err != nil || !strings.HasPrefix(out.String(), "$argon2id$") {
 		t.Fatalf("hash-password: %v %q", err, out.String())
 	}
