@@ -110,7 +110,7 @@ func dialFromI(t *testing.T, l *swaninterop.Lab, cfg *ipsec.DialConfig, local ui
 	})
 	src := swaninterop.InitiatorNet.Addr()
 	for _, a := range c.Addresses() {
-		l.I.Run(t, 5*time.Second, "ip", "addr", "add", a.String(), "dev", tun.Name())
+		l.I.AddAddress(t, a, tun.Name())
 		src = a.Addr()
 	}
 	for _, p := range c.RemoteTS() {

@@ -34,11 +34,11 @@ var (
 // addIPv6 gives the lab its IPv6 addresses and R its second addresses.
 func addIPv6(t *testing.T, l *swaninterop.Lab) {
 	t.Helper()
-	l.I.Run(t, 5*time.Second, "ip", "addr", "add", initiatorAddr6.String(), "dev", l.IIf)
+	l.I.AddAddress(t, initiatorAddr6, l.IIf)
 	for _, a := range []netip.Prefix{responderAddr6, responderAddrB, responderAddrB6} {
-		l.R.Run(t, 5*time.Second, "ip", "addr", "add", a.String(), "dev", l.RIf)
+		l.R.AddAddress(t, a, l.RIf)
 	}
-	l.R.Run(t, 5*time.Second, "ip", "addr", "add", responderNet6.String(), "dev", "lo")
+	l.R.AddAddress(t, responderNet6, "lo")
 }
 
 // startWildcardResponder runs an ipsec.Server in R on the dual-stack
@@ -216,7 +216,7 @@ func TestGoInitiatorIPv6ToStrongSwanResponder(t *testing.T) {
 		t.Errorf("traffic selectors %v === %v", c.LocalTS(), c.RemoteTS())
 	}
 	for _, a := range got {
-		l.I.Run(t, 5*time.Second, "ip", "addr", "add", a.String(), "dev", tun.Name())
+		l.I.AddAddress(t, a, tun.Name())
 	}
 	for _, p := range c.RemoteTS() {
 		src := got[0].Addr()

@@ -218,6 +218,21 @@ func Link(t testing.TB, a *NS, aAddr netip.Prefix, b *NS, bAddr netip.Prefix) (a
 	return aIf, bIf
 }
 
+// AddAddress puts the address p (with its prefix length) on the interface
+// dev of the namespace. An IPv6 address is usable at once (nodad): without
+// it, it is tentative until the kernel's address worker has run, which on
+// a loaded machine comes after the test binds to it, even on lo.
+func (n *NS) AddAddress(t testing.TB, p netip.Prefix, dev string) {
+	t.Helper()
+	args := []string{"-n", n.Name, "addr", "add", p.String(), "dev", dev}
+	if p.Addr().Is6() {
+		args = append(args, "nodad")
+	}
+	if out, err := ip(args...); err != nil {
+		t.Fatalf("netns: address %s on %s/%s: %v\n%s", p, n.Name, dev, err, out)
+	}
+}
+
 func (n *NS) nextIf() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()

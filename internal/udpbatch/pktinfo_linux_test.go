@@ -58,7 +58,7 @@ func TestLocalIsTheAddressUsed(t *testing.T) {
 	netns.Require(t)
 	ns := netns.New(t, "rgpkt")
 	for _, a := range []string{"10.71.0.1/32", "10.71.0.2/32", "fd71::1/128", "fd71::2/128"} {
-		ns.Run(t, 5*time.Second, "ip", "addr", "add", a, "dev", "lo")
+		ns.AddAddress(t, netip.MustParsePrefix(a), "lo")
 	}
 	for _, c := range []struct {
 		name, server, client, second string
