@@ -192,6 +192,7 @@ type Client struct {
 	wg        sync.WaitGroup
 
 	bytesIn, bytesOut, pktsIn, pktsOut atomic.Uint64
+	unroutable                         atomic.Uint64
 }
 
 // rxPacket is a received datagram and, once opened, the inner packet in
@@ -327,6 +328,7 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 	}
 	c := &Client{cfg: d, sc: sc, log: sc.log, now: sc.now, conn: conn, espOffer: espOffer, link: &link{},
 		done: make(chan struct{}), rx: make(chan *rxPacket, rxQueue), free: make(chan *rxPacket, rxQueue+rxBatch)}
+	c.link.unroutable = &c.unroutable
 	c.uc = udpbatch.New(conn)
 	c.local = c.uc.LocalAddr()
 	if c.local.Port() == 500 {
