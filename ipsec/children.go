@@ -1,9 +1,16 @@
 package ipsec
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync/atomic"
+
+	"github.com/remotegate/remotegate/ipsec/internal/message"
 )
 
 // Several child SAs per IKE SA (RFC 7296 §1.3.1): a gateway with two LANs
@@ -151,4 +158,107 @@ func (l *link) countUnroutable() {
 	if l.unroutable != nil {
 		l.unroutable.Add(1)
 	}
+}
+
+// ChildTS are the traffic selectors of one child SA: the addresses on
+// our side of the tunnel and on the peer's.
+type ChildTS struct {
+	LocalTS, RemoteTS []netip.Prefix
+}
+
+// addChildren negotiates DialConfig.AdditionalChildren, one
+// CREATE_CHILD_SA exchange each (RFC 7296 §1.3.1), before the read loop
+// runs. A refusal deletes the IKE SA: the gateway would carry only some of
+// its LANs.
+func (c *Client) addChildren(ctx context.Context, buf []byte, ike *ikeSA) error {
+	for _, ts := range c.cfg.AdditionalChildren {
+		child, err := c.addChild(ctx, buf, ike, ts)
+		if err != nil {
+			c.abandon(ike)
+			return fmt.Errorf("ipsec: child SA %v === %v: %w", ts.LocalTS, ts.RemoteTS, err)
+		}
+		ike.children = append(ike.children, child)
+		c.link.out.add(child)
+		c.log.Info("child SA established", "remote", c.Remote(), "esp", child.suite.String(),
+			"local_ts", prefixesOf(child.localTS), "remote_ts", prefixesOf(child.peerTS))
+	}
+	if len(c.cfg.AdditionalChildren) > 0 {
+		c.handshake = c.now().Sub(ike.created)
+	}
+	return nil
+}
+
+// addChild runs one CREATE_CHILD_SA exchange for an additional child SA.
+func (c *Client) addChild(ctx context.Context, buf []byte, ike *ikeSA, ts ChildTS) (*childSA, error) {
+	child := &childSA{sa: ike}
+	spi, err := c.table.Reserve(c.sc.rand, child)
+	if err != nil {
+		return nil, err
+	}
+	child.inSPI = spi
+	ok := false
+	defer func() {
+		if !ok {
+			c.table.Remove(spi)
+		}
+	}()
+	ni, err := c.sc.random(nonceLen)
+	if err != nil {
+		return nil, err
+	}
+	local, remote := selectorsOf(ts.LocalTS), selectorsOf(ts.RemoteTS)
+	// No KE payload, as for the first child: the child's keys come from
+	// the IKE SA's (RFC 7296 §2.17).
+	ps := []message.Payload{
+		&message.SA{Proposals: wireProposals(c.espOffer, message.ProtoESP, binary.BigEndian.AppendUint32(nil, spi), 0)},
+		&message.Nonce{Data: ni},
+		// We start the exchange: TSi is our side.
+		&message.TrafficSelectors{Selectors: local},
+		&message.TrafficSelectors{Responder: true, Selectors: remote},
+	}
+	mid := ike.myMID
+	req, err := ike.seal(message.CreateChildSA, false, mid, ps)
+	if err != nil {
+		return nil, err
+	}
+	ike.myMID++
+	var resp []message.Payload
+	err = c.exchange(ctx, buf, req, func(msg []byte, h message.Header) bool {
+		if h.SPIi != ike.spii || h.SPIr != ike.spir || h.Exchange != message.CreateChildSA || !h.IsResponse() || h.MessageID != mid {
+			return false
+		}
+		inner, done := ike.open(msg, &ike.respFrags)
+		resp = inner
+		return done
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := notifyError(resp); err != nil {
+		return nil, err
+	}
+	saP, ok1 := message.Find[*message.SA](resp)
+	nonce, ok2 := message.Find[*message.Nonce](resp)
+	tsi, ok3 := findTS(resp, false)
+	tsr, ok4 := findTS(resp, true)
+	if !ok1 || !ok2 || !ok3 || !ok4 || len(nonce.Data) < 16 || len(nonce.Data) > 256 {
+		return nil, errors.New("ipsec: CREATE_CHILD_SA response without SA, nonce or traffic selectors")
+	}
+	if _, hasKE := message.Find[*message.KE](resp); hasKE || !singleProposal(saP, message.ProtoESP) {
+		return nil, fmt.Errorf("%w: the CREATE_CHILD_SA response is not one of our proposals", ErrNoProposal)
+	}
+	sel, err := selectESP(c.espOffer, saP, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the responder chose an ESP suite we did not offer", ErrNoProposal)
+	}
+	// The responder may only narrow what we proposed (RFC 7296 §2.9).
+	if len(tsi.Selectors) == 0 || len(tsr.Selectors) == 0 || !within(tsi.Selectors, local) || !within(tsr.Selectors, remote) {
+		return nil, fmt.Errorf("%w: traffic selectors %v === %v are not within what we proposed", ErrRefused, tsi.Selectors, tsr.Selectors)
+	}
+	if err := ike.keyChild(child, sel, nil, ni, bytes.Clone(nonce.Data), true); err != nil {
+		return nil, err
+	}
+	child.localTS, child.peerTS = cloneSelectors(tsi.Selectors), cloneSelectors(tsr.Selectors)
+	ok = true
+	return child, nil
 }

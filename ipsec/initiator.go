@@ -88,6 +88,14 @@ type DialConfig struct {
 	// virtual address with RequestAddress. Nil RemoteTS: 0.0.0.0/0.
 	LocalTS  []netip.Prefix
 	RemoteTS []netip.Prefix
+	// AdditionalChildren are further child SAs, each with its own traffic
+	// selectors, that Dial negotiates with CREATE_CHILD_SA after IKE_AUTH
+	// (which carries the child of LocalTS and RemoteTS): a gateway with
+	// two LANs asks for one child SA per LAN, as a responder configured
+	// with one child per LAN expects. Write sends each packet on the child
+	// whose selectors cover it; LocalTS and RemoteTS of the Client are
+	// what all children cover. Dial fails if the responder refuses one.
+	AdditionalChildren []ChildTS
 	// DPDInterval is how long the IKE SA may be silent (no IKE message and
 	// no ESP packet from the responder) before the Client checks that the
 	// responder is alive; if it does not answer the retransmissions the
@@ -309,6 +317,16 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 			}
 		}
 	}
+	for _, ch := range d.AdditionalChildren {
+		if len(ch.LocalTS) == 0 || len(ch.RemoteTS) == 0 {
+			return nil, fmt.Errorf("%w: an additional child SA without traffic selectors", ErrConfig)
+		}
+		for _, p := range slices.Concat(ch.LocalTS, ch.RemoteTS) {
+			if !p.IsValid() {
+				return nil, fmt.Errorf("%w: invalid traffic selector %v", ErrConfig, p)
+			}
+		}
+	}
 	any4 := []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
 	if d.LocalTS == nil {
 		d.LocalTS = any4
@@ -470,7 +488,10 @@ func (c *Client) runHandshake(ctx context.Context) error {
 		c.link.ep.Store(&endpoint{pc: c.pc, remote: netip.AddrPortFrom(r.Addr(), 4500)})
 	}
 	c.ike = ike
-	return c.authenticate(ctx, buf, ike, initReq, initResp, ni, nr, peerHashes, start)
+	if err := c.authenticate(ctx, buf, ike, initReq, initResp, ni, nr, peerHashes, start); err != nil {
+		return err
+	}
+	return c.addChildren(ctx, buf, ike)
 }
 
 // initRequest builds the IKE_SA_INIT request.
@@ -585,9 +606,7 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *ikeSA, initR
 	// The IKE SA is up on the responder's side from here on: a failure
 	// deletes it.
 	if err := c.firstChild(ike, child, inner, ni, nr); err != nil {
-		if msgs, err2 := ike.seal(message.Informational, false, ike.myMID, []message.Payload{&message.Delete{Protocol: message.ProtoIKE}}); err2 == nil {
-			c.sendIKEs(msgs)
-		}
+		c.abandon(ike)
 		return err
 	}
 	ike.established = true
@@ -596,6 +615,15 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *ikeSA, initR
 	c.log.Info("IKE SA established", "remote", c.Remote(), "responder", c.peerID.String(), "ike", ike.suite.String(),
 		"esp", child.suite.String(), "addresses", c.addrs, "local_ts", c.LocalTS(), "remote_ts", c.RemoteTS(), "took", c.handshake)
 	return nil
+}
+
+// abandon deletes an IKE SA that Dial established but cannot use, without
+// waiting for the answer: the responder forgets it either way, by the
+// Delete or by its dead peer detection.
+func (c *Client) abandon(ike *ikeSA) {
+	if msgs, err := ike.seal(message.Informational, false, ike.myMID, []message.Payload{&message.Delete{Protocol: message.ProtoIKE}}); err == nil {
+		c.sendIKEs(msgs)
+	}
 }
 
 // verifyResponder checks the responder's IDr and AUTH (RFC 7296 §2.15).
