@@ -31,6 +31,7 @@ type options struct {
 	lan, remoteTS           string
 	ike, esp                string
 	vip, once, verbose      bool
+	childPerLAN             bool
 	tun                     string
 	dpd, dialTimeout, maxBO time.Duration
 }
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&o.ike, "ike", "", "IKE `proposals` in strongSwan's syntax, e.g. aes256gcm16-prfsha384-ecp384,aes128-sha256-modp3072 (default: ipsec.DefaultIKEProposals)")
 	flag.StringVar(&o.esp, "esp", "", "ESP `proposals` in strongSwan's syntax, e.g. aes256gcm16,aes128-sha256 (default: ipsec.DefaultESPProposals)")
 	flag.BoolVar(&o.vip, "vip", false, "ask for a virtual address also with -lan")
+	flag.BoolVar(&o.childPerLAN, "child-per-lan", false, "one child SA per -lan prefix, as a responder with one child configuration per LAN expects (default: one child SA for all of them)")
 	flag.StringVar(&o.tun, "tun", "rgipsec0", "TUN interface `name`")
 	flag.DurationVar(&o.dpd, "dpd", 30*time.Second, "dead peer detection after this much silence (negative: off)")
 	flag.DurationVar(&o.dialTimeout, "dial-timeout", 30*time.Second, "bound of one connection attempt")
@@ -136,7 +138,11 @@ func connectOnce(ctx context.Context, o options, cfg *ipsec.DialConfig, log *slo
 		return err
 	}
 	defer tun.Close()
-	src := sourceAddress(c, cfg.LocalTS)
+	lans := append([]netip.Prefix(nil), cfg.LocalTS...)
+	for _, ch := range cfg.AdditionalChildren {
+		lans = append(lans, ch.LocalTS...)
+	}
+	src := sourceAddress(c, lans)
 	for _, p := range c.RemoteTS() {
 		args := []string{"route", "replace", p.String(), "dev", tun.Name()}
 		if src.IsValid() {
@@ -288,6 +294,17 @@ func (o options) dialConfig(log *slog.Logger) (*ipsec.DialConfig, error) {
 		return nil, errors.New("-remote-ts is empty")
 	}
 	cfg.RequestAddress = o.vip || len(cfg.LocalTS) == 0
+	if o.childPerLAN {
+		if len(cfg.LocalTS) == 0 {
+			return nil, errors.New("-child-per-lan needs -lan")
+		}
+		// The first LAN's child comes with IKE_AUTH, the others by
+		// CREATE_CHILD_SA, each to all of -remote-ts.
+		for _, p := range cfg.LocalTS[1:] {
+			cfg.AdditionalChildren = append(cfg.AdditionalChildren, ipsec.ChildTS{LocalTS: []netip.Prefix{p}, RemoteTS: cfg.RemoteTS})
+		}
+		cfg.LocalTS = cfg.LocalTS[:1]
+	}
 	if o.ike != "" {
 		if cfg.IKEProposals, err = ipsec.ParseIKEProposals(o.ike); err != nil {
 			return nil, fmt.Errorf("-ike: %w", err)
