@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -107,9 +108,13 @@ func (s *childSet) CompareAndSwap(old, n *childSA) bool {
 // pick returns the child SA whose traffic selectors cover an inner
 // packet, its source on our side and its destination on the peer's (RFC
 // 4301 §5.1), so that each LAN's traffic leaves on its own child; nil
-// when none does or the packet is not IP. The first child that covers it
-// wins, as in an ordered policy database. It takes no lock and allocates
-// nothing.
+// when none does or the packet is not IP. When several cover it, the one
+// with the narrowest selector for the destination (then the source) wins,
+// and of equals the one added last: a peer that proposed 0.0.0.0/0 for
+// its first child (strongSwan's "dynamic" with a virtual IP) gets all it
+// was assigned there, but installs only what its own configuration says,
+// and carries its other LANs in the children it adds for them. It takes
+// no lock and allocates nothing.
 func (s *childSet) pick(pkt []byte) *childSA {
 	p := s.p.Load()
 	if p == nil {
@@ -119,12 +124,51 @@ func (s *childSet) pick(pkt []byte) *childSA {
 	if !ok {
 		return nil
 	}
-	for _, c := range *p {
-		if covered(c.localTS, src) && covered(c.peerTS, dst) {
+	set := *p
+	if len(set) == 1 {
+		if c := set[0]; covered(c.localTS, src) && covered(c.peerTS, dst) {
 			return c
 		}
+		return nil
 	}
-	return nil
+	var best *childSA
+	var bestDst, bestSrc span
+	for _, c := range set {
+		d, ok1 := narrowest(c.peerTS, dst)
+		sr, ok2 := narrowest(c.localTS, src)
+		if !ok1 || !ok2 {
+			continue
+		}
+		if best == nil || d.less(bestDst) || d == bestDst && !bestSrc.less(sr) {
+			best, bestDst, bestSrc = c, d, sr
+		}
+	}
+	return best
+}
+
+// span is the width of an address range (End-Start), 128 bits.
+type span struct{ hi, lo uint64 }
+
+func (a span) less(b span) bool { return a.hi < b.hi || a.hi == b.hi && a.lo < b.lo }
+
+// narrowest is the width of the narrowest selector that covers a; ok is
+// false when none does.
+func narrowest(sel []message.Selector, a netip.Addr) (w span, ok bool) {
+	for i := range sel {
+		s := &sel[i]
+		if s.Start.BitLen() != a.BitLen() || s.Start.Compare(a) > 0 || a.Compare(s.End) > 0 {
+			continue
+		}
+		e, b := s.End.As16(), s.Start.As16()
+		eh, el := binary.BigEndian.Uint64(e[:8]), binary.BigEndian.Uint64(e[8:])
+		bh, bl := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+		lo, borrow := bits.Sub64(el, bl, 0)
+		hi, _ := bits.Sub64(eh, bh, borrow)
+		if x := (span{hi, lo}); !ok || x.less(w) {
+			w, ok = x, true
+		}
+	}
+	return w, ok
 }
 
 // localPrefixes and peerPrefixes are what the children of the set cover,

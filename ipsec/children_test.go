@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remotegate/remotegate/ipsec/internal/message"
 	"github.com/remotegate/remotegate/tunnel"
 )
 
@@ -185,5 +186,75 @@ func TestAdditionalChildOutsideAssignment(t *testing.T) {
 	d.AdditionalChildren = []ChildTS{{LocalTS: []netip.Prefix{testLAN2}}}
 	if _, err := Dial(context.Background(), loopbackConn(t), addr, d); !errors.Is(err, ErrConfig) {
 		t.Errorf("an additional child without remote selectors: %v", err)
+	}
+}
+
+// pick: each packet on the child that covers it; where a wide first child
+// (a peer's 0.0.0.0/0 narrowed to all it was assigned) overlaps a child
+// added for one LAN, that LAN's packets take the narrower, later child.
+// Without allocating.
+func TestChildSetPick(t *testing.T) {
+	sel := func(ps ...string) []message.Selector {
+		var out []netip.Prefix
+		for _, p := range ps {
+			out = append(out, netip.MustParsePrefix(p))
+		}
+		return selectorsOf(out)
+	}
+	local := sel("10.98.0.0/24")
+	wide := &childSA{localTS: local, peerTS: sel("10.241.0.0/24", "10.242.0.0/24", "10.99.0.2/32")}
+	lan2 := &childSA{localTS: local, peerTS: sel("10.242.0.0/24")}
+	v6 := &childSA{localTS: sel("fd00::/64"), peerTS: sel("fd01::/48")}
+	var s childSet
+	if s.pick(ipv4UDP(testPeer, testHost1, nil)[tunnel.Headroom:]) != nil {
+		t.Fatal("an empty set picked a child")
+	}
+	s.Store(wide)
+	s.add(lan2)
+	s.add(v6)
+	for _, c := range []struct {
+		src, dst string
+		want     *childSA
+	}{
+		{"10.98.0.1", "10.241.0.7", wide},
+		{"10.98.0.1", "10.99.0.2", wide},
+		{"10.98.0.1", "10.242.0.9", lan2},
+		{"10.98.0.1", "10.243.0.1", nil},
+		{"10.97.0.1", "10.242.0.9", nil},
+		{"fd00::1", "fd01:0:0:5::1", v6},
+		{"fd00::1", "fd02::1", nil},
+	} {
+		pkt := make([]byte, 40)
+		src, dst := netip.MustParseAddr(c.src), netip.MustParseAddr(c.dst)
+		if src.Is4() {
+			pkt[0] = 0x45
+			copy(pkt[12:], src.AsSlice())
+			copy(pkt[16:], dst.AsSlice())
+		} else {
+			pkt = make([]byte, 60)
+			pkt[0] = 0x60
+			copy(pkt[8:], src.AsSlice())
+			copy(pkt[24:], dst.AsSlice())
+		}
+		if got := s.pick(pkt); got != c.want {
+			t.Errorf("%s -> %s: picked %p, want %p", c.src, c.dst, got, c.want)
+		}
+	}
+	pkt := ipv4UDP(testPeer, testHost2, nil)[tunnel.Headroom:]
+	if a := testing.AllocsPerRun(1000, func() { s.pick(pkt) }); a != 0 {
+		t.Errorf("pick allocates %v times", a)
+	}
+	// Replacing a child keeps its place; removing the last empties the set.
+	n := &childSA{localTS: local, peerTS: sel("10.242.0.0/24")}
+	if !s.CompareAndSwap(lan2, n) || s.all()[1] != n || s.pick(pkt) != n {
+		t.Errorf("after replacing the LAN 2 child: %v", s.all())
+	}
+	for _, c := range []*childSA{wide, n, v6} {
+		if !s.CompareAndSwap(c, nil) {
+			t.Fatalf("removing %p failed", c)
+		}
+	}
+	if s.Load() != nil || s.CompareAndSwap(wide, nil) {
+		t.Errorf("the set is not empty: %v", s.all())
 	}
 }
