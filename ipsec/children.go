@@ -126,7 +126,7 @@ func (s *childSet) pick(pkt []byte) *childSA {
 	}
 	set := *p
 	if len(set) == 1 {
-		if c := set[0]; covered(c.localTS, src) && covered(c.peerTS, dst) {
+		if c := set[0]; coveredFast(c.localTS, src) && coveredFast(c.peerTS, dst) {
 			return c
 		}
 		return nil
@@ -146,6 +146,26 @@ func (s *childSet) pick(pkt []byte) *childSA {
 	return best
 }
 
+// coveredFast is covered, with IPv4 compared as integers: the one-child
+// data path checks every packet.
+func coveredFast(sel []message.Selector, a netip.Addr) bool {
+	if !a.Is4() {
+		return covered(sel, a)
+	}
+	b := a.As4()
+	x := binary.BigEndian.Uint32(b[:])
+	for i := range sel {
+		if !sel[i].Start.Is4() || !sel[i].End.Is4() {
+			continue
+		}
+		lo, hi := sel[i].Start.As4(), sel[i].End.As4()
+		if binary.BigEndian.Uint32(lo[:]) <= x && x <= binary.BigEndian.Uint32(hi[:]) {
+			return true
+		}
+	}
+	return false
+}
+
 // span is the width of an address range (End-Start), 128 bits.
 type span struct{ hi, lo uint64 }
 
@@ -154,6 +174,23 @@ func (a span) less(b span) bool { return a.hi < b.hi || a.hi == b.hi && a.lo < b
 // narrowest is the width of the narrowest selector that covers a; ok is
 // false when none does.
 func narrowest(sel []message.Selector, a netip.Addr) (w span, ok bool) {
+	if a.Is4() {
+		b := a.As4()
+		x := binary.BigEndian.Uint32(b[:])
+		for i := range sel {
+			if !sel[i].Start.Is4() || !sel[i].End.Is4() {
+				continue
+			}
+			l4, h4 := sel[i].Start.As4(), sel[i].End.As4()
+			lo, hi := binary.BigEndian.Uint32(l4[:]), binary.BigEndian.Uint32(h4[:])
+			if lo <= x && x <= hi {
+				if d := (span{lo: uint64(hi - lo)}); !ok || d.less(w) {
+					w, ok = d, true
+				}
+			}
+		}
+		return w, ok
+	}
 	for i := range sel {
 		s := &sel[i]
 		if s.Start.BitLen() != a.BitLen() || s.Start.Compare(a) > 0 || a.Compare(s.End) > 0 {

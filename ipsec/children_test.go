@@ -258,3 +258,29 @@ func TestChildSetPick(t *testing.T) {
 		t.Errorf("the set is not empty: %v", s.all())
 	}
 }
+
+// BenchmarkChildSetPick is the data path's cost of choosing the child SA,
+// with one child (the common case) and with two.
+func BenchmarkChildSetPick(b *testing.B) {
+	local := selectorsOf([]netip.Prefix{testRoute})
+	one := &childSA{localTS: local, peerTS: selectorsOf([]netip.Prefix{testLAN1})}
+	two := &childSA{localTS: local, peerTS: selectorsOf([]netip.Prefix{testLAN2})}
+	pkt := ipv4UDP(testPeer, testHost2, nil)[tunnel.Headroom:]
+	for _, set := range []struct {
+		name     string
+		children []*childSA
+	}{{"one", []*childSA{two}}, {"two", []*childSA{one, two}}} {
+		b.Run(set.name, func(b *testing.B) {
+			var s childSet
+			for _, c := range set.children {
+				s.add(c)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if s.pick(pkt) != two {
+					b.Fatal("wrong child")
+				}
+			}
+		})
+	}
+}
