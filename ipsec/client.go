@@ -52,7 +52,7 @@ func (c *Client) RemoteTS() []netip.Prefix {
 }
 
 // IKEProposal is the suite of the IKE SA and ESPProposal the one of the
-// current child SA, as the responder chose them.
+// first child SA, as the responder chose them.
 func (c *Client) IKEProposal() Proposal {
 	c.link.mu.Lock()
 	defer c.link.mu.Unlock()

@@ -151,8 +151,9 @@ const maxHandshakeMessage = 65535
 // large.
 var handshakeBufs = sync.Pool{New: func() any { b := make([]byte, maxHandshakeMessage); return &b }}
 
-// Client is an IKEv2 initiator's tunnel: one IKE SA and its child SA to a
-// responder, established by Dial. It is a tunnel.Device: Write seals IP
+// Client is an IKEv2 initiator's tunnel: one IKE SA and its child SAs
+// (one, or one per AdditionalChildren entry besides) to a responder,
+// established by Dial. It is a tunnel.Device: Write seals IP
 // packets into ESP and sends them, Read returns the IP packets the
 // responder sent, so that a TUN can be bridged to it. In the background it
 // answers the responder's dead peer detection, deletes and rekeys, and
