@@ -38,27 +38,21 @@ func (c *Client) Addresses() []netip.Prefix { return slices.Clone(c.addrs) }
 // DNS are the DNS servers the responder named with the address.
 func (c *Client) DNS() []netip.Addr { return slices.Clone(c.dns) }
 
-// LocalTS is our side of the current child SA's traffic selectors, as
-// the responder narrowed them: the sources Write may use. Protocols and
+// LocalTS is our side of the traffic selectors of the child SAs, as the
+// responder narrowed them: the sources Write may use. Protocols and
 // ports are left out.
 func (c *Client) LocalTS() []netip.Prefix {
-	if ch := c.link.out.Load(); ch != nil {
-		return prefixesOf(ch.localTS)
-	}
-	return nil
+	return c.link.out.localPrefixes()
 }
 
-// RemoteTS is the responder's side of the current child SA's traffic
-// selectors: the destinations to route into the tunnel.
+// RemoteTS is the responder's side of the traffic selectors of the child
+// SAs: the destinations to route into the tunnel.
 func (c *Client) RemoteTS() []netip.Prefix {
-	if ch := c.link.out.Load(); ch != nil {
-		return prefixesOf(ch.peerTS)
-	}
-	return nil
+	return c.link.out.peerPrefixes()
 }
 
 // IKEProposal is the suite of the IKE SA and ESPProposal the one of the
-// current child SA, as the responder chose them.
+// first child SA, as the responder chose them.
 func (c *Client) IKEProposal() Proposal {
 	c.link.mu.Lock()
 	defer c.link.mu.Unlock()
@@ -72,6 +66,10 @@ func (c *Client) ESPProposal() Proposal {
 	}
 	return Proposal{}
 }
+
+// Unroutable counts the packets Write dropped because no child SA's
+// traffic selectors cover them.
+func (c *Client) Unroutable() uint64 { return c.unroutable.Load() }
 
 // HandshakeDuration is how long Dial's exchanges took.
 func (c *Client) HandshakeDuration() time.Duration { return c.handshake }
@@ -119,14 +117,16 @@ func (c *Client) MTU() int {
 	return min(1400, 1500-outer-overhead)
 }
 
-// Write seals bufs[i][offset:] into ESP on the current child SA and sends
-// them; the number sent is returned. Each buffer needs tunnel.Headroom
+// Write seals bufs[i][offset:] into ESP on the child SA whose traffic
+// selectors cover the packet (its source in LocalTS, its destination in
+// RemoteTS of the same child) and sends them; the number sent is
+// returned. A packet that no child covers is dropped and counted
+// (Unroutable). Each buffer needs tunnel.Headroom
 // bytes before offset and tunnel.Tailroom bytes of capacity after the
 // packet, which Write overwrites (it encrypts in place). Packets that are
 // not IPv4 or IPv6 are skipped.
 func (c *Client) Write(bufs [][]byte, offset int) (int, error) {
-	ch := c.link.out.Load()
-	if ch == nil {
+	if c.link.out.Load() == nil {
 		return 0, errClientClosed
 	}
 	to := c.Remote()
@@ -144,6 +144,11 @@ func (c *Client) Write(bufs [][]byte, offset int) (int, error) {
 		for ; i < len(bufs) && len(msgs) < cap(msgs); i++ {
 			b := bufs[i]
 			if offset > len(b) {
+				continue
+			}
+			ch := c.link.out.pick(b[offset:])
+			if ch == nil {
+				c.link.countUnroutable()
 				continue
 			}
 			pkt, err := ch.out.Seal(b, offset, len(b)-offset)

@@ -41,6 +41,19 @@
 // ESP alike (IP_PKTINFO, IPV6_PKTINFO): peers match answers by address and
 // would drop those the kernel sends from its preferred one.
 //
+// An IKE SA may carry several child SAs, each with its own traffic
+// selectors: a gateway with two LANs as two children, as strongSwan does
+// with one children entry per LAN. Dial negotiates
+// DialConfig.AdditionalChildren after IKE_AUTH; a Server accepts the
+// peer's additional children within what the Handler assigned (narrowed,
+// TS_UNACCEPTABLE outside it). Outbound packets leave on the child whose
+// selectors cover their source and destination, without a lock on the
+// data path; a packet that no child covers is dropped and counted
+// (Stats.Unroutable, Client.Unroutable), not sent on a child the peer
+// would refuse it on. Rekeying or deleting one child leaves the others
+// alone; a Server's session without children stays up (the peer may add
+// one), a Client without children ends.
+//
 // Both roles support IKE fragmentation (RFC 7383) unless
 // Config.Fragmentation or DialConfig.Fragmentation disables it: IKE_AUTH
 // with certificate chains then travels in fragments of at most

@@ -122,14 +122,18 @@ type endpoint struct {
 }
 
 // link is what the IKE SAs of one peer share and what outlives an IKE
-// rekey: the lock, the peer's address, the child SA our traffic leaves
+// rekey: the lock, the peer's address, the child SAs our traffic leaves
 // on, and when we last heard from the peer.
 type link struct {
 	// mu guards the IKE SAs of the link (all their fields but the atomic
 	// ones) and, for a Client, its own state.
-	mu           sync.Mutex
-	ep           atomic.Pointer[endpoint]
-	out          atomic.Pointer[childSA]
+	mu  sync.Mutex
+	ep  atomic.Pointer[endpoint]
+	out childSet // the child SAs we send on (children.go)
+	// unroutable counts our packets that no child SA's traffic selectors
+	// cover, dropped rather than sent on a child the peer would refuse
+	// them on; nil: not counted.
+	unroutable   *atomic.Uint64
 	lastInbound  atomic.Int64 // unix nanoseconds of the last authenticated IKE or ESP packet
 	lastOutbound atomic.Int64 // unix nanoseconds of the last packet sent
 }

@@ -97,6 +97,14 @@ type DialConfig struct {
 	// are ::/0 alone).
 	LocalTS  []netip.Prefix
 	RemoteTS []netip.Prefix
+	// AdditionalChildren are further child SAs, each with its own traffic
+	// selectors, that Dial negotiates with CREATE_CHILD_SA after IKE_AUTH
+	// (which carries the child of LocalTS and RemoteTS): a gateway with
+	// two LANs asks for one child SA per LAN, as a responder configured
+	// with one child per LAN expects. Write sends each packet on the child
+	// whose selectors cover it; LocalTS and RemoteTS of the Client are
+	// what all children cover. Dial fails if the responder refuses one.
+	AdditionalChildren []ChildTS
 	// DPDInterval is how long the IKE SA may be silent (no IKE message and
 	// no ESP packet from the responder) before the Client checks that the
 	// responder is alive; if it does not answer the retransmissions the
@@ -152,8 +160,9 @@ const maxHandshakeMessage = 65535
 // large.
 var handshakeBufs = sync.Pool{New: func() any { b := make([]byte, maxHandshakeMessage); return &b }}
 
-// Client is an IKEv2 initiator's tunnel: one IKE SA and its child SA to a
-// responder, established by Dial. It is a tunnel.Device: Write seals IP
+// Client is an IKEv2 initiator's tunnel: one IKE SA and its child SAs
+// (one, or one per AdditionalChildren entry besides) to a responder,
+// established by Dial. It is a tunnel.Device: Write seals IP
 // packets into ESP and sends them, Read returns the IP packets the
 // responder sent, so that a TUN can be bridged to it. In the background it
 // answers the responder's dead peer detection, deletes and rekeys, and
@@ -201,6 +210,7 @@ type Client struct {
 	wg        sync.WaitGroup
 
 	bytesIn, bytesOut, pktsIn, pktsOut atomic.Uint64
+	unroutable                         atomic.Uint64
 }
 
 // rxPacket is a received datagram and, once opened, the inner packet in
@@ -317,6 +327,16 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 			}
 		}
 	}
+	for _, ch := range d.AdditionalChildren {
+		if len(ch.LocalTS) == 0 || len(ch.RemoteTS) == 0 {
+			return nil, fmt.Errorf("%w: an additional child SA without traffic selectors", ErrConfig)
+		}
+		for _, p := range slices.Concat(ch.LocalTS, ch.RemoteTS) {
+			if !p.IsValid() {
+				return nil, fmt.Errorf("%w: invalid traffic selector %v", ErrConfig, p)
+			}
+		}
+	}
 	anyTS := []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)}
 	if d.RequestAddress6 {
 		anyTS = append(anyTS, netip.PrefixFrom(netip.IPv6Unspecified(), 0))
@@ -342,6 +362,7 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 	}
 	c := &Client{cfg: d, sc: sc, log: sc.log, now: sc.now, conn: conn, espOffer: espOffer, link: &link{},
 		done: make(chan struct{}), rx: make(chan *rxPacket, rxQueue), free: make(chan *rxPacket, rxQueue+rxBatch)}
+	c.link.unroutable = &c.unroutable
 	c.uc = udpbatch.New(conn)
 	c.local = c.uc.LocalAddr()
 	if c.local.Port() == 500 {
@@ -483,7 +504,10 @@ func (c *Client) runHandshake(ctx context.Context) error {
 		c.link.ep.Store(&endpoint{pc: c.pc, remote: netip.AddrPortFrom(r.Addr(), 4500)})
 	}
 	c.ike = ike
-	return c.authenticate(ctx, buf, ike, initReq, initResp, ni, nr, peerHashes, start)
+	if err := c.authenticate(ctx, buf, ike, initReq, initResp, ni, nr, peerHashes, start); err != nil {
+		return err
+	}
+	return c.addChildren(ctx, buf, ike)
 }
 
 // initRequest builds the IKE_SA_INIT request.
@@ -603,9 +627,7 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *ikeSA, initR
 	// The IKE SA is up on the responder's side from here on: a failure
 	// deletes it.
 	if err := c.firstChild(ike, child, inner, ni, nr); err != nil {
-		if msgs, err2 := ike.seal(message.Informational, false, ike.myMID, []message.Payload{&message.Delete{Protocol: message.ProtoIKE}}); err2 == nil {
-			c.sendIKEs(msgs)
-		}
+		c.abandon(ike)
 		return err
 	}
 	ike.established = true
@@ -614,6 +636,15 @@ func (c *Client) authenticate(ctx context.Context, buf []byte, ike *ikeSA, initR
 	c.log.Info("IKE SA established", "remote", c.Remote(), "responder", c.peerID.String(), "ike", ike.suite.String(),
 		"esp", child.suite.String(), "addresses", c.addrs, "local_ts", c.LocalTS(), "remote_ts", c.RemoteTS(), "took", c.handshake)
 	return nil
+}
+
+// abandon deletes an IKE SA that Dial established but cannot use, without
+// waiting for the answer: the responder forgets it either way, by the
+// Delete or by its dead peer detection.
+func (c *Client) abandon(ike *ikeSA) {
+	if msgs, err := ike.seal(message.Informational, false, ike.myMID, []message.Payload{&message.Delete{Protocol: message.ProtoIKE}}); err == nil {
+		c.sendIKEs(msgs)
+	}
 }
 
 // verifyResponder checks the responder's IDr and AUTH (RFC 7296 §2.15).

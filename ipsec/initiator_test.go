@@ -1,6 +1,7 @@
 package ipsec
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/binary"
@@ -248,7 +249,7 @@ func roundTrip(t *testing.T, c *Client, src, dst netip.Addr, n int) {
 
 func TestDialServerPSK(t *testing.T) {
 	h := newEchoHandler()
-	_, addr := testServer(t, pskServerConfig(t), h)
+	srv, addr := testServer(t, pskServerConfig(t), h)
 	c, err := Dial(context.Background(), loopbackConn(t), addr, pskDialConfig(t))
 	if err != nil {
 		t.Fatal(err)
@@ -283,18 +284,31 @@ func TestDialServerPSK(t *testing.T) {
 		t.Errorf("MTU %d", m)
 	}
 	roundTrip(t, c, testVIP, testPeer, 50)
-	// A packet from an address the tunnel does not carry is not sealed
-	// into the echo: the server drops it (traffic selectors).
+	// A packet from an address the tunnel does not carry is not echoed:
+	// Write drops it, since no child SA covers it, and the server drops it
+	// too (traffic selectors) when it is sealed on the child anyway.
 	before := h.echoed.Load()
-	if _, err := c.Write([][]byte{ipv4UDP(netip.MustParseAddr("10.99.0.3"), testPeer, []byte("spoofed"))}, tunnel.Headroom); err != nil {
+	spoofed := ipv4UDP(netip.MustParseAddr("10.99.0.3"), testPeer, []byte("spoofed"))
+	if n, err := c.Write([][]byte{bytes.Clone(spoofed)}, tunnel.Headroom); err != nil || n != 0 || c.Unroutable() != 1 {
+		t.Fatalf("Write of a packet no child covers: %d sent, %v, %d unroutable", n, err, c.Unroutable())
+	}
+	sealed, err := c.link.out.Load().out.Seal(spoofed, tunnel.Headroom, len(spoofed)-tunnel.Headroom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := srv.Stats().ESPDropped
+	if _, err := c.conn.WriteToUDPAddrPort(sealed, c.Remote()); err != nil {
 		t.Fatal(err)
 	}
 	roundTrip(t, c, testVIP, testPeer, 1)
 	if h.echoed.Load() != before+1 {
 		t.Errorf("the server echoed %d packets, want 1 (the spoofed one must be dropped)", h.echoed.Load()-before)
 	}
+	if d := srv.Stats().ESPDropped; d != dropped+1 {
+		t.Errorf("the server dropped %d ESP packets, want 1 (the spoofed one)", d-dropped)
+	}
 	cnt := c.Counters()
-	if cnt.PacketsOut < 52 || cnt.PacketsIn < 51 {
+	if cnt.PacketsOut < 51 || cnt.PacketsIn < 51 {
 		t.Errorf("counters %+v", cnt)
 	}
 	// Close deletes the IKE SA: the server's Handler sees the session go

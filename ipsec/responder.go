@@ -158,7 +158,7 @@ func (s *Server) newIKESA(pc *packetConn, req []byte, ps []message.Payload, h me
 	if err != nil {
 		return nil, nil, err
 	}
-	sa := &ikeSA{cfg: s.sc, role: s, link: &link{}, table: &s.children, created: s.now(), firstRemote: from, spii: h.SPIi, suite: sel,
+	sa := &ikeSA{cfg: s.sc, role: s, link: &link{unroutable: &s.stats.unroutable}, table: &s.children, created: s.now(), firstRemote: from, spii: h.SPIi, suite: sel,
 		ni: bytes.Clone(nonce.Data), nr: nr, initReq: bytes.Clone(req), peerMID: 1}
 	if sa.spir, err = sa.newSPI(); err != nil {
 		return nil, nil, err
@@ -476,7 +476,8 @@ func (s *Server) childUp(sa *ikeSA, c, old *childSA) {
 		return
 	}
 	c.logEstablished("CHILD_SA established", sess.identity.Name)
-	sa.link.out.Store(c)
+	// Beside the others: each carries the traffic its selectors cover.
+	sa.link.out.add(c)
 }
 
 // childless: a session without child SAs stays; the peer may add one.

@@ -60,7 +60,7 @@ const defaultReadBuffer = 4 << 20
 
 // stats are the drop counters, by reason.
 type stats struct {
-	malformed, unknownSPI, espDrop, cookiesSent, halfOpenDropped atomic.Uint64
+	malformed, unknownSPI, espDrop, cookiesSent, halfOpenDropped, unroutable atomic.Uint64
 }
 
 // NewServer checks the configuration and returns a Server.
@@ -440,6 +440,9 @@ type Stats struct {
 	// UnknownSPI those for an IKE or ESP SA the server does not have;
 	// ESPDropped ESP packets refused (replay, ICV, traffic selectors).
 	Malformed, UnknownSPI, ESPDropped uint64
+	// Unroutable counts packets the Handler sent that no child SA of
+	// their session covers (its traffic selectors), dropped.
+	Unroutable uint64
 }
 
 // Stats returns the counters.
@@ -449,6 +452,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	st.CookiesSent, st.HalfOpenDropped = s.stats.cookiesSent.Load(), s.stats.halfOpenDropped.Load()
 	st.Malformed, st.UnknownSPI, st.ESPDropped = s.stats.malformed.Load(), s.stats.unknownSPI.Load(), s.stats.espDrop.Load()
+	st.Unroutable = s.stats.unroutable.Load()
 	return st
 }
 

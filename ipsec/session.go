@@ -141,11 +141,12 @@ func (s *session) countIn(n int) {
 // nothing.
 var msgPool = sync.Pool{New: func() any { m := make([]udpbatch.Message, 0, 64); return &m }}
 
-// Send seals the packets in place on the current child SA and sends them
-// in one batch.
+// Send seals each packet in place on the child SA whose traffic
+// selectors cover it and sends them in one batch. A packet no child
+// covers is dropped and counted (Stats.Unroutable): the peer would drop it
+// on any child.
 func (s *session) Send(bufs [][]byte, offset int) (int, error) {
-	c := s.link.out.Load()
-	if c == nil || !s.up.Load() {
+	if s.link.out.Load() == nil || !s.up.Load() {
 		return 0, ErrClosed
 	}
 	ep := s.link.ep.Load()
@@ -153,6 +154,14 @@ func (s *session) Send(bufs [][]byte, offset int) (int, error) {
 	msgs := (*mp)[:0]
 	var bytes uint64
 	for _, b := range bufs {
+		if offset > len(b) {
+			continue
+		}
+		c := s.link.out.pick(b[offset:])
+		if c == nil {
+			s.link.countUnroutable()
+			continue
+		}
 		pkt, err := c.out.Seal(b, offset, len(b)-offset)
 		if err != nil {
 			continue // counted by the caller as not sent

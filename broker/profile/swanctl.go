@@ -22,9 +22,12 @@ import (
 // default) and asks for a virtual IP.
 //
 // A device announces its LANs as its traffic selectors (the broker narrows
-// them to the networks configured for it) and reaches the broker's address
-// pool; a user asks for everything (0.0.0.0/0) and is given what its
-// relations allow.
+// them to the networks configured for it), one child SA per LAN, and
+// reaches the broker's address pool: the child "remotegate" carries its
+// virtual IP and its first LAN, "remotegate-2" its second LAN, and so on,
+// all on one IKE SA, as strongSwan sites with several LANs are usually
+// configured; the broker sends each LAN's traffic on its own child. A user
+// asks for everything (0.0.0.0/0) and is given what its relations allow.
 type Swanctl struct {
 	// Name is the participant's name: the names of the archive members
 	// and the certificate's file name in swanctl.conf. It must pass
@@ -122,17 +125,23 @@ func (p Swanctl) Marshal() ([]byte, error) {
 			return nil, err
 		}
 	}
+	// localTS are the local_ts of the children, one per LAN; the first
+	// child carries the virtual IP too.
 	localTS := []string{"dynamic"}
 	remoteTS := "0.0.0.0/0"
 	if p.Device {
 		if !p.Pool.IsValid() {
 			return nil, invalid(nil, "a device's profile needs the broker's address pool")
 		}
-		for _, l := range p.LANs {
+		for i, l := range p.LANs {
 			if !l.IsValid() {
 				return nil, invalid(nil, "LAN %v", l)
 			}
-			localTS = append(localTS, l.Masked().String())
+			if i == 0 {
+				localTS[0] += "," + l.Masked().String()
+			} else {
+				localTS = append(localTS, l.Masked().String())
+			}
 		}
 		remoteTS = p.Pool.Masked().String()
 		if p.Pool6.IsValid() {
@@ -169,29 +178,22 @@ connections {
     local_port = 4500
     remote_port = %[3]d
     encap = yes
-    vips = %[8]s
-    proposals = %[9]s
+    vips = %[7]s
+    proposals = %[8]s
     dpd_delay = 30s
     local {
       auth = pubkey
-      certs = %[7]s
+      certs = %[6]s
     }
     remote {
       auth = pubkey
       id = %[4]s
     }
     children {
-      remotegate {
-        local_ts = %[5]s
-        remote_ts = %[6]s
-        esp_proposals = %[10]s
-        dpd_action = restart
-        start_action = start
-      }
-    }
+%[5]s    }
   }
 }
-`, name, quoted[0], port, quoted[2], strings.Join(localTS, ","), remoteTS, quoted[1], vips, ike, esp)
+`, name, quoted[0], port, quoted[2], children(localTS, remoteTS, esp), quoted[1], vips, ike)
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
@@ -224,6 +226,28 @@ connections {
 		return nil, fmt.Errorf("profile: tar: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// children renders the children section: one child per entry of
+// localTS, each to remoteTS. Loading the profile starts them all
+// (start_action), on one IKE SA.
+func children(localTS []string, remoteTS, esp string) string {
+	var b strings.Builder
+	for i, ts := range localTS {
+		name := "remotegate"
+		if i > 0 {
+			name = fmt.Sprintf("remotegate-%d", i+1)
+		}
+		fmt.Fprintf(&b, `      %s {
+        local_ts = %s
+        remote_ts = %s
+        esp_proposals = %s
+        dpd_action = restart
+        start_action = start
+      }
+`, name, ts, remoteTS, esp)
+	}
+	return b.String()
 }
 
 // WriteTo writes the tar archive to w; a profile that cannot be rendered

@@ -110,7 +110,7 @@ func TestSwanctlQuotesValues(t *testing.T) {
 }
 
 // TestSwanctlDevice: the whole swanctl.conf of a device with two LANs
-// behind two brokers, as strongSwan reads it.
+// (one child SA each) behind two brokers, as strongSwan reads it.
 func TestSwanctlDevice(t *testing.T) {
 	p := Swanctl{
 		Name: "gw1", RemoteAddrs: []string{"vpn1.example", "192.0.2.7"}, Port: 14500, ServerID: "broker.example",
@@ -145,7 +145,14 @@ connections {
     }
     children {
       remotegate {
-        local_ts = dynamic,192.168.0.0/24,10.1.0.0/16
+        local_ts = dynamic,192.168.0.0/24
+        remote_ts = 10.200.0.0/16
+        esp_proposals = aes256gcm16, aes128gcm16, chacha20poly1305
+        dpd_action = restart
+        start_action = start
+      }
+      remotegate-2 {
+        local_ts = 10.1.0.0/16
         remote_ts = 10.200.0.0/16
         esp_proposals = aes256gcm16, aes128gcm16, chacha20poly1305
         dpd_action = restart

@@ -14,6 +14,13 @@
 //	    -cert gw.pem -key gw.key -ca ca.pem \
 //	    -lan 192.168.10.0/24 -remote-ts 10.0.0.0/8
 //
+// Several -lan prefixes share one child SA; with -child-per-lan each gets
+// its own (the first in IKE_AUTH, the others by CREATE_CHILD_SA), as a
+// responder with one child configuration per LAN (strongSwan's children
+// section with one entry per LAN) requires:
+//
+//	ipsec-gateway ... -lan 192.168.10.0/24,192.168.20.0/24 -child-per-lan
+//
 // As a road warrior, with a virtual address from the responder's pool and
 // a pre-shared key:
 //

@@ -32,6 +32,7 @@ type options struct {
 	lan, remoteTS            string
 	ike, esp                 string
 	vip, vip6, once, verbose bool
+	childPerLAN              bool
 	tun                      string
 	dpd, dialTimeout, maxBO  time.Duration
 }
@@ -52,6 +53,7 @@ func main() {
 	flag.StringVar(&o.esp, "esp", "", "ESP `proposals` in strongSwan's syntax, e.g. aes256gcm16,aes128-sha256 (default: ipsec.DefaultESPProposals)")
 	flag.BoolVar(&o.vip, "vip", false, "ask for a virtual address also with -lan")
 	flag.BoolVar(&o.vip6, "vip6", false, "ask for a virtual IPv6 address too (the default when a virtual address is asked for and -remote-ts has an IPv6 prefix)")
+	flag.BoolVar(&o.childPerLAN, "child-per-lan", false, "one child SA per -lan prefix, as a responder with one child configuration per LAN expects (default: one child SA for all of them)")
 	flag.StringVar(&o.tun, "tun", "rgipsec0", "TUN interface `name`")
 	flag.DurationVar(&o.dpd, "dpd", 30*time.Second, "dead peer detection after this much silence (negative: off)")
 	flag.DurationVar(&o.dialTimeout, "dial-timeout", 30*time.Second, "bound of one connection attempt")
@@ -138,7 +140,11 @@ func connectOnce(ctx context.Context, o options, cfg *ipsec.DialConfig, log *slo
 		return err
 	}
 	defer tun.Close()
-	src, src6 := sourceAddress(c, cfg.LocalTS, false), sourceAddress(c, cfg.LocalTS, true)
+	lans := append([]netip.Prefix(nil), cfg.LocalTS...)
+	for _, ch := range cfg.AdditionalChildren {
+		lans = append(lans, ch.LocalTS...)
+	}
+	src, src6 := sourceAddress(c, lans, false), sourceAddress(c, lans, true)
 	for _, p := range c.RemoteTS() {
 		args := []string{"route", "replace", p.String(), "dev", tun.Name()}
 		from := src
@@ -306,6 +312,17 @@ func (o options) dialConfig(log *slog.Logger) (*ipsec.DialConfig, error) {
 	// IPv6 destinations need an IPv6 source: a virtual one unless the
 	// LAN has IPv6 prefixes.
 	cfg.RequestAddress6 = o.vip6 || cfg.RequestAddress && has6(cfg.RemoteTS) && !has6(cfg.LocalTS)
+	if o.childPerLAN {
+		if len(cfg.LocalTS) == 0 {
+			return nil, errors.New("-child-per-lan needs -lan")
+		}
+		// The first LAN's child comes with IKE_AUTH, the others by
+		// CREATE_CHILD_SA, each to all of -remote-ts.
+		for _, p := range cfg.LocalTS[1:] {
+			cfg.AdditionalChildren = append(cfg.AdditionalChildren, ipsec.ChildTS{LocalTS: []netip.Prefix{p}, RemoteTS: cfg.RemoteTS})
+		}
+		cfg.LocalTS = cfg.LocalTS[:1]
+	}
 	if o.ike != "" {
 		if cfg.IKEProposals, err = ipsec.ParseIKEProposals(o.ike); err != nil {
 			return nil, fmt.Errorf("-ike: %w", err)

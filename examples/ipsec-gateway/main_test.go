@@ -217,8 +217,15 @@ func TestFlags(t *testing.T) {
 			t.Errorf("-ike %q -esp %q: %v", bad.ike, bad.esp, err)
 		}
 	}
+	o.ike, o.esp = "", ""
+	o.lan, o.childPerLAN = "192.168.10.0/24,192.168.20.0/24", true
+	if cfg, err = o.dialConfig(nil); err != nil || len(cfg.LocalTS) != 1 || cfg.LocalTS[0].String() != "192.168.10.0/24" ||
+		len(cfg.AdditionalChildren) != 1 || cfg.AdditionalChildren[0].LocalTS[0].String() != "192.168.20.0/24" || cfg.AdditionalChildren[0].RemoteTS[0].String() != "10.0.0.0/8" {
+		t.Errorf("-child-per-lan -lan %s: %+v: %v", o.lan, cfg, err)
+	}
 	for _, bad := range []options{
 		{},
+		{server: "192.0.2.1", pskFile: psk, remoteTS: "0.0.0.0/0", childPerLAN: true},
 		{server: "192.0.2.1"},
 		{server: "192.0.2.1", pskFile: psk, remoteTS: "nonsense"},
 		{server: "192.0.2.1", pskFile: psk, remoteTS: "0.0.0.0/0", lan: "10.0.0.0/33"},

@@ -35,6 +35,8 @@ devices:
     networks:
       - lan: 192.168.0.0/24
         alias: 10.200.1.0/24
+      - lan: 192.168.1.0/24
+        alias: 10.200.2.0/24
 relations:
   - name: engineers-plant1
     from: engineers
@@ -47,7 +49,9 @@ relations:
 // OpenVPN reaches the LAN host behind a plant gateway on strongSwan IPsec,
 // under the gateway's NAT alias and only as the relations allow: the
 // engineer without a relation does not get through, and the plant may not
-// open flows to the engineer (one-way).
+// open flows to the engineer (one-way). Issue 16: the gateway has two
+// LANs, one child SA each as its profile says, and the hosts on both are
+// reached, each LAN's traffic on its own child.
 func TestOpenVPNUserReachesIPsecDevice(t *testing.T) {
 	netns.Require(t, "openvpn", "ping", "sysctl", "iperf3")
 	swaninterop.Require(t)
@@ -66,6 +70,9 @@ func TestOpenVPNUserReachesIPsecDevice(t *testing.T) {
 	netns.Link(t, gw, netip.MustParsePrefix("192.168.0.1/24"), lan, netip.MustParsePrefix("192.168.0.10/24"))
 	gw.Run(t, 5*time.Second, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	lan.Run(t, 5*time.Second, "ip", "route", "add", "default", "via", "192.168.0.1")
+	lan2 := netns.New(t, "rglan2")
+	netns.Link(t, gw, netip.MustParsePrefix("192.168.1.1/24"), lan2, netip.MustParsePrefix("192.168.1.10/24"))
+	lan2.Run(t, 5*time.Second, "ip", "route", "add", "default", "via", "192.168.1.1")
 
 	dir := t.TempDir()
 	data := dir + "/data"
@@ -100,15 +107,20 @@ func TestOpenVPNUserReachesIPsecDevice(t *testing.T) {
 		}
 		charon.AddFile(t, h.Name, body)
 	}
-	if !strings.Contains(conf, "local_ts = dynamic,192.168.0.0/24") || !strings.Contains(conf, `remote_addrs = "10.98.0.1"`) {
+	if !strings.Contains(conf, "local_ts = dynamic,192.168.0.0/24\n") || !strings.Contains(conf, "local_ts = 192.168.1.0/24\n") || !strings.Contains(conf, `remote_addrs = "10.98.0.1"`) {
 		t.Fatalf("swanctl.conf of gw1:\n%s", conf)
 	}
-	// The profile starts the connection when it is loaded (start_action).
+	// The profile starts the connection when it is loaded (start_action):
+	// one child per LAN on one IKE SA.
 	charon.Load(t, conf)
 	charon.WaitLog(t, `CHILD_SA remotegate\{\d+\} established`, 20*time.Second)
+	charon.WaitLog(t, `CHILD_SA remotegate-2\{\d+\} established`, 20*time.Second)
 	sas := charon.ListSAs(t)
-	if !strings.Contains(sas, "TUNNEL-in-UDP") || !strings.Contains(sas, "192.168.0.0/24") {
-		t.Fatalf("the gateway's SAs:\n%s", sas)
+	if !strings.Contains(sas, "TUNNEL-in-UDP") || strings.Count(sas, "INSTALLED") != 2 || strings.Count(sas, "ESTABLISHED") != 1 {
+		t.Fatalf("the gateway's SAs, want one IKE SA with two children:\n%s", sas)
+	}
+	if c := charon.Counters(t, "remotegate-2"); c.LocalTS != "192.168.1.0/24" || !strings.Contains(sas, "192.168.0.0/24") {
+		t.Fatalf("the gateway's second child covers %s, want 192.168.1.0/24; the first 192.168.0.0/24:\n%s", c.LocalTS, sas)
 	}
 
 	// The engineers: stock OpenVPN with the profiles the broker exports.
@@ -123,6 +135,21 @@ func TestOpenVPNUserReachesIPsecDevice(t *testing.T) {
 	}
 	if got := peers["u1"].Ping(t, alias, 5); got != 5 {
 		t.Fatalf("u1: %d of 5 pings to %s answered", got, alias)
+	}
+	// The host on the second LAN, through the second child: the pings
+	// arrive on it and their answers leave on it, and none of them on the
+	// first.
+	before1, before2 := charon.Counters(t, "remotegate"), charon.Counters(t, "remotegate-2")
+	alias2 := netip.MustParseAddr("10.200.2.10")
+	if got := peers["u1"].Ping(t, alias2, 5); got != 5 {
+		t.Fatalf("u1: %d of 5 pings to %s on the second LAN answered\ngateway SAs:\n%s", got, alias2, charon.ListSAs(t))
+	}
+	after1, after2 := charon.Counters(t, "remotegate"), charon.Counters(t, "remotegate-2")
+	if in, out := after2.PacketsIn-before2.PacketsIn, after2.PacketsOut-before2.PacketsOut; in != 5 || out != 5 {
+		t.Errorf("the second LAN's child carried %d pings in and %d answers out, want 5 each", in, out)
+	}
+	if after1.PacketsIn != before1.PacketsIn || after1.PacketsOut != before1.PacketsOut {
+		t.Errorf("the first LAN's child carried second-LAN traffic: %+v, before %+v", after1, before1)
 	}
 	// TCP as well: iperf3 from u1 to the LAN host, under its alias.
 	srv := lan.Start(t, "iperf3", "-s", "-1", "--forceflush", "-B", "192.168.0.10", "-p", "5201")
