@@ -475,3 +475,9 @@ func (s *Server) down(sa *ikeSA, cause error) {
 }
 
 func (s *Server) gone(sa *ikeSA) { s.forget(sa) }
+
+func (s *Server) adopt(sa *ikeSA) {
+	s.mu.Lock()
+	s.bySPI[sa.ourSPI()] = sa
+	s.mu.Unlock()
+}
