@@ -70,6 +70,9 @@ func (sa *ikeSA) handleCreateChild(ps []message.Payload) ([]message.Payload, fun
 		keGroup = ke.Group
 	}
 	sel, err := selectESP(sa.cfg.espProposals, saP, keGroup)
+	if g := sa.otherPFSGroup(saP, keGroup); err != nil && hasKE && g != 0 {
+		return refusal(message.NotifyInvalidKEPayload, binary.BigEndian.AppendUint16(nil, g))
+	}
 	if err != nil && hasKE {
 		// Perhaps a suite we take, without the group of the KE payload.
 		if alt, err2 := selectESP(sa.cfg.espProposals, saP, 0); err2 == nil && alt.DHGroup == 0 {

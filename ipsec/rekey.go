@@ -92,7 +92,10 @@ func (sa *ikeSA) rekeyTick(now time.Time) {
 	}
 	if !sa.rk.expireAt.IsZero() && !now.Before(sa.rk.expireAt) {
 		sa.cfg.log.Warn("IKE SA expired without a rekey", "remote", sa.link.ep.Load().remote)
-		sa.closeLocked(ErrExpired, true)
+		// A Delete would wait behind a request the peer has not answered
+		// for long (the window is one request): then the peer learns of
+		// the end by its own dead peer detection.
+		sa.closeLocked(ErrExpired, sa.pending == nil)
 		return
 	}
 	busy := sa.rk.ours
@@ -215,6 +218,21 @@ func espRekeyOffer(ps []Proposal, group uint16) []Proposal {
 	return out
 }
 
+// otherPFSGroup is a group of our ESP proposals, other than the one of
+// the peer's KE payload, in which we would take the peer's CREATE_CHILD_SA:
+// we answer INVALID_KE_PAYLOAD with it (RFC 7296 §1.3). 0: none.
+func (sa *ikeSA) otherPFSGroup(saP *message.SA, keGroup uint16) uint16 {
+	for _, p := range sa.cfg.espProposals {
+		if p.DHGroup == 0 || p.DHGroup == keGroup {
+			continue
+		}
+		if _, err := selectESP(sa.cfg.espProposals, saP, p.DHGroup); err == nil {
+			return p.DHGroup
+		}
+	}
+	return 0
+}
+
 // errInvalidKE is the peer's INVALID_KE_PAYLOAD: it wants group.
 type errInvalidKE struct{ group uint16 }
 
@@ -313,7 +331,8 @@ func (sa *ikeSA) childRekeyAnswered(old *childSA, spi uint32, ni []byte, dh ikec
 		group = ke.Group
 	}
 	sel, err := selectESP(espRekeyOffer(sa.cfg.espProposals, group), saP, group)
-	if err != nil || hasKE && (dh == nil || ke.Group != dh.Group()) {
+	noPFS := dh != nil && !hasKE && !slices.ContainsFunc(sa.cfg.espProposals, func(p Proposal) bool { return p.DHGroup == 0 })
+	if err != nil || noPFS || hasKE && (dh == nil || ke.Group != dh.Group()) {
 		return fmt.Errorf("%w: the peer chose an ESP suite we did not offer", ErrNoProposal)
 	}
 	var shared []byte
@@ -469,7 +488,7 @@ func (sa *ikeSA) ikeRekeyAnswered(n *ikeSA, ni []byte, dh ikecrypto.DH, ps []mes
 		sa.cfg.log.Info("IKE SA rekey collision: the peer's is redundant", "remote", sa.link.ep.Load().remote)
 		n.children, peer.children = peer.children, nil
 		peer.rekeyedTo = n
-		sa.role.adopt(peer)
+		defer sa.role.adopt(peer) // after ikeRekeyed, which replaces it as the current IKE SA
 	} else {
 		n.children, sa.children = sa.children, nil
 	}
