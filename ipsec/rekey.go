@@ -38,7 +38,10 @@ type childRekey struct {
 	retryAt           time.Time // after a failed rekey of ours
 	packets           uint64    // rekey after this many packets sent; 0: never
 	ours              bool      // our rekey of the child is in flight
-	expiring          bool      // deleted at the hard limit
+	// pfsFlipped: the peer refused our proposals, and we tried again
+	// with PFS when we had offered none, or without when we had.
+	pfsFlipped bool
+	expiring   bool // deleted at the hard limit
 	// peerNew is the child of the peer's rekey of this child that we
 	// answered while ours was in flight, and peerNonce the lowest nonce of
 	// that exchange.
@@ -202,14 +205,18 @@ func (sa *ikeSA) pfsGroup(c *childSA) uint16 {
 	return 0
 }
 
-// espRekeyOffer are our ESP proposals for a rekey: with their groups when
-// there is a KE payload (PFS), else without.
+// espRekeyOffer are our ESP proposals for a rekey: with a KE payload in
+// group (PFS), their groups, and group for those that name none (we take
+// any group we implement with them, see selectESP); else without groups.
 func espRekeyOffer(ps []Proposal, group uint16) []Proposal {
 	out := make([]Proposal, 0, len(ps))
 	for _, p := range ps {
 		p.PRF = 0
-		if group == 0 {
+		switch {
+		case group == 0:
 			p.DHGroup = 0
+		case p.DHGroup == 0:
+			p.DHGroup = group
 		}
 		if !slices.Contains(out, p) {
 			out = append(out, p)
@@ -298,6 +305,20 @@ func (sa *ikeSA) startChildRekey(old *childSA, group uint16) error {
 		var ike errInvalidKE
 		if errors.As(err, &ike) && ike.group != group && old.rekeyed.IsZero() {
 			if err = sa.startChildRekey(old, ike.group); err == nil {
+				return
+			}
+		}
+		if errors.Is(err, ErrNoProposal) && !old.rk.pfsFlipped && old.rekeyed.IsZero() {
+			// The peer's child SA may want PFS that our proposals do not
+			// name (strongSwan's esp_proposals with a group: the first
+			// child, made in IKE_AUTH, shows none), or no PFS where ours
+			// do: the other way once.
+			old.rk.pfsFlipped = true
+			other := uint16(0)
+			if group == 0 {
+				other = sa.suite.DHGroup
+			}
+			if err = sa.startChildRekey(old, other); err == nil {
 				return
 			}
 		}

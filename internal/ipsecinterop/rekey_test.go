@@ -2,11 +2,15 @@ package ipsecinterop
 
 import (
 	"fmt"
+	"log/slog"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/remotegate/remotegate/internal/swaninterop"
+	"github.com/remotegate/remotegate/ipsec"
 )
 
 // Acceptance 3, rekeying: strongSwan rekeys the CHILD_SA and the IKE_SA
@@ -249,4 +253,166 @@ func TestChildRekeyAnsweredLate(t *testing.T) {
 		t.Errorf("the Go server did not log the child rekey")
 	}
 	noEvents(t, r.hub, "after the rekey")
+}
+
+// Issue 16 item 2, rekeys started by our side, against strongSwan.
+
+// swanSPIs are the IKE SA SPIs (initiator's/responder's) and the SPIs of
+// the installed child SAs in swanctl --list-sas; child SAs that are being
+// deleted are left out.
+func swanSPIs(listSAs string) (ike, child []string) {
+	ikeRE := regexp.MustCompile(`([0-9a-f]{16})_i\*? ([0-9a-f]{16})_r`)
+	childRE := regexp.MustCompile(`^\s+\S+: #\d+, reqid \d+, (\w+),`)
+	spiRE := regexp.MustCompile(`^\s+(?:in|out)\s+([0-9a-f]{8})`)
+	installed := false
+	for _, ln := range strings.Split(listSAs, "\n") {
+		if m := ikeRE.FindStringSubmatch(ln); m != nil {
+			ike = append(ike, m[1]+"/"+m[2])
+		}
+		if m := childRE.FindStringSubmatch(ln); m != nil {
+			installed = m[1] == "INSTALLED"
+		}
+		if m := spiRE.FindStringSubmatch(ln); m != nil && installed {
+			child = append(child, m[1])
+		}
+	}
+	return ike, child
+}
+
+// pingWhile pings through the tunnel from I in bursts until done reports
+// true or limit passes, and returns the pings sent and answered.
+func pingWhile(t *testing.T, l *swaninterop.Lab, limit time.Duration, done func() bool) (sent, answered int) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !done() && time.Now().Before(deadline) {
+		answered += l.I.Ping(t, l.Target(), 5)
+		sent += 5
+	}
+	return sent, answered
+}
+
+// checkOurRekeys asserts that traffic kept flowing (all but one ping of
+// the run answered), that we did the rekeys, and that strongSwan lists
+// SPIs none of which it listed before.
+func checkOurRekeys(t *testing.T, swan *swaninterop.Charon, g *goLog, before string, sent, answered int, childRE, ikeRE string) {
+	t.Helper()
+	childRekeys, ikeRekeys := g.count(childRE), g.count(ikeRE)
+	t.Logf("%d of %d pings answered; our side rekeyed the child SA %d times and the IKE SA %d times", answered, sent, childRekeys, ikeRekeys)
+	if childRekeys < 2 || ikeRekeys < 1 {
+		t.Errorf("our side rekeyed the child SA %d times and the IKE SA %d times; want at least 2 and 1", childRekeys, ikeRekeys)
+	}
+	if sent == 0 || answered < sent-1 {
+		t.Errorf("%d of %d pings answered during the rekeys", answered, sent)
+	}
+	after := swan.ListSAs(t)
+	ike0, child0 := swanSPIs(before)
+	ike1, child1 := swanSPIs(after)
+	if len(ike1) != 1 || len(child1) != 2 || len(ike0) != 1 || len(child0) != 2 {
+		t.Fatalf("strongSwan's SAs before:\n%s\nafter:\n%s", before, after)
+	}
+	if ike1[0] == ike0[0] || slices.Contains(child0, child1[0]) || slices.Contains(child0, child1[1]) {
+		t.Errorf("strongSwan lists the SPIs of before the rekeys:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	log := swan.Log()
+	for _, bad := range []string{"received .* notify error", "CHILD_SA_NOT_FOUND", "closing expired", "giving up"} {
+		if n := countLog(log, bad); n > 0 {
+			t.Errorf("charon.log has %d lines matching %q", n, bad)
+		}
+	}
+}
+
+// Our Server rekeys the child SA every 4 s and the IKE SA every 10 s; the
+// strongSwan initiator has its own rekeying off (rekey_time = 0) and
+// answers. Pings pass throughout; one session throughout.
+func TestOurRekeysStrongSwanInitiator(t *testing.T) {
+	l := swaninterop.NewLab(t, swaninterop.LabOptions{Mode: swaninterop.RoadWarrior, KeyType: swaninterop.ECDSAP256})
+	g, logTo := captureLog(t)
+	r := startGoResponder(t, l, "", logTo, func(c *ipsec.Config) {
+		c.ChildLifetime = ipsec.Lifetime{RekeyTime: 4 * time.Second}
+		c.IKELifetime = ipsec.Lifetime{RekeyTime: 10 * time.Second}
+	})
+	conn := l.InitiatorConn()
+	conn.ESPProposals = []string{"aes256gcm16-ecp256"} // PFS in our child rekeys
+	conn.RekeyTime, conn.ChildRekeyTime = -1, -1
+	ini := initiate(t, l, conn)
+	waitUp(t, r.hub, 5*time.Second)
+	before := ini.ListSAs(t)
+	sent, answered := pingWhile(t, l, 40*time.Second, func() bool {
+		return g.count(`msg="CHILD_SA rekeyed"`) >= 3 && g.count(`msg="IKE SA rekeyed"`) >= 1
+	})
+	checkOurRekeys(t, ini, g, before, sent, answered, `msg="CHILD_SA rekeyed"`, `msg="IKE SA rekeyed"`)
+	if n := g.count(`msg="CHILD_SA rekeyed".*proposal=aes256gcm16-ecp256`); n != g.count(`msg="CHILD_SA rekeyed"`) {
+		t.Errorf("%d child SA rekeys with PFS (ECP-256) of %d", n, g.count(`msg="CHILD_SA rekeyed"`))
+	}
+	noEvents(t, r.hub, "during our rekeys")
+	if n := r.srv.Stats().IKESAs; n != 1 {
+		t.Errorf("the Go server holds %d IKE SAs, want 1", n)
+	}
+}
+
+// Our Client rekeys the child SA every 4 s and the IKE SA every 10 s
+// against a strongSwan responder with its own rekeying off.
+func TestOurRekeysStrongSwanResponder(t *testing.T) {
+	l := swaninterop.NewLab(t, swaninterop.LabOptions{Mode: swaninterop.RoadWarrior, KeyType: swaninterop.ECDSAP256})
+	resp := swaninterop.Start(t, l.R, swaninterop.Options{})
+	resp.InstallCA(t, l.CA)
+	resp.InstallLeaf(t, "resp", l.ResponderLeaf)
+	conn := l.ResponderConn()
+	conn.ESPProposals = []string{"aes256gcm16-ecp256", "aes256gcm16"}
+	conn.RekeyTime, conn.ChildRekeyTime = -1, -1
+	resp.Load(t, conn.String())
+	g := &goLog{t: t}
+	cfg := initiatorConfig(t, l)
+	cfg.Logger = slog.New(slog.NewTextHandler(g, nil))
+	cfg.ESPProposals = []ipsec.Proposal{{Encryption: ipsec.EncrAESGCM16, KeyBits: 256, DHGroup: ipsec.DHECP256}}
+	cfg.ChildLifetime = ipsec.Lifetime{RekeyTime: 4 * time.Second}
+	cfg.IKELifetime = ipsec.Lifetime{RekeyTime: 10 * time.Second}
+	gi := dialFromI(t, l, cfg, 4500)
+	if l.I.Ping(t, l.Target(), 3) != 3 {
+		t.Fatal("no pings through the tunnel")
+	}
+	before := resp.ListSAs(t)
+	sent, answered := pingWhile(t, l, 40*time.Second, func() bool {
+		return g.count(`msg="child SA rekeyed"`) >= 3 && g.count(`msg="IKE SA rekeyed"`) >= 1
+	})
+	checkOurRekeys(t, resp, g, before, sent, answered, `msg="child SA rekeyed"`, `msg="IKE SA rekeyed"`)
+	if p := gi.c.ESPProposal(); p.DHGroup != ipsec.DHECP256 {
+		t.Errorf("the rekeyed child SA's proposal %v has no PFS group", p)
+	}
+	if err := gi.c.Err(); err != nil {
+		t.Fatalf("the Client ended: %v", err)
+	}
+}
+
+// Both sides rekey with short, equal rekey times (strongSwan with its
+// default jitter, ours too), so that their rekeys meet now and then;
+// traffic passes throughout and the tunnel survives.
+func TestRekeysBothSidesStrongSwan(t *testing.T) {
+	l := swaninterop.NewLab(t, swaninterop.LabOptions{Mode: swaninterop.RoadWarrior, KeyType: swaninterop.ECDSAP256})
+	g, logTo := captureLog(t)
+	r := startGoResponder(t, l, "", logTo, func(c *ipsec.Config) {
+		c.ChildLifetime = ipsec.Lifetime{RekeyTime: 4 * time.Second}
+		c.IKELifetime = ipsec.Lifetime{RekeyTime: 9 * time.Second}
+	})
+	conn := l.InitiatorConn()
+	conn.ESPProposals = []string{"aes256gcm16"}
+	conn.RekeyTime, conn.ChildRekeyTime = 9*time.Second, 4*time.Second
+	ini := initiate(t, l, conn)
+	waitUp(t, r.hub, 5*time.Second)
+	start := time.Now()
+	sent, answered := pingWhile(t, l, 30*time.Second, func() bool { return time.Since(start) > 25*time.Second })
+	log := ini.Log()
+	swanChild, swanIKE := countLog(log, `CHILD_SA net\{\d+\} state change: REKEYING => REKEYED`), countLog(log, `IKE_SA lab\[\d+\] rekeyed between`)
+	t.Logf("%d of %d pings answered; rekeys: strongSwan %d child, %d IKE; the Go server logged %d child and %d IKE rekeys, %d collisions",
+		answered, sent, swanChild, swanIKE, g.count(`msg="CHILD_SA rekeyed"`), g.count(`msg="IKE SA rekeyed"`), g.count(`collision`))
+	if answered < sent-2 {
+		t.Errorf("%d of %d pings answered while both sides rekeyed", answered, sent)
+	}
+	if g.count(`msg="CHILD_SA rekeyed"`) < 4 || g.count(`msg="IKE SA rekeyed"`) < 2 {
+		t.Errorf("too few rekeys in 25 s")
+	}
+	if l.I.Ping(t, l.Target(), 3) != 3 {
+		t.Error("pings lost after the rekeys")
+	}
+	noEvents(t, r.hub, "while both sides rekeyed")
 }
