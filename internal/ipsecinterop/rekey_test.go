@@ -384,19 +384,23 @@ func TestOurRekeysStrongSwanResponder(t *testing.T) {
 	}
 }
 
-// Both sides rekey with short, equal rekey times (strongSwan with its
-// default jitter, ours too), so that their rekeys meet now and then;
-// traffic passes throughout and the tunnel survives.
+// Both sides rekey with short, equal rekey times and jitter, so that
+// their rekeys meet now and then; traffic passes throughout and the
+// tunnel survives. strongSwan's over_time and rand_time are set: its
+// defaults, 10 % of rekey_time in whole seconds, are 0 for rekey times
+// under 10 s, which expires the SAs at the moment their rekey starts.
 func TestRekeysBothSidesStrongSwan(t *testing.T) {
 	l := swaninterop.NewLab(t, swaninterop.LabOptions{Mode: swaninterop.RoadWarrior, KeyType: swaninterop.ECDSAP256})
 	g, logTo := captureLog(t)
 	r := startGoResponder(t, l, "", logTo, func(c *ipsec.Config) {
-		c.ChildLifetime = ipsec.Lifetime{RekeyTime: 4 * time.Second}
-		c.IKELifetime = ipsec.Lifetime{RekeyTime: 9 * time.Second}
+		c.ChildLifetime = ipsec.Lifetime{RekeyTime: 5 * time.Second, OverTime: 10 * time.Second, RandTime: -1}
+		c.IKELifetime = ipsec.Lifetime{RekeyTime: 11 * time.Second, OverTime: 10 * time.Second, RandTime: -1}
 	})
 	conn := l.InitiatorConn()
 	conn.ESPProposals = []string{"aes256gcm16"}
-	conn.RekeyTime, conn.ChildRekeyTime = 9*time.Second, 4*time.Second
+	conn.RekeyTime, conn.ChildRekeyTime = 11*time.Second, 5*time.Second
+	conn.Extra = []string{"over_time = 10s", "rand_time = 0s"}
+	conn.ChildExtra = []string{"life_time = 15s", "rand_time = 0s"}
 	ini := initiate(t, l, conn)
 	waitUp(t, r.hub, 5*time.Second)
 	start := time.Now()
