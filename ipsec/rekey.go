@@ -54,8 +54,9 @@ type ikeRekey struct {
 	scheduled         bool
 	rekeyAt, expireAt time.Time
 	retryAt           time.Time
-	ours              bool   // our rekey of the IKE SA is in flight
-	peerNonce         []byte // the lowest nonce of the peer's rekey of this IKE SA
+	ours              bool      // our rekey of the IKE SA is in flight
+	peerNonce         []byte    // the lowest nonce of the peer's rekey of this IKE SA
+	replacedAt        time.Time // when the tick first saw rekeyedTo set
 }
 
 // Rekeys counts the rekeys an IKE SA's link went through, for logs and
@@ -86,7 +87,20 @@ func (sa *ikeSA) retryDelay() time.Duration {
 // rekeyTick starts the rekeys that are due and deletes what outlived its
 // hard limit; the link's lock is held.
 func (sa *ikeSA) rekeyTick(now time.Time) {
-	if sa.closed || sa.deleting || sa.rekeyedTo != nil || !sa.established {
+	if sa.rekeyedTo != nil && !sa.closed {
+		// Replaced, and waiting for the peer's Delete: a peer that never
+		// sends it (strongSwan drops the redundant IKE SA of a collision
+		// silently when our Delete of the old one overtakes our answer to
+		// its rekey) must not leave it with us for good.
+		switch {
+		case sa.rk.replacedAt.IsZero():
+			sa.rk.replacedAt = now
+		case now.Sub(sa.rk.replacedAt) > rekeyedGrace && sa.pending == nil && len(sa.queue) == 0:
+			sa.retireLocked()
+		}
+		return
+	}
+	if sa.closed || sa.deleting || !sa.established {
 		return
 	}
 	if !sa.rk.scheduled {

@@ -384,39 +384,74 @@ func TestOurRekeysStrongSwanResponder(t *testing.T) {
 	}
 }
 
-// Both sides rekey with short, equal rekey times and jitter, so that
-// their rekeys meet now and then; traffic passes throughout and the
-// tunnel survives. strongSwan's over_time and rand_time are set: its
-// defaults, 10 % of rekey_time in whole seconds, are 0 for rekey times
-// under 10 s, which expires the SAs at the moment their rekey starts.
+// Both sides rekey with short rekey times and their rekeys collide:
+// strongSwan holds back every CREATE_CHILD_SA message it receives,
+// request or response, for 1 s (receive_delay), and our rekeys fall due
+// half a second before its own. Our request then waits in strongSwan
+// while strongSwan sends its own rekey of the same SA, which we answer
+// while ours is in flight: both sides see both exchanges and keep only
+// one new SA (RFC 7296 §2.8.1). Pings pass throughout, one session
+// throughout. strongSwan's over_time is set: its default, 10 % of
+// rekey_time in whole seconds, is 0 below 10 s and expires the SAs as
+// their rekey starts.
 func TestRekeysBothSidesStrongSwan(t *testing.T) {
 	l := swaninterop.NewLab(t, swaninterop.LabOptions{Mode: swaninterop.RoadWarrior, KeyType: swaninterop.ECDSAP256})
 	g, logTo := captureLog(t)
 	r := startGoResponder(t, l, "", logTo, func(c *ipsec.Config) {
-		c.ChildLifetime = ipsec.Lifetime{RekeyTime: 5 * time.Second, OverTime: 10 * time.Second, RandTime: -1}
-		c.IKELifetime = ipsec.Lifetime{RekeyTime: 11 * time.Second, OverTime: 10 * time.Second, RandTime: -1}
+		c.ChildLifetime = ipsec.Lifetime{RekeyTime: 5500 * time.Millisecond, OverTime: 10 * time.Second, RandTime: -1}
+		c.IKELifetime = ipsec.Lifetime{RekeyTime: 13500 * time.Millisecond, OverTime: 10 * time.Second, RandTime: -1}
 	})
+	ini := swaninterop.Start(t, l.I, swaninterop.Options{Settings: "receive_delay = 1000\nreceive_delay_type = 36\nreceive_delay_request = yes\nreceive_delay_response = yes"})
+	ini.InstallCA(t, l.CA)
+	ini.InstallLeaf(t, "ini", l.InitiatorLeaf)
 	conn := l.InitiatorConn()
 	conn.ESPProposals = []string{"aes256gcm16"}
-	conn.RekeyTime, conn.ChildRekeyTime = 11*time.Second, 5*time.Second
+	conn.RekeyTime, conn.ChildRekeyTime = 14*time.Second, 6*time.Second
 	conn.Extra = []string{"over_time = 10s", "rand_time = 0s"}
-	conn.ChildExtra = []string{"life_time = 15s", "rand_time = 0s"}
-	ini := initiate(t, l, conn)
+	conn.ChildExtra = []string{"life_time = 16s", "rand_time = 0s"}
+	ini.Load(t, conn.String())
+	if err := ini.Initiate(t, swaninterop.ChildName); err != nil {
+		t.Fatal(err)
+	}
 	waitUp(t, r.hub, 5*time.Second)
 	start := time.Now()
-	sent, answered := pingWhile(t, l, 30*time.Second, func() bool { return time.Since(start) > 25*time.Second })
+	sent, answered := pingWhile(t, l, 40*time.Second, func() bool {
+		return time.Since(start) > 30*time.Second || g.count(`collision`) >= 3 && g.count(`msg="IKE SA rekeyed"`) >= 2
+	})
 	log := ini.Log()
-	swanChild, swanIKE := countLog(log, `CHILD_SA net\{\d+\} state change: REKEYING => REKEYED`), countLog(log, `IKE_SA lab\[\d+\] rekeyed between`)
-	t.Logf("%d of %d pings answered; rekeys: strongSwan %d child, %d IKE; the Go server logged %d child and %d IKE rekeys, %d collisions",
-		answered, sent, swanChild, swanIKE, g.count(`msg="CHILD_SA rekeyed"`), g.count(`msg="IKE SA rekeyed"`), g.count(`collision`))
+	t.Logf("%d of %d pings answered; the Go server logged %d child and %d IKE rekeys and these collisions:\n%s",
+		answered, sent, g.count(`msg="CHILD_SA rekeyed"`), g.count(`msg="IKE SA rekeyed"`), strings.Join(regexp.MustCompile(`.*collision.*`).FindAllString(g.String(), -1), "\n"))
 	if answered < sent-2 {
 		t.Errorf("%d of %d pings answered while both sides rekeyed", answered, sent)
 	}
-	if g.count(`msg="CHILD_SA rekeyed"`) < 4 || g.count(`msg="IKE SA rekeyed"`) < 2 {
-		t.Errorf("too few rekeys in 25 s")
+	if g.count(`collision`) == 0 {
+		t.Errorf("no rekey collision in %v", time.Since(start).Round(time.Second))
+	}
+	if g.count(`msg="CHILD_SA rekeyed"`) < 3 || g.count(`msg="IKE SA rekeyed"`) < 1 {
+		t.Errorf("too few rekeys")
+	}
+	for _, bad := range []string{"closing expired", "giving up", "failed to establish CHILD_SA, keeping IKE_SA"} {
+		if n := countLog(log, bad); n > 0 {
+			t.Errorf("charon.log has %d lines matching %q", n, bad)
+		}
 	}
 	if l.I.Ping(t, l.Target(), 3) != 3 {
 		t.Error("pings lost after the rekeys")
+	}
+	// Once the deletes are through, strongSwan and we agree on one IKE SA
+	// and one child SA: no redundant SA is left over.
+	var sas string
+	deadline := time.Now().Add(15 * time.Second) // a redundant IKE SA strongSwan drops silently goes after 10 s
+	for {
+		sas = ini.ListSAs(t)
+		ike, child := swanSPIs(sas)
+		if len(ike) == 1 && len(child) == 2 && r.srv.Stats().IKESAs == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("strongSwan's SAs after the collisions (the Go server holds %d IKE SAs):\n%s", r.srv.Stats().IKESAs, sas)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	noEvents(t, r.hub, "while both sides rekeyed")
 }
