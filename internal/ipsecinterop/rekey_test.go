@@ -1,11 +1,16 @@
 package ipsecinterop
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -454,4 +459,140 @@ func TestRekeysBothSidesStrongSwan(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	noEvents(t, r.hub, "while both sides rekeyed")
+}
+
+// numberedUDP sends a numbered UDP datagram every 10 ms from I to the
+// lab's target in R and counts what arrives: the longest run of
+// consecutive numbers lost, in the sender's own time, is the longest gap
+// in the tunnel, whatever the load does to the receiver's timing.
+type numberedUDP struct {
+	recv    *net.UDPConn
+	send    *net.UDPConn
+	mu      sync.Mutex
+	got     map[uint32]bool
+	sent    atomic.Uint32
+	stop    chan struct{}
+	stopped sync.WaitGroup
+}
+
+func startNumberedUDP(t *testing.T, l *swaninterop.Lab) *numberedUDP {
+	t.Helper()
+	n := &numberedUDP{got: map[uint32]bool{}, stop: make(chan struct{})}
+	target := net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.Target(), 5999))
+	if err := l.R.Do(func() (err error) { n.recv, err = net.ListenUDP("udp4", target); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.I.Do(func() (err error) { n.send, err = net.DialUDP("udp4", nil, target); return err }); err != nil {
+		t.Fatal(err)
+	}
+	n.stopped.Add(2)
+	go func() {
+		defer n.stopped.Done()
+		buf := make([]byte, 64)
+		for {
+			k, err := n.recv.Read(buf)
+			if err != nil {
+				return
+			}
+			if k >= 4 {
+				n.mu.Lock()
+				n.got[binary.BigEndian.Uint32(buf)] = true
+				n.mu.Unlock()
+			}
+		}
+	}()
+	go func() {
+		defer n.stopped.Done()
+		tk := time.NewTicker(10 * time.Millisecond)
+		defer tk.Stop()
+		var b [32]byte
+		for seq := uint32(0); ; seq++ {
+			select {
+			case <-n.stop:
+				return
+			case <-tk.C:
+			}
+			binary.BigEndian.PutUint32(b[:], seq)
+			_, _ = n.send.Write(b[:])
+			n.sent.Store(seq + 1)
+		}
+	}()
+	t.Cleanup(func() { n.finish() })
+	return n
+}
+
+// finish stops the sender, waits for the stragglers and returns the
+// numbers sent, received, and the longest run lost.
+func (n *numberedUDP) finish() (sent, received, longest int) {
+	select {
+	case <-n.stop:
+	default:
+		close(n.stop)
+		time.Sleep(time.Second) // stragglers through the tunnel
+		n.recv.Close()
+		n.send.Close()
+		n.stopped.Wait()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	sent = int(n.sent.Load())
+	run := 0
+	for i := range sent {
+		if n.got[uint32(i)] {
+			received++
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, run)
+	}
+	return sent, received, longest
+}
+
+// Go ↔ Go under iperf3 for 60 s with short lifetimes on both sides
+// (child SA every 5 s, IKE SA every 15 s, jitter 10 %): our Client in I
+// and our Server in R, each behind a TUN. Next to iperf3, numbered UDP
+// datagrams every 10 ms: no run of more than 20 of them is lost (200 ms
+// of the sender's time) around any rekey, and the rekeys did happen.
+func TestGoToGoRekeysUnderLoad(t *testing.T) {
+	swaninterop.Require(t, "iperf3")
+	run := 60 * time.Second
+	if testing.Short() {
+		run = 20 * time.Second
+	}
+	l := swaninterop.NewLab(t, swaninterop.LabOptions{Mode: swaninterop.RoadWarrior, KeyType: swaninterop.ECDSAP256})
+	child, ike := ipsec.Lifetime{RekeyTime: 5 * time.Second}, ipsec.Lifetime{RekeyTime: 15 * time.Second}
+	gs, logTo := captureLog(t)
+	r := startGoResponder(t, l, "", logTo, func(c *ipsec.Config) { c.ChildLifetime, c.IKELifetime = child, ike })
+	gc := &goLog{t: t}
+	cfg := initiatorConfig(t, l)
+	cfg.Logger = slog.New(slog.NewTextHandler(gc, nil))
+	cfg.ChildLifetime, cfg.IKELifetime = child, ike
+	gi := dialFromI(t, l, cfg, 4500)
+	waitUp(t, r.hub, 5*time.Second)
+	if l.I.Ping(t, l.Target(), 3) != 3 {
+		t.Fatal("no pings through the tunnel")
+	}
+	probe := startNumberedUDP(t, l)
+	res := l.Throughput(t, run, map[string]swaninterop.CPUMeter{"go": swaninterop.SelfCPU})
+	sent, received, longest := probe.finish()
+	childRekeys, ikeRekeys := gs.count(`msg="CHILD_SA rekeyed"`), gs.count(`msg="IKE SA rekeyed"`)
+	t.Logf("numbered datagrams: %d sent, %d received, longest run lost %d (%v); rekeys seen by the Server: %d child SA, %d IKE SA; collisions: %d, %d",
+		sent, received, longest, time.Duration(longest)*10*time.Millisecond, childRekeys, ikeRekeys, gs.count("collision"), gc.count("collision"))
+	if longest > 20 {
+		t.Errorf("%d numbered datagrams in a row lost: a gap of %v in the sender's time", longest, time.Duration(longest)*10*time.Millisecond)
+	}
+	if sent < int(run/(20*time.Millisecond)) || received < sent*9/10 {
+		t.Errorf("%d numbered datagrams sent, %d received", sent, received)
+	}
+	if want := int(run / (5 * time.Second) * 7 / 10); childRekeys < want || ikeRekeys < int(run/(15*time.Second))-1 {
+		t.Errorf("%d child SA and %d IKE SA rekeys in %v; want at least %d and %d", childRekeys, ikeRekeys, run, want, int(run/(15*time.Second))-1)
+	}
+	if res.Mbps() < 10 {
+		t.Errorf("iperf3 through the tunnel: %.1f Mbit/s", res.Mbps())
+	}
+	if err := gi.c.Err(); err != nil {
+		t.Fatalf("the Client ended: %v", err)
+	}
+	noEvents(t, r.hub, "during the rekeys")
 }
