@@ -59,7 +59,7 @@ type ikeRekey struct {
 	replacedAt        time.Time // when the tick first saw rekeyedTo set
 }
 
-// Rekeys counts the rekeys an IKE SA's link went through, for logs and
+// rekeyCounts counts the rekeys of a link, for logs and
 // tests: child SAs and IKE SAs that we replaced, and those the peer did.
 type rekeyCounts struct {
 	ourChild, peerChild, ourIKE, peerIKE, redundant int
