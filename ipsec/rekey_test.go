@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/remotegate/remotegate/ipsec/internal/message"
+	"github.com/remotegate/remotegate/tunnel"
 )
 
 // testClock is a clock that stands still until the test moves it, shared
@@ -499,5 +500,65 @@ func TestIKESAHardLimit(t *testing.T) {
 	}
 	if !errors.Is(c.Err(), ErrExpired) {
 		t.Fatalf("Err %v, want ErrExpired", c.Err())
+	}
+}
+
+// IKE SA rekeys by either side while packets flow both ways: the ESP
+// paths of both sides read the IKE SA of a child SA that a rekey moves
+// (run with -race), and no packet is refused for it.
+func TestIKERekeyUnderTraffic(t *testing.T) {
+	l := newRekeyLab(t, nil, nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var sent, echoed atomic.Int64
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n, err := l.c.Write([][]byte{ipv4UDP(testVIP, testPeer, []byte("traffic"))}, tunnel.Headroom); err != nil || n != 1 {
+				return
+			}
+			sent.Add(1)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	go func() {
+		rb := [][]byte{make([]byte, tunnel.BufferSize)}
+		sizes := []int{0}
+		for {
+			if _, err := l.c.Read(rb, sizes, tunnel.Headroom); err != nil {
+				return
+			}
+			echoed.Add(1)
+		}
+	}()
+	for i := range 4 {
+		cli, srv := l.sides()
+		starter := cli
+		if i%2 == 1 {
+			starter = srv
+		}
+		starter.link.mu.Lock()
+		err := starter.startIKERekey(starter.suite.DHGroup)
+		starter.link.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the IKE SA rekey", 10*time.Second, func() bool {
+			a, b := l.sides()
+			return a != cli && b != srv && a.spii == b.spii && a.spir == b.spir
+		})
+	}
+	close(stop)
+	<-done
+	if l.c.Err() != nil {
+		t.Fatal(l.c.Err())
+	}
+	if s, e := sent.Load(), echoed.Load(); s < 20 || e < s/2 {
+		t.Fatalf("%d packets sent during the rekeys, %d echoed", s, e)
 	}
 }
