@@ -267,7 +267,7 @@ func (c *Client) terminateLocked(cause error) {
 		return
 	}
 	c.closed, c.cause = true, cause
-	for _, k := range []*ikeSA{c.ike, c.old} {
+	for _, k := range c.ikeSAs() {
 		if k != nil {
 			k.dropChildren()
 			k.closed = true
@@ -414,7 +414,7 @@ func (c *Client) handleIKE(msg []byte, from netip.AddrPort) {
 	if c.closed {
 		return
 	}
-	for _, k := range []*ikeSA{c.ike, c.old} {
+	for _, k := range c.ikeSAs() {
 		if k != nil && k.spii == h.SPIi && k.spir == h.SPIr {
 			k.handle(context.Background(), c.pc, msg, h, from)
 			return
@@ -451,7 +451,7 @@ func (c *Client) childless(sa *ikeSA) {
 }
 
 func (c *Client) spiTaken(spi [8]byte) bool {
-	for _, k := range []*ikeSA{c.ike, c.old} {
+	for _, k := range c.ikeSAs() {
 		if k != nil && (k.spii == spi || k.spir == spi) {
 			return true
 		}
@@ -461,6 +461,26 @@ func (c *Client) spiTaken(spi [8]byte) bool {
 
 func (c *Client) ikeRekeyed(old, n *ikeSA) { c.old, c.ike = old, n }
 
+func (c *Client) adopt(sa *ikeSA) {
+	if sa != c.ike && sa != c.old && !slices.Contains(c.redundant, sa) {
+		c.redundant = append(c.redundant, sa)
+	}
+}
+
+// ikeSAs are the Client's IKE SAs: the old one of a rekey first, then
+// the current one, then those that wait for their Delete after
+// simultaneous rekeys.
+func (c *Client) ikeSAs() []*ikeSA {
+	out := make([]*ikeSA, 0, 2+len(c.redundant))
+	if c.old != nil {
+		out = append(out, c.old)
+	}
+	if c.ike != nil {
+		out = append(out, c.ike)
+	}
+	return append(out, c.redundant...)
+}
+
 func (c *Client) down(sa *ikeSA, cause error) {
 	if sa == c.ike && c.downCause == nil {
 		c.downCause = cause
@@ -468,6 +488,7 @@ func (c *Client) down(sa *ikeSA, cause error) {
 }
 
 func (c *Client) gone(sa *ikeSA) {
+	c.redundant = slices.DeleteFunc(c.redundant, func(k *ikeSA) bool { return k == sa })
 	switch sa {
 	case c.old:
 		c.old = nil
@@ -499,7 +520,7 @@ func (c *Client) timerLoop() {
 func (c *Client) tick(now time.Time) {
 	c.link.mu.Lock()
 	defer c.link.mu.Unlock()
-	for _, k := range []*ikeSA{c.old, c.ike} {
+	for _, k := range c.ikeSAs() {
 		if c.closed {
 			return
 		}

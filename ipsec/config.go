@@ -193,6 +193,12 @@ type Config struct {
 	// charon.fragment_size; messages that fit are not fragmented. Zero:
 	// 1280. Otherwise at least 256.
 	FragmentSize int
+	// IKELifetime and ChildLifetime say when we rekey the IKE SA and
+	// the child SAs ourselves, and when an SA whose rekey failed is
+	// deleted (see Lifetime). Zero: strongSwan's defaults, 4 h and 1 h
+	// with 10 % hard limit and jitter. A negative RekeyTime switches our
+	// own rekeys by time off.
+	IKELifetime, ChildLifetime Lifetime
 	// Rand is the source of randomness (SPIs, nonces, DH keys, IVs).
 	// Nil: crypto/rand.
 	Rand io.Reader

@@ -54,6 +54,28 @@
 // alone; a Server's session without children stays up (the peer may add
 // one), a Client without children ends.
 //
+// Lifetimes and rekeys: both roles answer the peer's rekeys of child
+// SAs and of the IKE SA, and start their own, as strongSwan does, by
+// Config.IKELifetime and ChildLifetime (DialConfig likewise): a child SA
+// is rekeyed after an hour, an IKE SA after four, each up to 10 % earlier
+// at random so that rekeys spread, and deleted 10 % after its rekey time
+// if no rekey succeeded by then (an IKE SA then ends the tunnel with
+// ErrExpired). A child SA is also rekeyed when the packets sent on it
+// near 2^32 (Lifetime.RekeyPackets), before the 32-bit ESP sequence
+// number runs out. A child SA rekey of ours carries a key exchange (PFS)
+// when our ESP proposals name a DH group; an IKE SA rekey always does,
+// and the new IKE SA takes the child SAs over. Our traffic moves to a
+// new child SA of ours as soon as the peer answers and the old one is
+// deleted then; for a rekey the peer started, it moves when the peer
+// sends on the new one or deletes the old one, so that the switch-over
+// loses no packets. Simultaneous rekeys of one SA by both sides are
+// resolved as RFC 7296 §2.8.1 says (the new SA of the exchange with the
+// lowest nonce is deleted by its initiator), and a rekey of the peer that
+// crosses one of ours of another kind (child SA against IKE SA) is
+// refused with TEMPORARY_FAILURE and made again a little later by
+// whichever side started it. A negative Lifetime.RekeyTime leaves the
+// rekeys by time to the peer.
+//
 // Both roles support IKE fragmentation (RFC 7383) unless
 // Config.Fragmentation or DialConfig.Fragmentation disables it: IKE_AUTH
 // with certificate chains then travels in fragments of at most

@@ -3,7 +3,6 @@ package ipsec
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -29,6 +28,9 @@ func (sa *ikeSA) handleCreateChild(ps []message.Payload) ([]message.Payload, fun
 	nonce, ok2 := message.Find[*message.Nonce](ps)
 	if !ok || !ok2 || len(nonce.Data) < 16 || len(nonce.Data) > 256 || len(saP.Proposals) == 0 {
 		return refusal(message.NotifyInvalidSyntax, nil)
+	}
+	if out, after, refused := sa.peerCreateChildRefusal(ps); refused {
+		return out, after
 	}
 	ke, hasKE := message.Find[*message.KE](ps)
 	nr, err := sa.cfg.random(nonceLen)
@@ -68,6 +70,9 @@ func (sa *ikeSA) handleCreateChild(ps []message.Payload) ([]message.Payload, fun
 		keGroup = ke.Group
 	}
 	sel, err := selectESP(sa.cfg.espProposals, saP, keGroup)
+	if g := sa.otherPFSGroup(saP, keGroup); err != nil && hasKE && g != 0 {
+		return refusal(message.NotifyInvalidKEPayload, binary.BigEndian.AppendUint16(nil, g))
+	}
 	if err != nil && hasKE {
 		// Perhaps a suite we take, without the group of the KE payload.
 		if alt, err2 := selectESP(sa.cfg.espProposals, saP, 0); err2 == nil && alt.DHGroup == 0 {
@@ -122,95 +127,17 @@ func (sa *ikeSA) handleCreateChild(ps []message.Payload) ([]message.Payload, fun
 		// retransmission arrives, seconds later, and all we sent on the
 		// new SA meanwhile would be dropped.
 		child.replaces.Store(old)
+		sa.peerRekeyedChild(old, child, nonce.Data, nr)
 	}
 	return out, func() { sa.role.childUp(sa, child, old) }
 }
 
-// rekeyChild starts the rekey of a child SA of ours (RFC 7296 §1.3.3):
-// the new child SA takes our traffic when the peer answers, and the old
-// one is deleted then. The link's lock is held.
+// rekeyChild starts the rekey of a child SA of ours (RFC 7296 §1.3.3),
+// with a key exchange when our ESP proposals ask for PFS: the new child
+// SA takes our traffic when the peer answers, and the old one is deleted
+// then (rekey.go). The link's lock is held.
 func (sa *ikeSA) rekeyChild(old *childSA) error {
-	if sa.closed || sa.deleting || !sa.established {
-		return fmt.Errorf("%w: the IKE SA is ending", ErrClosed)
-	}
-	child := &childSA{sa: sa}
-	spi, err := sa.table.Reserve(sa.cfg.rand, child)
-	if err != nil {
-		return fmt.Errorf("ipsec: child SA: %w", err)
-	}
-	child.inSPI = spi
-	ni, err := sa.cfg.random(nonceLen)
-	if err != nil {
-		sa.table.Remove(spi)
-		return err
-	}
-	spiB := binary.BigEndian.AppendUint32(nil, spi)
-	ps := []message.Payload{
-		&message.Notify{Protocol: message.ProtoESP, SPI: binary.BigEndian.AppendUint32(nil, old.inSPI), NotifyType: message.NotifyRekeySA},
-		&message.SA{Proposals: wireProposals(withoutGroups(sa.cfg.espProposals), message.ProtoESP, spiB, 0)},
-		&message.Nonce{Data: ni},
-		// We start the exchange: TSi is our side.
-		&message.TrafficSelectors{Selectors: old.localTS},
-		&message.TrafficSelectors{Responder: true, Selectors: old.peerTS},
-	}
-	sa.enqueue(message.CreateChildSA, ps, func(resp []message.Payload) {
-		if err := sa.rekeyedChild(old, child, ni, resp); err != nil {
-			sa.table.Remove(child.inSPI)
-			sa.cfg.log.Info("CHILD_SA rekey failed", "spi_in", fmt.Sprintf("%08x", old.inSPI), "error", err)
-		}
-	})
-	return nil
-}
-
-// rekeyedChild takes the answer to our rekey of old: child, whose inbound
-// SPI is reserved, is keyed and takes our traffic; old is deleted.
-func (sa *ikeSA) rekeyedChild(old, child *childSA, ni []byte, ps []message.Payload) error {
-	if err := notifyError(ps); err != nil {
-		return err
-	}
-	saP, ok1 := message.Find[*message.SA](ps)
-	nonce, ok2 := message.Find[*message.Nonce](ps)
-	tsi, ok3 := findTS(ps, false)
-	tsr, ok4 := findTS(ps, true)
-	if !ok1 || !ok2 || !ok3 || !ok4 || len(nonce.Data) < 16 || len(nonce.Data) > 256 {
-		return errors.New("ipsec: CREATE_CHILD_SA response without SA, nonce or traffic selectors")
-	}
-	if _, hasKE := message.Find[*message.KE](ps); hasKE || !singleProposal(saP, message.ProtoESP) {
-		return fmt.Errorf("%w: the CREATE_CHILD_SA response is not one of our proposals", ErrNoProposal)
-	}
-	sel, err := selectESP(sa.cfg.espProposals, saP, 0)
-	if err != nil {
-		return fmt.Errorf("%w: the peer chose an ESP suite we did not offer", ErrNoProposal)
-	}
-	if !within(tsi.Selectors, old.localTS) || !within(tsr.Selectors, old.peerTS) || len(tsi.Selectors) == 0 || len(tsr.Selectors) == 0 {
-		return fmt.Errorf("%w: traffic selectors %v === %v are not within the child's", ErrRefused, tsi.Selectors, tsr.Selectors)
-	}
-	if old.rekeyed.IsZero() {
-		// Unless the peer rekeyed it meanwhile, old goes away.
-		old.rekeyed = sa.cfg.now()
-	}
-	if err := sa.keyChild(child, sel, nil, ni, bytes.Clone(nonce.Data), true); err != nil {
-		return err
-	}
-	child.localTS, child.peerTS = cloneSelectors(tsi.Selectors), cloneSelectors(tsr.Selectors)
-	sa.children = append(sa.children, child)
-	// As the initiator of the rekey we may send on the new child at once
-	// (RFC 7296 §2.8): the peer installed it before it answered.
-	sa.link.out.CompareAndSwap(old, child)
-	sa.role.childUp(sa, child, old)
-	sa.deleteChild(old)
-	return nil
-}
-
-// withoutGroups are ESP proposals without DH groups: a rekey of ours
-// brings no KE payload.
-func withoutGroups(ps []Proposal) []Proposal {
-	out := make([]Proposal, 0, len(ps))
-	for _, p := range ps {
-		p.DHGroup, p.PRF = 0, 0
-		out = append(out, p)
-	}
-	return out
+	return sa.startChildRekey(old, sa.pfsGroup(old))
 }
 
 // newChild reserves an inbound SPI for a child SA, keys it and adds it to
@@ -245,6 +172,7 @@ func (sa *ikeSA) keyChild(child *childSA, sel chosen, shared, ni, nr []byte, weI
 		inE, inA, outE, outA = outE, outA, inE, inA
 	}
 	child.sa, child.suite, child.created, child.outSPI = sa, sel, sa.cfg.now(), binary.BigEndian.Uint32(sel.spi)
+	child.ike.Store(sa)
 	if child.out, err = esp.NewOutbound(esp.Params{SPI: child.outSPI, Encr: sel.Encryption, EncrKey: outE, Integ: sel.Integrity, IntegKey: outA, ESN: sel.esn}); err != nil {
 		return fmt.Errorf("ipsec: child SA: %w", err)
 	}
@@ -302,11 +230,16 @@ func (sa *ikeSA) rekeyIKE(saP *message.SA, ke *message.KE, ni, nr []byte) ([]mes
 		// for the peer's delete.
 		n.children = sa.children
 		for _, c := range n.children {
-			c.sa = n
+			c.moveTo(n)
 		}
 		sa.children = nil
 		n.session.Store(sa.session.Load())
 		sa.rekeyedTo = n
+		if sa.rk.ours {
+			// Ours is in flight: the two collide (ikeRekeyAnswered).
+			sa.rk.peerNonce = lowest(ni, nr)
+		}
+		sa.link.rekeys.peerIKE++
 		sa.role.ikeRekeyed(sa, n)
 		sa.cfg.log.Info("IKE SA rekeyed", "remote", sa.link.ep.Load().remote, "proposal", sel.String())
 	}

@@ -55,6 +55,8 @@ type saConfig struct {
 	rand                       io.Reader
 	now                        func() time.Time
 	log                        *slog.Logger
+	// ikeLife and childLife say when we rekey (lifetime.go).
+	ikeLife, childLife lifetime
 	// malformed counts messages that did not authenticate; nil: not
 	// counted.
 	malformed *atomic.Uint64
@@ -70,6 +72,7 @@ type saSettings struct {
 	rand                       io.Reader
 	now                        func() time.Time
 	log                        *slog.Logger
+	ikeLifetime, childLifetime Lifetime
 }
 
 // newSAConfig checks and defaults the settings both roles share.
@@ -98,6 +101,10 @@ func newSAConfig(s saSettings) (*saConfig, error) {
 	if err := checkFragmentSize(c.fragmentSize); err != nil {
 		return nil, err
 	}
+	if err := checkLifetimes(s.ikeLifetime, s.childLifetime); err != nil {
+		return nil, err
+	}
+	c.ikeLife, c.childLife = newLifetime(s.ikeLifetime, defaultIKERekey), newLifetime(s.childLifetime, defaultChildRekey)
 	if c.rand == nil {
 		c.rand = rand.Reader
 	}
@@ -136,6 +143,7 @@ type link struct {
 	unroutable   *atomic.Uint64
 	lastInbound  atomic.Int64 // unix nanoseconds of the last authenticated IKE or ESP packet
 	lastOutbound atomic.Int64 // unix nanoseconds of the last packet sent
+	rekeys       rekeyCounts  // guarded by mu
 }
 
 // role is what the Server and the Client do differently with an
@@ -164,6 +172,9 @@ type role interface {
 	down(sa *ikeSA, cause error)
 	// gone reports that the IKE SA has ended and is to be forgotten.
 	gone(sa *ikeSA)
+	// adopt keeps an IKE SA that carries nothing until it is deleted:
+	// the redundant one of simultaneous IKE SA rekeys (RFC 7296 §2.8.1).
+	adopt(sa *ikeSA)
 }
 
 // ikeSA is one IKE SA, of either role.
@@ -215,6 +226,7 @@ type ikeSA struct {
 	// rekeyedTo is the IKE SA that replaced this one; when the peer then
 	// deletes this one, the tunnel lives on.
 	rekeyedTo *ikeSA
+	rk        ikeRekey // our rekeys of it (rekey.go)
 }
 
 // installSK makes the SK ciphers: what the original initiator sends uses

@@ -136,6 +136,12 @@ type DialConfig struct {
 	// charon.fragment_size; messages that fit are not fragmented. Zero:
 	// 1280. Otherwise at least 256.
 	FragmentSize int
+	// IKELifetime and ChildLifetime say when we rekey the IKE SA and
+	// the child SAs ourselves, and when an SA whose rekey failed is
+	// deleted (see Lifetime). Zero: strongSwan's defaults, 4 h and 1 h
+	// with 10 % hard limit and jitter. A negative RekeyTime switches our
+	// own rekeys by time off.
+	IKELifetime, ChildLifetime Lifetime
 	// Rand is the source of randomness (SPIs, nonces, DH keys, IVs).
 	// Nil: crypto/rand.
 	Rand io.Reader
@@ -193,8 +199,9 @@ type Client struct {
 	dns       []netip.Addr
 
 	// Guarded by link.mu.
-	ike       *ikeSA // the current IKE SA
-	old       *ikeSA // the IKE SA a rekey replaced, until the responder deletes it
+	ike       *ikeSA   // the current IKE SA
+	old       *ikeSA   // the IKE SA a rekey replaced, until the responder deletes it
+	redundant []*ikeSA // see Client.adopt
 	closed    bool
 	downCause error // why the IKE SA went down, while our Delete is on its way
 	cause     error
@@ -282,7 +289,8 @@ func newClient(conn *net.UDPConn, remote netip.AddrPort, cfg *DialConfig) (*Clie
 	}
 	sc, err := newSAConfig(saSettings{ikeProposals: d.IKEProposals, espProposals: d.ESPProposals, dpd: d.DPDInterval,
 		retransmitTimeout: d.RetransmitTimeout, retransmitTries: d.RetransmitTries, fragmentation: d.Fragmentation,
-		fragmentSize: d.FragmentSize, rand: d.Rand, now: d.Now, log: d.Logger})
+		fragmentSize: d.FragmentSize, rand: d.Rand, now: d.Now, log: d.Logger,
+		ikeLifetime: d.IKELifetime, childLifetime: d.ChildLifetime})
 	if err != nil {
 		return nil, err
 	}

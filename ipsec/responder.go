@@ -30,10 +30,17 @@ func (s *Server) handleIKE(ctx context.Context, pc *packetConn, msg []byte, from
 		s.handleInit(pc, msg, h, from)
 		return
 	}
+	// Our SPI is the responder's, unless we are the original initiator
+	// of the IKE SA (one we rekeyed): then the peer's messages lack the
+	// I flag.
+	ours := h.SPIr
+	if h.Flags&message.FlagInitiator == 0 {
+		ours = h.SPIi
+	}
 	s.mu.Lock()
-	sa := s.bySPI[h.SPIr]
+	sa := s.bySPI[ours]
 	s.mu.Unlock()
-	if sa == nil || sa.spii != h.SPIi {
+	if sa == nil || sa.spii != h.SPIi || sa.spir != h.SPIr || sa.ourSPI() != ours {
 		s.stats.unknownSPI.Add(1)
 		return
 	}
@@ -532,4 +539,10 @@ func (s *Server) responderID(ps []message.Payload, psk bool) ID {
 		}
 	}
 	return s.local
+}
+
+func (s *Server) adopt(sa *ikeSA) {
+	s.mu.Lock()
+	s.bySPI[sa.ourSPI()] = sa
+	s.mu.Unlock()
 }

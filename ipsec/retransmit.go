@@ -116,4 +116,5 @@ func (sa *ikeSA) tick(now time.Time) {
 		now.Sub(time.Unix(0, sa.link.lastInbound.Load())) > sa.cfg.dpd {
 		sa.enqueue(message.Informational, nil, nil)
 	}
+	sa.rekeyTick(now)
 }

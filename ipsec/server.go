@@ -92,7 +92,8 @@ func NewServer(cfg *Config) (*Server, error) {
 	}
 	sc, err := newSAConfig(saSettings{ikeProposals: c.IKEProposals, espProposals: c.ESPProposals, dpd: c.DPDInterval,
 		retransmitTimeout: c.RetransmitTimeout, retransmitTries: c.RetransmitTries, fragmentation: c.Fragmentation,
-		fragmentSize: c.FragmentSize, rand: c.Rand, now: c.Now, log: c.Logger})
+		fragmentSize: c.FragmentSize, rand: c.Rand, now: c.Now, log: c.Logger,
+		ikeLifetime: c.IKELifetime, childLifetime: c.ChildLifetime})
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +315,7 @@ func (s *Server) handleESP(pkt []byte, from netip.AddrPort, buf []byte, d *deliv
 		return
 	}
 	_ = next
-	sess := child.sa.session.Load()
+	sess := child.ike.Load().session.Load()
 	if sess == nil || !sess.up.Load() {
 		return
 	}

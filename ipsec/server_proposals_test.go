@@ -3,6 +3,8 @@ package ipsec
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,9 +37,12 @@ func TestChildProposalsPerPeer(t *testing.T) {
 	// The server's own list prefers AES-128-GCM.
 	scfg.ESPProposals = mustParseESP(t, "aes128gcm16,aes256gcm16")
 	only256 := mustParseESP(t, "aes256gcm16")
+	var mu sync.Mutex
 	var asked []string
 	scfg.ChildProposals = func(peer tunnel.Identity) []Proposal {
+		mu.Lock()
 		asked = append(asked, peer.Name)
+		mu.Unlock()
 		if peer.Name == "device" {
 			return only256
 		}
@@ -61,8 +66,11 @@ func TestChildProposalsPerPeer(t *testing.T) {
 	}
 	roundTrip(t, c, testVIP, testPeer, 3)
 	c.Close()
-	if len(asked) == 0 || asked[0] != "device" {
-		t.Errorf("ChildProposals asked for %q, want the admitted identity \"device\"", asked)
+	mu.Lock()
+	first := slices.Clone(asked)
+	mu.Unlock()
+	if len(first) == 0 || first[0] != "device" {
+		t.Errorf("ChildProposals asked for %q, want the admitted identity \"device\"", first)
 	}
 
 	// A peer that offers only what its list leaves out gets no tunnel.

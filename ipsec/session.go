@@ -27,6 +27,10 @@ type childSA struct {
 	// initiated, as long as the session still sends on that one: until
 	// the peer shows that it has installed this child (ikeSA.handOver).
 	replaces atomic.Pointer[childSA]
+	// ike is sa for the ESP path, which reads it without the link's lock
+	// while an IKE SA rekey moves the child (moveTo).
+	ike atomic.Pointer[ikeSA]
+	rk  childRekey // our rekeys of it (rekey.go)
 }
 
 // logEstablished logs the child's SPIs and the traffic selectors it
@@ -41,7 +45,7 @@ func (c *childSA) logEstablished(msg, participant string) {
 // rekey the peer started, the peer has installed it, so that our traffic
 // may move over from the old one. It allocates nothing.
 func (c *childSA) received(now int64) {
-	c.sa.link.lastInbound.Store(now)
+	c.ike.Load().link.lastInbound.Store(now)
 	c.peerInstalled()
 }
 
@@ -50,7 +54,7 @@ func (c *childSA) received(now int64) {
 // traffic moves over from the old one.
 func (c *childSA) peerInstalled() {
 	if old := c.replaces.Load(); old != nil && c.replaces.CompareAndSwap(old, nil) {
-		c.sa.link.out.CompareAndSwap(old, c)
+		c.ike.Load().link.out.CompareAndSwap(old, c)
 	}
 }
 
