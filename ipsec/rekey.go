@@ -161,6 +161,12 @@ func (sa *ikeSA) expireChild(c *childSA) {
 		func([]message.Payload) {
 			sa.removeChild(c)
 			if sa.link.out.Load() == nil && !sa.closed && !sa.deleting {
+				if _, initiator := sa.role.(*Client); initiator {
+					// A Client without a child carries nothing: its
+					// tunnel ends, because its own child expired.
+					sa.closeLocked(ErrExpired, true)
+					return
+				}
 				sa.role.childless(sa)
 			}
 		})

@@ -503,6 +503,66 @@ func TestIKESAHardLimit(t *testing.T) {
 	}
 }
 
+// A child SA whose rekey does not succeed is deleted at its hard limit
+// (rekey time plus over time): the responder is told, and a Client left
+// without a child ends with ErrExpired.
+func TestChildSAHardLimit(t *testing.T) {
+	var dropRekeys atomic.Bool
+	h := newEchoHandler()
+	clk := newTestClock()
+	cfg := pskServerConfig(t)
+	cfg.DPDInterval, cfg.Now = -1, clk.now
+	cfg.ChildLifetime = Lifetime{RekeyTime: -1}
+	_, addr := testServer(t, cfg, h)
+	var deletes atomic.Int32
+	front := lossyRelay(t, addr, func(toServer bool, pkt []byte) bool {
+		hd, ok := ikeHeader(pkt)
+		if ok && toServer && hd.Exchange == message.Informational {
+			deletes.Add(1)
+		}
+		return ok && toServer && dropRekeys.Load() && hd.Exchange == message.CreateChildSA
+	})
+	d := pskDialConfig(t)
+	d.DPDInterval, d.Now = -1, clk.now
+	d.RetransmitTimeout = time.Hour // the lost rekey is not given up before the hard limit
+	d.IKELifetime = Lifetime{RekeyTime: -1}
+	d.ChildLifetime = Lifetime{RekeyTime: time.Hour, OverTime: 10 * time.Minute, RandTime: -1}
+	c, err := Dial(context.Background(), loopbackConn(t), front, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-h.ups
+	roundTrip(t, c, testVIP, testPeer, 2)
+	dropRekeys.Store(true)
+	clk.advance(time.Hour)
+	// The rekey is lost; the child still carries until its hard limit.
+	roundTrip(t, c, testVIP, testPeer, 2)
+	if c.Err() != nil {
+		t.Fatalf("ended at the rekey time: %v", c.Err())
+	}
+	clk.advance(10 * time.Minute)
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Client outlived its child SA's hard limit")
+	}
+	if !errors.Is(c.Err(), ErrExpired) {
+		t.Fatalf("Err %v, want ErrExpired", c.Err())
+	}
+	if deletes.Load() == 0 {
+		t.Fatal("the responder was told nothing")
+	}
+	select {
+	case cause := <-h.downs:
+		if !errors.Is(cause, ErrDeleted) {
+			t.Errorf("the Server's session ended with %v, want ErrDeleted", cause)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Server's session outlived the Client")
+	}
+}
+
 // IKE SA rekeys by either side while packets flow both ways: the ESP
 // paths of both sides read the IKE SA of a child SA that a rekey moves
 // (run with -race), and no packet is refused for it.
