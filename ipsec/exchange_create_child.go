@@ -55,6 +55,11 @@ func (sa *ikeSA) handleCreateChild(ps []message.Payload) ([]message.Payload, fun
 			if old == nil {
 				return []message.Payload{&message.Notify{Protocol: message.ProtoESP, SPI: n.SPI, NotifyType: message.NotifyChildSANotFound}}, func() {}
 			}
+			if old.closing {
+				// We are deleting it (RFC 7296 §2.25.1): the peer
+				// makes a new child once our Delete arrives.
+				return refusal(message.NotifyTemporaryFailure, nil)
+			}
 		}
 	}
 	// The addresses the child may cover: those of the child it replaces,

@@ -57,6 +57,7 @@ func (sa *ikeSA) handleInformational(ps []message.Payload) ([]message.Payload, f
 // deleteChild asks the peer to delete a child SA of ours (after we
 // rekeyed it); it goes when the peer answers. The link's lock is held.
 func (sa *ikeSA) deleteChild(c *childSA) {
+	c.closing = true
 	spi := binary.BigEndian.AppendUint32(nil, c.inSPI)
 	sa.enqueue(message.Informational, []message.Payload{&message.Delete{Protocol: message.ProtoESP, SPISize: 4, SPIs: [][]byte{spi}}},
 		func([]message.Payload) { sa.removeChild(c) })

@@ -156,6 +156,7 @@ func (sa *ikeSA) rekeyTick(now time.Time) {
 // expireChild deletes a child SA at its hard limit; a Client left without
 // a child SA ends (role.childless).
 func (sa *ikeSA) expireChild(c *childSA) {
+	c.closing = true
 	spi := binary.BigEndian.AppendUint32(nil, c.inSPI)
 	sa.enqueue(message.Informational, []message.Payload{&message.Delete{Protocol: message.ProtoESP, SPISize: 4, SPIs: [][]byte{spi}}},
 		func([]message.Payload) {

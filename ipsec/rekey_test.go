@@ -622,3 +622,37 @@ func TestIKERekeyUnderTraffic(t *testing.T) {
 		t.Fatalf("%d packets sent during the rekeys, %d echoed", s, e)
 	}
 }
+
+// A rekey by the peer of a child SA that we are deleting is refused with
+// TEMPORARY_FAILURE (RFC 7296 §2.25.1): no new child is made for it.
+func TestRekeyOfClosingChildRefused(t *testing.T) {
+	off := Lifetime{RekeyTime: -1}
+	l := newRekeyLab(t, func(c *Config) {
+		c.IKELifetime, c.ChildLifetime = off, off
+	}, func(d *DialConfig) {
+		d.IKELifetime, d.ChildLifetime = off, off
+	})
+	a, b := l.sides()
+	before := snap(a)
+	a.link.mu.Lock()
+	a.link.out.Load().closing = true // as if our Delete were on its way
+	a.link.mu.Unlock()
+	b.link.mu.Lock()
+	err := b.rekeyChild(b.link.out.Load())
+	b.link.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the answer to the Server's rekey", 10*time.Second, func() bool {
+		b.link.mu.Lock()
+		defer b.link.mu.Unlock()
+		return b.pending == nil
+	})
+	after := snap(a)
+	if len(after.children) != 1 || after.children[0] != before.children[0] || after.rekeys.peerChild != 0 {
+		t.Fatalf("children %v after the peer's rekey of a closing child (before %v), rekeys %+v", after.children, before.children, after.rekeys)
+	}
+	if srv := snap(b); srv.rekeys.ourChild != 0 || len(srv.children) != 1 {
+		t.Fatalf("the Server has children %v, rekeys %+v", srv.children, srv.rekeys)
+	}
+}

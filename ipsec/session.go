@@ -19,6 +19,8 @@ type childSA struct {
 	suite           chosen
 	created         time.Time
 	rekeyed         time.Time // when a rekey replaced it; zero while current
+	// closing: our Delete of it is on its way (the link's lock guards it).
+	closing bool
 	inSPI, outSPI   uint32
 	in              *esp.Inbound
 	out             *esp.Outbound
