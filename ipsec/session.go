@@ -15,12 +15,12 @@ import (
 
 // childSA is one pair of ESP SAs.
 type childSA struct {
-	sa              *ikeSA
-	suite           chosen
-	created         time.Time
-	rekeyed         time.Time // when a rekey replaced it; zero while current
+	sa      *ikeSA
+	suite   chosen
+	created time.Time
+	rekeyed time.Time // when a rekey replaced it; zero while current
 	// closing: our Delete of it is on its way (the link's lock guards it).
-	closing bool
+	closing         bool
 	inSPI, outSPI   uint32
 	in              *esp.Inbound
 	out             *esp.Outbound
