@@ -72,10 +72,15 @@ func (s *Server) configurePeer(sa *ikeSA, identity tunnel.Identity) {
 			esp = own
 		}
 	}
-	if &ike[0] == &sa.cfg.ikeProposals[0] && &esp[0] == &sa.cfg.espProposals[0] {
+	if sameList(ike, sa.cfg.ikeProposals) && sameList(esp, sa.cfg.espProposals) {
 		return // the Server's own configuration, shared
 	}
 	c := *sa.cfg
 	c.ikeProposals, c.espProposals = ike, esp
 	sa.cfg = &c
+}
+
+// sameList reports whether a and b are the same slice (not merely equal).
+func sameList(a, b []Proposal) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
