@@ -28,7 +28,7 @@ type ConnectFreq struct {
 	// drops forged sources).
 	Max int
 	// Per is the window's length; a window starts with the first reset
-	// answered after the previous one ended. Zero: 10 s. Negative is an
+	// counted after the previous one ended. Zero: 10 s. Negative is an
 	// error.
 	Per time.Duration
 }
