@@ -250,6 +250,19 @@ type ServerConfig struct {
 	// for a first packet over the slowest links (a few round trips);
 	// negative is an error.
 	FirstPacketTimeout time.Duration
+	// ConnectFreqInitial bounds the answers to resets from new UDP
+	// clients (connect-freq-initial); see ConnectFreq. The zero value is
+	// stock OpenVPN 2.6's 100 per 10 s.
+	ConnectFreqInitial ConnectFreq
+	// ReadBuffer and WriteBuffer are the receive and send buffer sizes, in
+	// bytes, that ServeUDP asks for on its socket (rcvbuf, sndbuf). With
+	// the kernel's default (208 KiB on Linux) a burst of handshakes
+	// overflows the receive buffer, and every datagram lost there costs
+	// its client a 2 s control-channel retransmit. The kernel caps the
+	// size (on Linux at net.core.rmem_max and wmem_max); ServeUDP logs
+	// what it got. Zero: 4 MiB each. Negative: the socket's buffers are
+	// left as they are. TCP connections keep the kernel's autotuning.
+	ReadBuffer, WriteBuffer int
 	// Compression is the compression framing every client's packets carry;
 	// it must match the clients' own configuration (push it with Push, e.g.
 	// "compress stub-v2", for clients that take it from the server). The zero

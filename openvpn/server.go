@@ -50,6 +50,9 @@ type Server struct {
 	// tcpPending and udpPending hold the clients of each transport that
 	// have not authenticated yet (ServerConfig.MaxPending).
 	tcpPending, udpPending *connlimit.Set
+	// initial bounds the answers to new UDP clients' resets
+	// (ServerConfig.ConnectFreqInitial).
+	initial *freqLimiter
 
 	mu       sync.Mutex
 	byAddr   map[netip.AddrPort]*ServerSession
@@ -66,6 +69,7 @@ type serverStats struct {
 	dropNoSession  atomic.Uint64
 	dropBadPacket  atomic.Uint64
 	statelessReset atomic.Uint64
+	dropConnFreq   atomic.Uint64
 }
 
 // ServerStats are counters of a Server.
@@ -78,6 +82,11 @@ type ServerStats struct {
 	DroppedNoSession uint64
 	// DroppedBadPacket counts packets that failed authentication or parsing.
 	DroppedBadPacket uint64
+	// DroppedConnectFreq counts resets from new UDP clients left
+	// unanswered because ServerConfig.ConnectFreqInitial's bound was
+	// reached: a count that climbs means a flood, most likely of forged
+	// source addresses, or a bound too low for the clients' reconnects.
+	DroppedConnectFreq uint64
 	// AcceptErrors counts failed Accept calls of ServeTCP's listeners (too
 	// many open files, ...); each was retried after a pause.
 	AcceptErrors uint64
@@ -147,6 +156,9 @@ func NewServer(cfg *ServerConfig) (*Server, error) {
 	if srv.cfg.FirstPacketTimeout == 0 {
 		srv.cfg.FirstPacketTimeout = 10 * time.Second
 	}
+	if srv.initial, err = newFreqLimiter(cfg.ConnectFreqInitial); err != nil {
+		return nil, err
+	}
 	limits := connlimit.Limits{Total: srv.cfg.MaxPending, PerSource: srv.cfg.MaxPendingPerSource}
 	if srv.tcpPending, err = connlimit.New(limits); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -184,15 +196,16 @@ func (srv *Server) Stats() ServerStats {
 	srv.mu.Unlock()
 	tcp, udp := srv.tcpPending.Stats(), srv.udpPending.Stats()
 	return ServerStats{
-		Sessions:         n,
-		StatelessResets:  srv.stats.statelessReset.Load(),
-		DroppedNoSession: srv.stats.dropNoSession.Load(),
-		DroppedBadPacket: srv.stats.dropBadPacket.Load(),
-		AcceptErrors:     srv.stats.acceptErrors.Load(),
-		PendingTCP:       tcp.Tracked,
-		PendingUDP:       udp.Tracked,
-		EvictedTCP:       tcp.Evicted,
-		EvictedUDP:       udp.Evicted,
+		Sessions:           n,
+		StatelessResets:    srv.stats.statelessReset.Load(),
+		DroppedNoSession:   srv.stats.dropNoSession.Load(),
+		DroppedBadPacket:   srv.stats.dropBadPacket.Load(),
+		DroppedConnectFreq: srv.stats.dropConnFreq.Load(),
+		AcceptErrors:       srv.stats.acceptErrors.Load(),
+		PendingTCP:         tcp.Tracked,
+		PendingUDP:         udp.Tracked,
+		EvictedTCP:         tcp.Evicted,
+		EvictedUDP:         udp.Evicted,
 	}
 }
 
@@ -294,6 +307,7 @@ func (srv *Server) ServeUDP(ctx context.Context, conn *net.UDPConn, h tunnel.Han
 	if h == nil {
 		return fmt.Errorf("%w: nil Handler", ErrConfig)
 	}
+	srv.sizeUDPBuffers(conn)
 	uc := udpbatch.New(conn)
 	// Cancelling only unblocks the read: the socket stays open until the
 	// sessions have told their clients (RESTART).
@@ -484,6 +498,12 @@ func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte,
 	now := srv.now()
 	switch op {
 	case wire.OpControlHardResetClientV2, wire.OpControlHardResetClientV3:
+		// Beyond the bound the reset is dropped before anything is
+		// decoded or allocated.
+		if srv.initial.full(now) {
+			srv.stats.dropConnFreq.Add(1)
+			return
+		}
 	case wire.OpControlV1, wire.OpAckV1, wire.OpControlWKCV1:
 	default:
 		srv.stats.dropNoSession.Add(1)
@@ -501,6 +521,13 @@ func (srv *Server) handleNewUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte,
 	if op == wire.OpControlHardResetClientV2 || op == wire.OpControlHardResetClientV3 {
 		if p.MessageID != 0 {
 			srv.stats.dropBadPacket.Add(1)
+			return
+		}
+		// Counted only once the reset has passed tls-auth or tls-crypt,
+		// when configured, so that resets forged without the key cannot
+		// use up the answers meant for real clients.
+		if !srv.initial.allow(now) {
+			srv.stats.dropConnFreq.Add(1)
 			return
 		}
 		if srv.prot.Mode == wire.ModeTLSCryptV2 {

@@ -121,6 +121,13 @@ type File struct {
 	TunMTU     int
 	Verb       int
 
+	// ConnectFreqInitial holds connect-freq-initial's max and seconds;
+	// zero when absent.
+	ConnectFreqInitial [2]int
+	// RcvBuf and SndBuf are the rcvbuf and sndbuf sizes in bytes; -1 when
+	// absent (0 is stock's "leave the system default").
+	RcvBuf, SndBuf int
+
 	// Ignored lists the harmless directives that were skipped.
 	Ignored []Directive
 }
@@ -140,7 +147,7 @@ var ignored = map[string]bool{}
 
 func init() {
 	for _, n := range strings.Fields(`persist-key persist-tun mute status status-version log log-append user group
-		resolv-retry mute-replay-warnings ifconfig-pool-persist script-security setenv setenv-safe float sndbuf rcvbuf
+		resolv-retry mute-replay-warnings ifconfig-pool-persist script-security setenv setenv-safe float
 		txqueuelen mssfix fast-io suppress-timestamps writepid daemon auth-nocache connect-retry connect-retry-max
 		server-poll-timeout remote-random ignore-unknown-option block-outside-dns dhcp-option
 		redirect-gateway route-nopull push-peer-info tun-ipv6 route-delay route-method machine-readable-output
@@ -181,7 +188,7 @@ var inlineBlocks = map[string]bool{"ca": true, "cert": true, "key": true, "tls-a
 
 // Parse reads a config from r; baseDir resolves relative file names.
 func Parse(r io.Reader, baseDir string) (*File, error) {
-	f := &File{KeyDirection: -1, RenegSec: -1}
+	f := &File{KeyDirection: -1, RenegSec: -1, RcvBuf: -1, SndBuf: -1}
 	inline := map[string][]byte{}
 	var directives []Directive
 	sc := bufio.NewScanner(r)
@@ -314,6 +321,10 @@ func (p *parser) need(d Directive, min, max int) error {
 	}
 	return nil
 }
+
+// maxSocketBuffer bounds rcvbuf and sndbuf: far above any kernel's cap,
+// low enough that a typo (a size in bits, an extra digit) is caught.
+const maxSocketBuffer = 1 << 30
 
 func atoi(s string) (int, error) {
 	n, err := strconv.Atoi(s)
@@ -554,6 +565,33 @@ func (p *parser) apply(d Directive) error {
 			f.RenegSec = n
 		case "explicit-exit-notify":
 			f.ExplicitExitNotify = n
+		}
+	case "connect-freq-initial":
+		if err := p.need(d, 2, 2); err != nil {
+			return err
+		}
+		for i, a := range d.Args {
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 1 {
+				return fmt.Errorf("%w: %q: want connect-freq-initial MAX SECONDS, both at least 1", ErrBadArgument, a)
+			}
+			f.ConnectFreqInitial[i] = n
+		}
+	case "rcvbuf", "sndbuf":
+		if err := p.need(d, 1, 1); err != nil {
+			return err
+		}
+		n, err := atoi(d.Args[0])
+		if err != nil {
+			return err
+		}
+		if n > maxSocketBuffer {
+			return fmt.Errorf("%w: %d bytes is more than %d", ErrBadArgument, n, maxSocketBuffer)
+		}
+		if d.Name == "rcvbuf" {
+			f.RcvBuf = n
+		} else {
+			f.SndBuf = n
 		}
 	case "reneg-bytes", "reneg-pkts":
 		if err := p.need(d, 1, 1); err != nil {

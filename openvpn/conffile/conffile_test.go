@@ -157,6 +157,7 @@ func TestSplit(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(stockServer)
 	f.Add(stockClient)
+	f.Add("connect-freq-initial 5 10\nrcvbuf 4194304\nsndbuf 0\n")
 	f.Fuzz(func(t *testing.T, conf string) {
 		file, err := Parse(strings.NewReader(conf), "/nonexistent")
 		if err != nil {

@@ -52,6 +52,10 @@ func (f *File) ServerConfig() (*openvpn.ServerConfig, error) {
 		cfg.TLS.VerifyConnection = verify
 	}
 	cfg.Timers = f.timers()
+	if f.ConnectFreqInitial[0] > 0 {
+		cfg.ConnectFreqInitial = openvpn.ConnectFreq{Max: f.ConnectFreqInitial[0], Per: seconds(f.ConnectFreqInitial[1])}
+	}
+	cfg.ReadBuffer, cfg.WriteBuffer = socketBuffer(f.RcvBuf), socketBuffer(f.SndBuf)
 	// Listing AES-256-CBC in data-ciphers is the explicit opt-in to the
 	// legacy data channel; --auth then names its HMAC.
 	for _, c := range f.DataCiphers {
@@ -178,6 +182,19 @@ func (f *File) timers() openvpn.Timers {
 		t.RenegotiateAfter = -1
 	}
 	return t
+}
+
+// socketBuffer maps rcvbuf or sndbuf onto ServerConfig.ReadBuffer or
+// WriteBuffer: absent takes the server's default (4 MiB), 0 leaves the
+// system's default as stock openvpn does, anything else is asked for.
+func socketBuffer(n int) int {
+	switch {
+	case n < 0:
+		return 0
+	case n == 0:
+		return -1
+	}
+	return n
 }
 
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
