@@ -361,8 +361,11 @@ func (g *gen) showProgress(line func() string) (stop func()) {
 		for {
 			select {
 			case <-done:
+				// The last state, also in a log: it dates the phase's end.
 				if g.tty {
 					fmt.Fprintf(g.prog, "\r\033[K%s\n", line())
+				} else {
+					fmt.Fprintln(g.prog, line())
 				}
 				return
 			case <-t.C:
@@ -419,7 +422,7 @@ func (g *gen) hold(ctx context.Context) *HoldReport {
 		for _, n := range r.Dropped {
 			dropped += n
 		}
-		return fmt.Sprintf("holding: %d up, %d dropped, %.0f s of %.0f s, %d packets sent, %d received",
+		return fmt.Sprintf("holding: %d up, %d dropped, %.1f s of %.1f s, %d packets sent, %d received",
 			len(open)-dropped, dropped, g.now().Sub(start).Seconds(), g.o.hold.Seconds(), sent.Load(), received.Load())
 	})
 	select {
