@@ -133,15 +133,15 @@ func scaleServerConfig(proto string, f Files, stock bool) string {
 
 // scaleResult is one server at one size.
 type scaleResult struct {
-	impl, proto       string
-	n                 int
-	up, failed        int
-	rate, p50, p99    float64
-	rssPerTunnel      float64 // bytes
-	cpuPerHandshake   time.Duration
-	idleCPU           float64 // share of one core while holding
-	failures          map[string]int
-	clientRSSPerTunel float64
+	impl, proto        string
+	n                  int
+	up, failed         int
+	rate, p50, p99     float64
+	rssPerTunnel       float64 // bytes
+	cpuPerHandshake    time.Duration
+	idleCPU            float64 // share of one core while holding
+	failures           map[string]int
+	clientRSSPerTunnel float64 // loadgen's own, bytes
 }
 
 func scaleRun(t *testing.T, impl, proto string, n, k int, hold time.Duration, loadgen string, files Files) scaleResult {
@@ -192,7 +192,7 @@ func scaleRun(t *testing.T, impl, proto string, n, k int, hold time.Duration, lo
 	}
 	ph := rep.Phases[0]
 	r := scaleResult{impl: impl, proto: proto, n: n, up: ph.Up, failed: ph.Failed, rate: ph.PerSecond, p50: ph.P50, p99: ph.P99,
-		failures: ph.Failures, clientRSSPerTunel: rep.Memory.PerTunnelRSS}
+		failures: ph.Failures, clientRSSPerTunnel: rep.Memory.PerTunnelRSS}
 	if ph.Up > 0 {
 		r.rssPerTunnel = float64(rss1-rss0) / float64(ph.Up)
 		r.cpuPerHandshake = (cpu1 - cpu0) / time.Duration(ph.Up)
@@ -225,12 +225,12 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-const scaleHeader = "| tunnels | server | up | failed | handshakes/s | p50 / p99 ms | server RSS per tunnel | server CPU per handshake | idle CPU (hold) |\n|---|---|---|---|---|---|---|---|---|\n"
+const scaleHeader = "| tunnels | server | up | failed | handshakes/s | p50 / p99 ms | server RSS per tunnel | server CPU per handshake | idle CPU (hold) | loadgen RSS per tunnel |\n|---|---|---|---|---|---|---|---|---|---|\n"
 
 func (r scaleResult) row() string {
-	return fmt.Sprintf("| %d %s | %s | %d | %d | %.0f | %.0f / %.0f | %.1f KiB | %.2f ms | %.1f %% |\n",
+	return fmt.Sprintf("| %d %s | %s | %d | %d | %.0f | %.0f / %.0f | %.1f KiB | %.2f ms | %.1f %% | %.0f KiB |\n",
 		r.n, r.proto, r.impl, r.up, r.failed, r.rate, r.p50, r.p99, r.rssPerTunnel/1024,
-		float64(r.cpuPerHandshake)/float64(time.Millisecond), 100*r.idleCPU)
+		float64(r.cpuPerHandshake)/float64(time.Millisecond), 100*r.idleCPU, r.clientRSSPerTunnel/1024)
 }
 
 func ratioRow(ours, stock scaleResult) string {
@@ -240,7 +240,7 @@ func ratioRow(ours, stock scaleResult) string {
 		}
 		return fmt.Sprintf("%.2f", a/b)
 	}
-	return fmt.Sprintf("| %d %s | ours ÷ stock | | | %s | | **%s** | **%s** | **%s** |\n", ours.n, ours.proto,
+	return fmt.Sprintf("| %d %s | ours ÷ stock | | | %s | | **%s** | **%s** | **%s** | |\n", ours.n, ours.proto,
 		div(ours.rate, stock.rate), div(ours.rssPerTunnel, stock.rssPerTunnel),
 		div(float64(ours.cpuPerHandshake), float64(stock.cpuPerHandshake)), div(ours.idleCPU, stock.idleCPU))
 }
