@@ -246,6 +246,7 @@ type echo struct {
 	mu     sync.Mutex
 	names  map[string]bool
 	echoed atomic.Int64
+	downs  atomic.Int64
 }
 
 func (h *echo) Admit(_ context.Context, id tunnel.Identity, _ netip.AddrPort) (tunnel.Assignment, error) {
@@ -261,7 +262,7 @@ func (h *echo) Admit(_ context.Context, id tunnel.Identity, _ netip.AddrPort) (t
 }
 
 func (h *echo) Up(tunnel.Session)          {}
-func (h *echo) Down(tunnel.Session, error) {}
+func (h *echo) Down(tunnel.Session, error) { h.downs.Add(1) }
 func (h *echo) distinct() int              { h.mu.Lock(); defer h.mu.Unlock(); return len(h.names) }
 func (h *echo) Deliver(from tunnel.Session, bufs [][]byte, sizes []int, offset int) {
 	for i := range sizes {
@@ -387,6 +388,8 @@ func TestEndToEnd(t *testing.T) {
 		!strings.Contains(stdout.String(), "hold end: 25 of 25 still up") {
 		t.Error("progress or report lines missing")
 	}
+	// At the end every tunnel said goodbye: the servers saw them go.
+	waitFor(t, 10*time.Second, "the servers to see every tunnel end", func() bool { return oh.downs.Load() == 20 && ih.downs.Load() == 5 })
 }
 
 // TestFailuresByCause: handshakes to a port where no server listens fail,
@@ -443,4 +446,91 @@ func TestBounded(t *testing.T) {
 	if n, _, err := pc.ReadFrom(make([]byte, 2048)); err == nil {
 		t.Errorf("a refused run sent %d bytes", n)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that a test reads while loadgen writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestTCPInterrupt: tunnels over TCP (-proto and -remote overriding the
+// profile) come up; SIGINT while holding ends the run at once, every
+// tunnel says goodbye to the server, and the status says the run was
+// cut short.
+func TestTCPInterrupt(t *testing.T) {
+	ca := testpki.New(t, "loadgen CA")
+	cf, kf := caFiles(t, ca)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	srv, err := openvpn.NewServer(&openvpn.ServerConfig{
+		TLS: &tls.Config{Certificates: []tls.Certificate{ca.Server(t, "server").TLS}, ClientCAs: roots},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &echo{}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.ServeTCP(ctx, ln, h) }()
+	defer func() { cancel(); <-served }()
+
+	pf := filepath.Join(t.TempDir(), "client.ovpn")
+	// The profile names a UDP server elsewhere; the flags redirect it.
+	if err := os.WriteFile(pf, fmt.Appendf(nil, "client\ndev tun\nremote 192.0.2.1 1194 udp\n<ca>\n%s</ca>\n", ca.CertPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr lockedBuffer
+	status := make(chan int, 1)
+	go func() {
+		status <- mainErr([]string{"-config", pf, "-proto", "tcp", "-remote", ln.Addr().String(), "-n", "5",
+			"-ca-cert", cf, "-ca-key", kf, "-hold", "10m"}, &stdout, &stderr)
+	}()
+	waitFor(t, 20*time.Second, "the tunnels to be held", func() bool { return strings.Contains(stdout.String(), "holding 5 tunnels") })
+	if !strings.Contains(stdout.String(), "openvpn tcp: 5 of 5 up, 0 failed") {
+		t.Errorf("report:\n%s", stdout.String())
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-status:
+		if code != 1 || !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("status %d after SIGINT; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("SIGINT did not end the run")
+	}
+	if !strings.Contains(stdout.String(), "hold end: 5 of 5 still up") {
+		t.Errorf("report:\n%s", stdout.String())
+	}
+	waitFor(t, 10*time.Second, "the server to see 5 sessions end", func() bool { return h.downs.Load() == 5 })
 }
