@@ -71,7 +71,10 @@ type Summary struct {
 	PerSecond float64 `json:"per_second"`
 	// Latency percentiles of the successful handshakes, from the first
 	// packet to the tunnel being usable, in milliseconds.
-	P50, P90, P99, Max float64
+	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
 	// Failures counts the failed handshakes by cause.
 	Failures map[string]int `json:"failures,omitempty"`
 }

@@ -180,7 +180,8 @@ func scaleRun(t *testing.T, impl, proto string, n, k int, hold time.Duration, lo
 		Phases []struct {
 			Up, Failed int
 			PerSecond  float64 `json:"per_second"`
-			P50, P99   float64
+			P50        float64 `json:"p50_ms"`
+			P99        float64 `json:"p99_ms"`
 			Failures   map[string]int
 		}
 		Memory struct {
