@@ -6,6 +6,7 @@
 # make bench  runs the benchmarks.
 # make fuzz   runs every Fuzz target for FUZZTIME each.
 # make perf   compares examples/ovpn-server and the broker's relay with stock openvpn, and the broker's IPsec relay with a strongSwan hub (throughput and CPU, side by side).
+# make scale  fills examples/ovpn-server and stock openvpn with 1,000, 5,000 and 10,000 tunnels from examples/loadgen (memory, CPU per handshake, idle CPU, side by side).
 # make demo   runs the example OpenVPN server with throw-away keys (writes a client profile).
 # make screenshots  writes a PNG of each page of the web console (headless chromium, as root) to docs/console/.
 
@@ -18,7 +19,7 @@ DEB_PKGS  := openvpn iperf3 iproute2 iputils-ping tcpdump openssl softhsm2 opens
 # chromium; libnss3-tools (certutil, pk12util) puts the broker's CA and a
 # client certificate into the browser's NSS database.
 
-.PHONY: all build test deps tidy vet unit race bench fuzz perf demo screenshots
+.PHONY: all build test deps tidy vet unit race bench fuzz perf scale demo screenshots
 
 all: build
 
@@ -55,6 +56,13 @@ test: deps tidy vet unit race
 
 perf: deps
 	RG_PERF=1 $(GO) test -count=1 -run 'TestThroughputVsStock|TestRelayVsStock|TestIPsecRelayVsStrongSwan' -v -timeout 30m ./internal/ovpninterop/
+
+# RG_SCALE=1: 1,000, 5,000 and 10,000 tunnels; RG_SCALE=1000 (or a list) for
+# other sizes; RG_SCALE_HOLD, RG_SCALE_K, RG_SCALE_PROTO: see TestScaleVsStock.
+# loadgen's clients need memory (about 0.5 MiB each today) and descriptors.
+RG_SCALE ?= 1
+scale: deps
+	ulimit -n 65536 2>/dev/null || true; RG_SCALE=$(RG_SCALE) $(GO) test -count=1 -run '^TestScaleVsStock$$' -v -timeout 90m ./internal/ovpninterop/
 
 # TestScreenshots fills an in-process broker with a plant's worth of data and
 # saves each page. CI=1: a browser that cannot start fails the target rather
