@@ -109,11 +109,10 @@ func scaleLab(t *testing.T) Files {
 	return files
 }
 
-// scaleServerConfig is the config both servers read: a /16 tunnel network
-// and max-clients above the largest run. Stock openvpn also gets
-// connect-freq-initial raised (its default answers 100 new clients per
-// 10 s), which examples/ovpn-server does not know yet.
-func scaleServerConfig(proto string, f Files, stock bool) string {
+// scaleServerConfig is the config both servers read: a /16 tunnel network,
+// max-clients above the largest run, and connect-freq-initial raised (the
+// default of both answers 100 new clients per 10 s).
+func scaleServerConfig(proto string, f Files) string {
 	p := "udp"
 	if proto == "tcp" {
 		p = "tcp-server"
@@ -123,10 +122,7 @@ func scaleServerConfig(proto string, f Files, stock bool) string {
 		"topology subnet", "server 10.8.0.0 255.255.0.0",
 		"ca " + f["ca.crt"], "cert " + f["server.crt"], "key " + f["server.key"], "dh none",
 		"tls-crypt " + f["tc.key"], "data-ciphers AES-256-GCM", "keepalive 10 120",
-		"max-clients 20000", "verb 1",
-	}
-	if stock {
-		lines = append(lines, "connect-freq-initial 1000000 10")
+		"max-clients 20000", "verb 1", "connect-freq-initial 1000000 10",
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
@@ -147,7 +143,7 @@ type scaleResult struct {
 func scaleRun(t *testing.T, impl, proto string, n, k int, hold time.Duration, loadgen string, files Files) scaleResult {
 	srv, cli := topology(t)
 	dir := t.TempDir()
-	conf := WriteFile(t, dir, "server.conf", scaleServerConfig(proto, files, impl == "stock"))
+	conf := WriteFile(t, dir, "server.conf", scaleServerConfig(proto, files))
 	var s *netns.Process
 	if impl == "stock" {
 		s = srv.Start(t, "openvpn", "--config", conf)
