@@ -405,6 +405,35 @@ func (srv *Server) handleUDP(uc *udpbatch.Conn, h tunnel.Handler, pkt []byte, fr
 	srv.handleNewUDP(uc, h, pkt, from, local)
 }
 
+// allocPeerID returns the lowest peer id no session holds; srv.mu is held.
+func (srv *Server) allocPeerID() uint32 {
+	for i, p := range srv.peers {
+		if p == nil {
+			return uint32(i)
+		}
+	}
+	srv.peers = append(srv.peers, nil)
+	return uint32(len(srv.peers) - 1)
+}
+
+// publishPeer makes ss the session of its peer id for the data path;
+// srv.mu is held.
+func (srv *Server) publishPeer(ss *ServerSession) {
+	srv.peers[ss.peerID] = ss
+	view := append([]*ServerSession(nil), srv.peers...)
+	srv.peerView.Store(&view)
+}
+
+// releasePeer frees the peer id of ss, if ss still holds it; srv.mu is
+// held.
+func (srv *Server) releasePeer(ss *ServerSession) {
+	if srv.peers[ss.peerID] == ss {
+		srv.peers[ss.peerID] = nil
+	}
+	view := append([]*ServerSession(nil), srv.peers...)
+	srv.peerView.Store(&view)
+}
+
 func (srv *Server) peerByID(id uint32) *ServerSession {
 	v := srv.peerView.Load()
 	if v == nil || int(id) >= len(*v) {
@@ -575,18 +604,8 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 			return nil
 		}
 	}
-	peerID := -1
-	for i, p := range srv.peers {
-		if p == nil {
-			peerID = i
-			break
-		}
-	}
-	if peerID < 0 {
-		peerID = len(srv.peers)
-		srv.peers = append(srv.peers, nil)
-	}
-	ss := &ServerSession{srv: srv, h: h, peerID: uint32(peerID), isUDP: isUDP, created: srv.now()}
+	peerID := srv.allocPeerID()
+	ss := &ServerSession{srv: srv, h: h, peerID: peerID, isUDP: isUDP, created: srv.now()}
 	ss.pending.Store(pending)
 	s := newSession(wire.RoleServer, codec, local, l, srv.timers, srv.log, srv.now, srv.rand)
 	s.id = tunnel.NewSessionID()
@@ -598,13 +617,11 @@ func (srv *Server) newSession(h tunnel.Handler, codec *wire.Codec, local, remote
 	s.framing.Store(uint32(srv.framing))
 	s.timers.PingRestart = 2 * srv.timers.PingRestart
 	ss.s = s
-	srv.peers[peerID] = ss
+	srv.publishPeer(ss)
 	if isUDP {
 		srv.byAddr[l.remote()] = ss
 	}
 	srv.count++
-	view := append([]*ServerSession(nil), srv.peers...)
-	srv.peerView.Store(&view)
 	srv.mu.Unlock()
 
 	if isUDP {
@@ -651,15 +668,11 @@ func (ss *ServerSession) onClose(cause error) {
 	srv := ss.srv
 	ss.pending.Load().Done()
 	srv.mu.Lock()
-	if srv.peers[ss.peerID] == ss {
-		srv.peers[ss.peerID] = nil
-	}
+	srv.releasePeer(ss)
 	if ss.isUDP && srv.byAddr[ss.Remote()] == ss {
 		delete(srv.byAddr, ss.Remote())
 	}
 	srv.count--
-	view := append([]*ServerSession(nil), srv.peers...)
-	srv.peerView.Store(&view)
 	srv.mu.Unlock()
 	ss.s.link.close()
 	if ss.up.Load() {
