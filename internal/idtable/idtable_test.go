@@ -26,6 +26,9 @@ func TestTableStoreLoad(t *testing.T) {
 			t.Fatalf("Load(%d) = %v, want %v", id, got, v)
 		}
 	}
+	if tab.Store(1<<24, new(int)) || tab.Load(1<<24) != nil || tab.Load(^uint32(0)) != nil {
+		t.Fatal("an id beyond 24 bits was stored")
+	}
 	if tab.Load(2) != nil || tab.Load(70001) != nil {
 		t.Fatal("unset ids have entries")
 	}

@@ -3,86 +3,63 @@ package idtable
 import "sync/atomic"
 
 const (
-	pageBits = 8
+	// IDBits is the width of the ids a Table holds: the peer id of an
+	// OpenVPN P_DATA_V2 header.
+	IDBits   = 24
+	pageBits = 12
 	pageSize = 1 << pageBits
+	dirSize  = 1 << (IDBits - pageBits)
 )
 
 type page[T any] [pageSize]atomic.Pointer[T]
 
-// Table is an array of pointers indexed by an id, for lock-free lookups on
-// a data path (a peer id in a packet). It is made of pages of 256 entries
-// that are allocated when an id in them is first stored, under a directory
-// that doubles when it grows: a Store costs O(1) amortised, a Load three
-// atomic loads, and memory follows the highest id stored, not the id
-// space. The zero value is an empty table.
+// Table is an array of pointers indexed by an id below 2²⁴, for lock-free
+// lookups on a data path (a peer id in a packet). It is a fixed directory
+// of 4096 pages of 4096 entries, a page allocated when an id in it is first
+// stored: a Store costs O(1), a Load two atomic loads and no bounds check,
+// and memory is 32 KiB plus 32 KiB per 4096 ids up to the highest stored,
+// not the id space. The zero value is an empty table.
 type Table[T any] struct {
-	dir atomic.Pointer[[]atomic.Pointer[page[T]]]
+	dir [dirSize]atomic.Pointer[page[T]]
 }
 
-// Load returns the entry of id, nil if none. It is safe for concurrent use
-// with Store and does not allocate.
+// Load returns the entry of id, nil if none (ids of 2²⁴ and more have
+// none). It is safe for concurrent use with Store and does not allocate.
 func (t *Table[T]) Load(id uint32) *T {
-	d := t.dir.Load()
-	if d == nil {
+	if id>>IDBits != 0 {
 		return nil
 	}
-	i := id >> pageBits
-	if uint64(i) >= uint64(len(*d)) {
-		return nil
-	}
-	p := (*d)[i].Load()
+	p := t.dir[(id>>pageBits)&(dirSize-1)].Load()
 	if p == nil {
 		return nil
 	}
 	return p[id&(pageSize-1)].Load()
 }
 
-// Store sets the entry of id (nil clears it). Calls to Store must be
-// serialised by the caller.
-func (t *Table[T]) Store(id uint32, v *T) {
-	i := int(id >> pageBits)
-	d := t.dir.Load()
-	if d == nil || i >= len(*d) {
-		if v == nil {
-			return
-		}
-		n := 1
-		if d != nil {
-			n = len(*d)
-		}
-		for n <= i {
-			n *= 2
-		}
-		// Doubling makes the copy O(1) amortised per page.
-		nd := make([]atomic.Pointer[page[T]], n)
-		if d != nil {
-			for j := range *d {
-				nd[j].Store((*d)[j].Load())
-			}
-		}
-		t.dir.Store(&nd)
-		d = &nd
+// Store sets the entry of id (nil clears it) and reports false if id is
+// 2²⁴ or more. Calls to Store must be serialised by the caller.
+func (t *Table[T]) Store(id uint32, v *T) bool {
+	if id>>IDBits != 0 {
+		return false
 	}
-	p := (*d)[i].Load()
+	d := &t.dir[(id>>pageBits)&(dirSize-1)]
+	p := d.Load()
 	if p == nil {
 		if v == nil {
-			return
+			return true
 		}
 		p = new(page[T])
-		(*d)[i].Store(p)
+		d.Store(p)
 	}
 	p[id&(pageSize-1)].Store(v)
+	return true
 }
 
 // Range calls f for every entry set, in id order, until f returns false.
 // It sees a Store made during the walk or not.
 func (t *Table[T]) Range(f func(id uint32, v *T) bool) {
-	d := t.dir.Load()
-	if d == nil {
-		return
-	}
-	for i := range *d {
-		p := (*d)[i].Load()
+	for i := range t.dir {
+		p := t.dir[i].Load()
 		if p == nil {
 			continue
 		}
