@@ -112,3 +112,21 @@ func BenchmarkHubAdmit(b *testing.B) {
 		})
 	}
 }
+
+// TestHubSmallPool6: an IPv6 network too small for ::1000 hands out the
+// addresses after the server's to its end, and when it is full the
+// client's IPv4 address is not lost.
+func TestHubSmallPool6(t *testing.T) {
+	h := newHub(netip.MustParsePrefix("10.8.0.0/29"), netip.MustParsePrefix("fd00:8::/126"), nil, false, nil)
+	for i, want := range []string{"[10.8.0.2/29 fd00:8::2/126]", "[10.8.0.3/29 fd00:8::3/126]"} {
+		if got := connect(t, h, newHubSession(i)); fmt.Sprint(got) != want {
+			t.Fatalf("client %d got %v, want %v", i, got, want)
+		}
+	}
+	if _, err := h.Admit(context.Background(), tunnel.Identity{Name: "client"}, newHubSession(5).remote); !errors.Is(err, errPoolExhausted) {
+		t.Fatalf("Admit to a full IPv6 pool: %v", err)
+	}
+	if i, _ := h.pool4.Get(); h.addr4(i) != netip.MustParseAddr("10.8.0.4") {
+		t.Fatalf("the refused client kept an IPv4 address: next is %v", h.addr4(i))
+	}
+}
