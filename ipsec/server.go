@@ -45,8 +45,8 @@ type Server struct {
 	// participant's name, so that an INITIAL_CONTACT finds the stale ones
 	// in O(1) rather than by a scan of every SA at each connect.
 	byName map[string]map[*ikeSA]struct{}
-	closed   bool
-	h        tunnel.Handler
+	closed bool
+	h      tunnel.Handler
 
 	// inbound ESP SAs by our SPI, for the receive path without locks.
 	children esp.Table[*childSA]
