@@ -51,7 +51,7 @@ func (m *Map[K, V]) Load(key K) (V, bool) {
 	return zero, false
 }
 
-// Len is the number of entries.
+// Len is the number of entries; for writers (it is not synchronised).
 func (m *Map[K, V]) Len() int { return m.n }
 
 // Store sets the value of key. Writers (Store, Delete) must be serialised
