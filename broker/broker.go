@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/remotegate/remotegate/internal/idtable"
 	"github.com/remotegate/remotegate/nat"
 	"github.com/remotegate/remotegate/policy"
 	"github.com/remotegate/remotegate/tunnel"
@@ -87,13 +89,16 @@ type Broker struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu         sync.Mutex
-	snap       *policy.Snapshot
-	pool       netip.Prefix
-	pool6      netip.Prefix // invalid: no IPv6
-	devices    map[string]DeviceNetworks
-	addresses  map[string]netip.Addr // stable per participant name
-	taken      map[netip.Addr]string
+	mu        sync.Mutex
+	snap      *policy.Snapshot
+	pool      netip.Prefix
+	pool6     netip.Prefix // invalid: no IPv6
+	devices   map[string]DeviceNetworks
+	addresses map[string]netip.Addr // stable per participant name
+	// free hands out the offsets of tunnel addresses from the one after
+	// the gateway, the lowest free first, in O(log N) rather than a scan
+	// of the pool at each new participant.
+	free       *idtable.Alloc
 	online     map[string]tunnel.Session
 	since      map[string]time.Time // when each online session was attached
 	userRoutes []netip.Prefix
@@ -142,7 +147,7 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{
 		sw: NewSwitch(cfg.Policy, SwitchConfig{FlowTable: cfg.FlowTable, Now: cfg.Now}), log: cfg.Logger, now: cfg.Now, snap: cfg.Policy, pool: cfg.Pool.Masked(),
 		pool6:   cfg.Pool6.Masked(),
-		devices: cfg.Devices, addresses: map[string]netip.Addr{}, taken: map[netip.Addr]string{}, online: map[string]tunnel.Session{},
+		devices: cfg.Devices, addresses: map[string]netip.Addr{}, online: map[string]tunnel.Session{},
 		since: map[string]time.Time{}, userRoutes: cfg.UserRoutes, onAddress: cfg.OnAddress, events: cfg.Events,
 	}
 	if b.devices == nil {
@@ -151,11 +156,17 @@ func New(cfg Config) (*Broker, error) {
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
+	// Addresses from the one after the gateway to the one before the
+	// broadcast address.
+	b.free = idtable.NewAlloc(uint64(max(0, 1<<(32-b.pool.Bits())-3)))
 	for name, a := range cfg.Addresses {
 		if !b.pool.Contains(a) || a == b.Gateway() {
 			return nil, fmt.Errorf("broker: stored address %v of %q is outside the pool %v", a, name, b.pool)
 		}
-		b.addresses[name], b.taken[a] = a, name
+		b.addresses[name] = a
+		if i, ok := b.offset(a); ok {
+			b.free.Take(i)
+		}
 	}
 	return b, b.rebuild()
 }
@@ -305,17 +316,28 @@ func (b *Broker) addressFor(name string) (netip.Addr, error) {
 	if a, ok := b.addresses[name]; ok {
 		return a, nil
 	}
-	for a := b.Gateway().Next(); b.pool.Contains(a); a = a.Next() {
-		if _, used := b.taken[a]; used || !b.pool.Contains(a.Next()) { // skip the broadcast address
-			continue
-		}
-		b.addresses[name], b.taken[a] = a, name
-		if b.onAddress != nil {
-			b.onAddress(name, a)
-		}
-		return a, nil
+	i, ok := b.free.Get()
+	if !ok {
+		return netip.Addr{}, ErrPoolExhausted
 	}
-	return netip.Addr{}, ErrPoolExhausted
+	first := b.Gateway().Next().As4()
+	var v [4]byte
+	binary.BigEndian.PutUint32(v[:], binary.BigEndian.Uint32(first[:])+i)
+	a := netip.AddrFrom4(v)
+	b.addresses[name] = a
+	if b.onAddress != nil {
+		b.onAddress(name, a)
+	}
+	return a, nil
+}
+
+// offset is the offset of a from the first address after the gateway,
+// false if a is not one the pool hands out (the network or the broadcast
+// address, stored by an older version).
+func (b *Broker) offset(a netip.Addr) (uint32, bool) {
+	first, v := b.Gateway().Next().As4(), a.As4()
+	i := binary.BigEndian.Uint32(v[:]) - binary.BigEndian.Uint32(first[:])
+	return i, a.Is4() && b.pool.Contains(a) && a != b.Gateway() && int64(i) < 1<<(32-b.pool.Bits())-3
 }
 
 // routesFor: a user gets the networks of every device it is linked with,
@@ -359,8 +381,27 @@ func (b *Broker) Up(s tunnel.Session) {
 	}
 	b.log.Info("connected", "participant", name, "remote", s.Remote(), "address", b.addresses[name])
 	b.emit("connect", name, "connected", map[string]string{"remote": s.Remote().String(), "address": b.addresses[name].String()})
-	if err := b.rebuild(); err != nil {
-		b.log.Error("switch tables", "error", err)
+	b.attach(name, s)
+}
+
+// attach puts the session of a participant on the switch (replacing the
+// one it had), in O(1): rebuilding the switch's tables at every connect
+// would cost O(N) each, O(N²) to fill a broker. b.mu is held.
+func (b *Broker) attach(name string, s tunnel.Session) {
+	p, ok := b.snap.Lookup(name)
+	if !ok {
+		return
+	}
+	if err := b.sw.Attach(p, s, b.addressesOf(b.addresses[name])); err != nil {
+		b.log.Error("switch tables", "participant", name, "error", err)
+	}
+}
+
+// detach takes the session of a participant off the switch, in O(1); b.mu
+// is held.
+func (b *Broker) detach(name string, s tunnel.Session) {
+	if p, ok := b.snap.Lookup(name); ok {
+		b.sw.Detach(p, s)
 	}
 }
 
@@ -371,11 +412,9 @@ func (b *Broker) Down(s tunnel.Session, cause error) {
 	name := s.Identity().Name
 	if b.online[name] == s {
 		b.forget(name, s)
+		b.detach(name, s)
 		b.log.Info("disconnected", "participant", name, "reason", cause)
 		b.emit("disconnect", name, "disconnected", map[string]string{"reason": fmt.Sprint(cause)})
-		if err := b.rebuild(); err != nil {
-			b.log.Error("switch tables", "error", err)
-		}
 	}
 }
 
@@ -470,9 +509,7 @@ func (b *Broker) Terminate(participant string, cause error) bool {
 		cause = errors.New("broker: terminated by an administrator")
 	}
 	b.closeLocked(participant, s, cause)
-	if err := b.rebuild(); err != nil {
-		b.log.Error("switch tables", "error", err)
-	}
+	b.detach(participant, s)
 	return true
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/remotegate/remotegate/internal/idtable"
 	"github.com/remotegate/remotegate/nat"
 	"github.com/remotegate/remotegate/policy"
 	"github.com/remotegate/remotegate/tunnel"
@@ -67,6 +68,8 @@ type SwitchStats struct {
 // Switch forwards packets between sessions. Deliver is safe for
 // concurrent use by every transport goroutine.
 type Switch struct {
+	// mu serialises Update, Attach and Detach; Deliver takes no lock.
+	mu        sync.Mutex
 	state     atomic.Pointer[switchState]
 	filter    *policy.FlowFilter
 	forwarded atomic.Uint64
@@ -80,11 +83,39 @@ type endpoint struct {
 	sources []netip.Prefix // addresses and LANs it may send from
 }
 
+// slot is where a participant's routes lead: its endpoint, replaced as a
+// whole when its session comes or goes, so that the routes built by Update
+// need not be rebuilt for that.
+type slot struct {
+	ep atomic.Pointer[endpoint]
+	// routed: Update gave it networks, so it stays (offline) when its
+	// session goes.
+	routed bool
+}
+
+// switchState is the tables of the last Update. routes and the lengths are
+// not changed after it; hosts and bySession are changed in place by Attach
+// and Detach, in O(1), and read by Deliver without a lock.
 type switchState struct {
-	bySession map[uint64]*endpoint
-	routes    map[netip.Prefix]*endpoint
-	lengths4  []int // distinct prefix lengths in routes, longest first
-	lengths6  []int
+	// bySession finds the endpoint of a sending session.
+	bySession *idtable.Map[uint64, *endpoint]
+	// hosts routes the participants' tunnel addresses.
+	hosts *idtable.Map[netip.Addr, *slot]
+	// routes routes the networks: LANs, or their aliases.
+	routes   map[netip.Prefix]*slot
+	lengths4 []int // distinct prefix lengths in routes, longest first
+	lengths6 []int
+	// byParticipant is for Attach and Detach, under Switch.mu.
+	byParticipant map[policy.ParticipantID]*slot
+}
+
+func newSwitchState() *switchState {
+	return &switchState{
+		bySession:     idtable.NewMap[uint64, *endpoint](idtable.HashUint64),
+		hosts:         idtable.NewMap[netip.Addr, *slot](idtable.HashAddr),
+		routes:        map[netip.Prefix]*slot{},
+		byParticipant: map[policy.ParticipantID]*slot{},
+	}
 }
 
 // SwitchConfig configures a Switch. The zero value gives the defaults.
@@ -104,7 +135,7 @@ func NewSwitch(snap *policy.Snapshot, cfg SwitchConfig) *Switch {
 		now = time.Now
 	}
 	s := &Switch{filter: policy.NewFlowFilter(snap, cfg.FlowTable), now: now}
-	s.state.Store(&switchState{bySession: map[uint64]*endpoint{}, routes: map[netip.Prefix]*endpoint{}})
+	s.state.Store(newSwitchState())
 	s.scratch.New = func() any { return new(batchScratch) }
 	return s
 }
@@ -113,44 +144,50 @@ func NewSwitch(snap *policy.Snapshot, cfg SwitchConfig) *Switch {
 // new set of endpoints, atomically: packets already in Deliver finish with
 // the old tables. Each endpoint's tunnel addresses are routed to it, and its
 // LANs under their aliases (through its NAT table) or, without NAT, under
-// their real addresses. Overlapping destinations are an error.
+// their real addresses. Overlapping destinations are an error. Update
+// costs O(endpoints): it is for changes of the model and the networks;
+// sessions that come and go use Attach and Detach.
 func (s *Switch) Update(snap *policy.Snapshot, endpoints []Endpoint) error {
-	st := &switchState{bySession: map[uint64]*endpoint{}, routes: map[netip.Prefix]*endpoint{}}
-	conflict := func(p netip.Prefix, e *endpoint, q netip.Prefix, other *endpoint) error {
-		return fmt.Errorf("%w: %v of participant %d and %v of participant %d", ErrRouteConflict, p, e.Participant, q, other.Participant)
-	}
-	add := func(p netip.Prefix, e *endpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := newSwitchState()
+	add := func(p netip.Prefix, sl *slot) error {
 		p = p.Masked()
-		if other, ok := st.routes[p]; ok && other != e {
-			return conflict(p, e, p, other)
+		if other, ok := st.routes[p]; ok && other != sl {
+			return conflict(p, sl, p, other)
 		}
-		st.routes[p] = e
+		st.routes[p] = sl
 		return nil
 	}
 	for i := range endpoints {
-		e := &endpoint{Endpoint: endpoints[i]}
+		e := newEndpoint(endpoints[i])
+		sl := &slot{}
+		sl.ep.Store(e)
+		st.byParticipant[e.Participant] = sl
 		for _, a := range e.Addresses {
-			e.sources = append(e.sources, netip.PrefixFrom(a, a.BitLen()))
-			if err := add(netip.PrefixFrom(a, a.BitLen()), e); err != nil {
-				return err
+			if other, ok := st.hosts.Load(a); ok && other != sl {
+				p := netip.PrefixFrom(a, a.BitLen())
+				return conflict(p, sl, p, other)
 			}
+			st.hosts.Store(a, sl)
 		}
-		e.sources = append(e.sources, e.LANs...)
 		if e.NAT != nil {
 			for _, m := range e.NAT.Mappings() {
-				if err := add(m.Alias, e); err != nil {
+				if err := add(m.Alias, sl); err != nil {
 					return err
 				}
+				sl.routed = true
 			}
 		} else {
 			for _, lan := range e.LANs {
-				if err := add(lan, e); err != nil {
+				if err := add(lan, sl); err != nil {
 					return err
 				}
+				sl.routed = true
 			}
 		}
 		if e.Session != nil {
-			st.bySession[e.Session.ID()] = e
+			st.bySession.Store(e.Session.ID(), e)
 		}
 	}
 	for p := range st.routes {
@@ -166,28 +203,144 @@ func (s *Switch) Update(snap *policy.Snapshot, endpoints []Endpoint) error {
 		slices.Reverse(*l)
 	}
 	// Two prefixes overlap only if one contains the other: look each one's
-	// address up under every shorter length in use. This keeps Update,
-	// which runs at every connect, linear in the number of routes.
-	for p, e := range st.routes {
-		lengths := st.lengths4
-		if !p.Addr().Is4() {
-			lengths = st.lengths6
+	// address up under every shorter length in use. This keeps Update
+	// linear in the number of routes.
+	for p, sl := range st.routes {
+		if q, other := st.routeCovering(p.Addr(), p.Bits()); other != nil && other != sl {
+			return conflict(p, sl, q, other)
 		}
-		for _, l := range lengths {
-			if l >= p.Bits() {
-				continue
-			}
-			q := netip.PrefixFrom(p.Addr(), l).Masked()
-			if other, ok := st.routes[q]; ok && other != e {
-				return conflict(p, e, q, other)
-			}
+	}
+	var err error
+	st.hosts.Range(func(a netip.Addr, sl *slot) bool {
+		if q, other := st.routeCovering(a, a.BitLen()+1); other != nil && other != sl {
+			err = conflict(netip.PrefixFrom(a, a.BitLen()), sl, q, other)
+			return false
 		}
+		return true
+	})
+	if err != nil {
+		return err
 	}
 	if snap != nil {
 		s.filter.SetSnapshot(snap)
 	}
 	s.state.Store(st)
 	return nil
+}
+
+func conflict(p netip.Prefix, sl *slot, q netip.Prefix, other *slot) error {
+	return fmt.Errorf("%w: %v of participant %d and %v of participant %d", ErrRouteConflict, p, sl.ep.Load().Participant, q, other.ep.Load().Participant)
+}
+
+func newEndpoint(ep Endpoint) *endpoint {
+	e := &endpoint{Endpoint: ep}
+	for _, a := range e.Addresses {
+		e.sources = append(e.sources, netip.PrefixFrom(a, a.BitLen()))
+	}
+	e.sources = append(e.sources, e.LANs...)
+	return e
+}
+
+// routeCovering is the route of routes, shorter than bits, that contains a:
+// its prefix and slot, nil if none.
+func (st *switchState) routeCovering(a netip.Addr, bits int) (netip.Prefix, *slot) {
+	lengths := st.lengths4
+	if !a.Is4() {
+		lengths = st.lengths6
+	}
+	for _, l := range lengths {
+		if l >= bits {
+			continue
+		}
+		q := netip.PrefixFrom(a, l).Masked()
+		if sl, ok := st.routes[q]; ok {
+			return q, sl
+		}
+	}
+	return netip.Prefix{}, nil
+}
+
+// Attach gives participant p the session sess with the tunnel addresses
+// addrs, replacing the session it had: its networks stay those of the last
+// Update (a participant Update did not know gets none). It costs O(1)
+// whatever the number of participants, which is why the broker calls it,
+// rather than Update, when a session comes up. An address routed to
+// another participant is an error wrapping ErrRouteConflict, and nothing
+// changes.
+func (s *Switch) Attach(p policy.ParticipantID, sess tunnel.Session, addrs []netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state.Load()
+	sl := st.byParticipant[p]
+	for _, a := range addrs {
+		if other, ok := st.hosts.Load(a); ok && other != sl {
+			pa := netip.PrefixFrom(a, a.BitLen())
+			return fmt.Errorf("%w: %v of participant %d and of participant %d", ErrRouteConflict, pa, p, other.ep.Load().Participant)
+		}
+		if q, other := st.routeCovering(a, a.BitLen()+1); other != nil && other != sl {
+			return fmt.Errorf("%w: %v of participant %d and %v of participant %d", ErrRouteConflict, a, p, q, other.ep.Load().Participant)
+		}
+	}
+	ep := Endpoint{Participant: p}
+	if sl == nil {
+		sl = &slot{}
+		st.byParticipant[p] = sl
+	} else if old := sl.ep.Load(); old != nil {
+		ep = old.Endpoint
+		st.drop(sl, old, addrs)
+	}
+	ep.Session, ep.Addresses = sess, slices.Clone(addrs)
+	e := newEndpoint(ep)
+	sl.ep.Store(e)
+	for _, a := range addrs {
+		st.hosts.Store(a, sl)
+	}
+	if sess != nil {
+		st.bySession.Store(sess.ID(), e)
+	}
+	return nil
+}
+
+// Detach takes the session sess of participant p off the switch, if it is
+// still the one attached: its tunnel addresses are no longer routed, and
+// its networks, if Update gave it any, lead to it offline (DropOffline).
+// It costs O(1), like Attach.
+func (s *Switch) Detach(p policy.ParticipantID, sess tunnel.Session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state.Load()
+	sl := st.byParticipant[p]
+	if sl == nil {
+		return
+	}
+	old := sl.ep.Load()
+	if old == nil || old.Session == nil || old.Session.ID() != sess.ID() {
+		return
+	}
+	st.drop(sl, old, nil)
+	if !sl.routed {
+		delete(st.byParticipant, p)
+		sl.ep.Store(nil)
+		return
+	}
+	ep := old.Endpoint
+	ep.Session, ep.Addresses = nil, nil
+	sl.ep.Store(newEndpoint(ep))
+}
+
+// drop removes old's session and the host routes of its addresses that
+// are not in keep; Switch.mu is held.
+func (st *switchState) drop(sl *slot, old *endpoint, keep []netip.Addr) {
+	if old.Session != nil {
+		st.bySession.Delete(old.Session.ID())
+	}
+	for _, a := range old.Addresses {
+		if !slices.Contains(keep, a) {
+			if cur, _ := st.hosts.Load(a); cur == sl {
+				st.hosts.Delete(a)
+			}
+		}
+	}
 }
 
 // Stats returns the counters.
@@ -199,14 +352,19 @@ func (s *Switch) Stats() SwitchStats {
 	return st
 }
 
+// route is the endpoint that owns destination a: a tunnel address or the
+// longest network route that contains it; nil if none.
 func (st *switchState) route(a netip.Addr) *endpoint {
+	if sl, ok := st.hosts.Load(a); ok {
+		return sl.ep.Load()
+	}
 	lengths := st.lengths4
 	if !a.Is4() {
 		lengths = st.lengths6
 	}
 	for _, l := range lengths {
-		if e, ok := st.routes[netip.PrefixFrom(a, l).Masked()]; ok {
-			return e
+		if sl, ok := st.routes[netip.PrefixFrom(a, l).Masked()]; ok {
+			return sl.ep.Load()
 		}
 	}
 	return nil
@@ -249,7 +407,7 @@ func (b *batchScratch) add(e *endpoint, buf []byte) {
 // its target session, one Send per target.
 func (s *Switch) Deliver(from tunnel.Session, bufs [][]byte, sizes []int, offset int) {
 	st := s.state.Load()
-	src := st.bySession[from.ID()]
+	src, _ := st.bySession.Load(from.ID())
 	if src == nil {
 		s.drops[DropUnknownPeer].Add(uint64(len(bufs)))
 		return

@@ -317,6 +317,9 @@ func (s *Server) handleAuth(ctx context.Context, sa *ikeSA, ps []message.Payload
 	sess := &session{id: tunnel.NewSessionID(), identity: identity, asg: asg, since: s.now(), handshake: s.now().Sub(sa.created), link: sa.link}
 	sess.setSA(sa)
 	sa.session.Store(sess)
+	s.mu.Lock()
+	s.index(sa)
+	s.mu.Unlock()
 	initialContact := false
 	for _, n := range message.Notifies(ps) {
 		if n.NotifyType == message.NotifyInitialContact {
@@ -442,8 +445,8 @@ func configReply(req *message.CP, asg tunnel.Assignment, dns []netip.Addr) (repl
 func (s *Server) closeOthers(name string, keep *session) {
 	s.mu.Lock()
 	var stale []*ikeSA
-	for _, sa := range s.bySPI {
-		if sess := sa.session.Load(); sess != nil && sess != keep && sess.identity.Name == name {
+	for sa := range s.byName[name] {
+		if sess := sa.session.Load(); sess != nil && sess != keep {
 			stale = append(stale, sa)
 		}
 	}
@@ -503,6 +506,7 @@ func (s *Server) ikeRekeyed(old, n *ikeSA) {
 	}
 	s.mu.Lock()
 	s.bySPI[n.ourSPI()] = n
+	s.index(n)
 	s.mu.Unlock()
 }
 
@@ -544,5 +548,6 @@ func (s *Server) responderID(ps []message.Payload, psk bool) ID {
 func (s *Server) adopt(sa *ikeSA) {
 	s.mu.Lock()
 	s.bySPI[sa.ourSPI()] = sa
+	s.index(sa)
 	s.mu.Unlock()
 }

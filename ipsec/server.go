@@ -41,8 +41,12 @@ type Server struct {
 	mu       sync.Mutex
 	bySPI    map[[8]byte]*ikeSA // by our SPI (SPIr as responder)
 	halfOpen map[halfOpenKey]*ikeSA
-	closed   bool
-	h        tunnel.Handler
+	// byName holds the IKE SAs of bySPI that carry a session, by the
+	// participant's name, so that an INITIAL_CONTACT finds the stale ones
+	// in O(1) rather than by a scan of every SA at each connect.
+	byName map[string]map[*ikeSA]struct{}
+	closed bool
+	h      tunnel.Handler
 
 	// inbound ESP SAs by our SPI, for the receive path without locks.
 	children esp.Table[*childSA]
@@ -98,7 +102,7 @@ func NewServer(cfg *Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: c, sc: sc, log: sc.log, rand: sc.rand, now: sc.now,
-		bySPI: map[[8]byte]*ikeSA{}, halfOpen: map[halfOpenKey]*ikeSA{}}
+		bySPI: map[[8]byte]*ikeSA{}, halfOpen: map[halfOpenKey]*ikeSA{}, byName: map[string]map[*ikeSA]struct{}{}}
 	sc.malformed = &s.stats.malformed
 	s.local = c.LocalID
 	if s.local.Type == 0 && len(c.Certificate) > 0 {
@@ -425,6 +429,7 @@ func (s *Server) forget(sa *ikeSA) {
 	if s.bySPI[sa.ourSPI()] == sa {
 		delete(s.bySPI, sa.ourSPI())
 	}
+	s.unindex(sa)
 	delete(s.halfOpen, halfOpenKey{sa.spii, sa.firstRemote})
 	s.mu.Unlock()
 }
@@ -459,3 +464,32 @@ func (s *Server) Stats() Stats {
 
 // newUDPBatch wraps a socket for the batched I/O of the data path.
 func newUDPBatch(c *net.UDPConn) *udpbatch.Conn { return udpbatch.New(c) }
+
+// index files an IKE SA of bySPI that carries a session under the
+// participant's name; s.mu is held.
+func (s *Server) index(sa *ikeSA) {
+	sess := sa.session.Load()
+	if sess == nil || s.bySPI[sa.ourSPI()] != sa {
+		return
+	}
+	set := s.byName[sess.identity.Name]
+	if set == nil {
+		set = map[*ikeSA]struct{}{}
+		s.byName[sess.identity.Name] = set
+	}
+	set[sa] = struct{}{}
+}
+
+// unindex removes an IKE SA from byName; s.mu is held.
+func (s *Server) unindex(sa *ikeSA) {
+	sess := sa.session.Load()
+	if sess == nil {
+		return
+	}
+	if set := s.byName[sess.identity.Name]; set != nil {
+		delete(set, sa)
+		if len(set) == 0 {
+			delete(s.byName, sess.identity.Name)
+		}
+	}
+}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"sync"
 
+	"github.com/remotegate/remotegate/internal/idtable"
 	"github.com/remotegate/remotegate/tunnel"
 )
 
@@ -23,11 +25,15 @@ type hub struct {
 	c2c      bool
 	tun      tunnel.Device // nil: no TUN (relay only)
 
-	mu      sync.RWMutex
-	used    map[netip.Addr]bool
-	pending map[netip.AddrPort]addrPair
-	byAddr  map[netip.Addr]tunnel.Session
-	addrOf  map[uint64]addrPair
+	mu sync.RWMutex
+	// pool4 and pool6 hand out the offsets of client addresses from
+	// first4 and first6, the lowest free first, in O(log N): a connect
+	// costs the same with 10 or 10,000 clients up.
+	pool4, pool6   *idtable.Alloc
+	first4, first6 netip.Addr
+	pending        map[netip.AddrPort]addrPair
+	byAddr         map[netip.Addr]tunnel.Session
+	addrOf         map[uint64]addrPair
 
 	tunMu    sync.Mutex
 	tunBatch [][]byte
@@ -53,16 +59,60 @@ func newHub(network, network6 netip.Prefix, routes []netip.Prefix, c2c bool, tun
 		routes:  routes,
 		c2c:     c2c,
 		tun:     tun,
-		used:    map[netip.Addr]bool{},
 		pending: map[netip.AddrPort]addrPair{},
 		byAddr:  map[netip.Addr]tunnel.Session{},
 		addrOf:  map[uint64]addrPair{},
 	}
+	// Clients get the addresses from the one after the gateway to the one
+	// before the broadcast address.
+	h.first4 = h.gateway.Next()
+	h.pool4 = idtable.NewAlloc(uint64(max(0, 1<<(32-network.Bits())-3)))
 	if network6.IsValid() {
 		h.network6 = network6.Masked()
 		h.gateway6 = h.network6.Addr().Next()
+		h.first6 = h.pool6Start()
+		// The addresses from first6 to the end of the network, at most
+		// 2³²-1 of them (more clients than anything serves).
+		n := uint64(1<<32 - 1)
+		if host := 128 - h.network6.Bits(); host < 64 {
+			n = min(n, 1<<host-offset6(h.network6.Addr(), h.first6))
+		}
+		h.pool6 = idtable.NewAlloc(n)
 	}
 	return h
+}
+
+// addr4 is the address at offset i from first4 (i is below the pool's
+// size, so the sum stays in the network).
+func (h *hub) addr4(i uint32) netip.Addr {
+	b := h.first4.As4()
+	binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(b[:])+i)
+	return netip.AddrFrom4(b)
+}
+
+// offset4 is the offset of a from first4.
+func (h *hub) offset4(a netip.Addr) uint32 {
+	x, y := a.As4(), h.first4.As4()
+	return binary.BigEndian.Uint32(x[:]) - binary.BigEndian.Uint32(y[:])
+}
+
+// addr6 is the address at offset i from first6.
+func (h *hub) addr6(i uint32) netip.Addr {
+	b := h.first6.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	lo2 := lo + uint64(i)
+	if lo2 < lo {
+		hi++
+	}
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo2)
+	return netip.AddrFrom16(b)
+}
+
+// offset6 is the offset of a from base, for addresses less than 2⁶⁴ apart.
+func offset6(base, a netip.Addr) uint64 {
+	x, y := a.As16(), base.As16()
+	return binary.BigEndian.Uint64(x[8:]) - binary.BigEndian.Uint64(y[8:])
 }
 
 // pool6Start is the first client address of the IPv6 network: ::1000, or
@@ -82,41 +132,39 @@ func (h *hub) Admit(_ context.Context, _ tunnel.Identity, remote netip.AddrPort)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if old, ok := h.pending[remote]; ok {
-		delete(h.used, old.v4)
-		delete(h.used, old.v6)
+		h.release(old)
+		delete(h.pending, remote)
 	}
-	var p addrPair
-	for a := h.gateway.Next(); h.network.Contains(a); a = a.Next() {
-		if !h.used[a] && h.network.Contains(a.Next()) { // skip the broadcast address
-			p.v4 = a
-			break
-		}
-	}
-	if !p.v4.IsValid() {
+	i4, ok := h.pool4.Get()
+	if !ok {
 		return tunnel.Assignment{}, errPoolExhausted
 	}
+	p := addrPair{v4: h.addr4(i4)}
 	asg := tunnel.Assignment{
 		Addresses: []netip.Prefix{netip.PrefixFrom(p.v4, h.network.Bits())},
 		Gateway:   h.gateway,
 		Routes:    h.routes,
 	}
 	if h.network6.IsValid() {
-		for a := h.pool6Start(); h.network6.Contains(a); a = a.Next() {
-			if !h.used[a] {
-				p.v6 = a
-				break
-			}
-		}
-		if !p.v6.IsValid() {
+		i6, ok := h.pool6.Get()
+		if !ok {
+			h.pool4.Put(i4)
 			return tunnel.Assignment{}, errPoolExhausted
 		}
+		p.v6 = h.addr6(i6)
 		asg.Addresses = append(asg.Addresses, netip.PrefixFrom(p.v6, h.network6.Bits()))
 		asg.Gateway6 = h.gateway6
-		h.used[p.v6] = true
 	}
-	h.used[p.v4] = true
 	h.pending[remote] = p
 	return asg, nil
+}
+
+// release gives a client's addresses back to the pools; h.mu is held.
+func (h *hub) release(p addrPair) {
+	h.pool4.Put(h.offset4(p.v4))
+	if p.v6.IsValid() {
+		h.pool6.Put(uint32(offset6(h.first6, p.v6)))
+	}
 }
 
 func (h *hub) Up(s tunnel.Session) {
@@ -140,14 +188,11 @@ func (h *hub) Down(s tunnel.Session, _ error) {
 	if p, ok := h.addrOf[s.ID()]; ok {
 		delete(h.addrOf, s.ID())
 		for _, a := range [2]netip.Addr{p.v4, p.v6} {
-			if !a.IsValid() {
-				continue
-			}
-			if h.byAddr[a] == s {
+			if a.IsValid() && h.byAddr[a] == s {
 				delete(h.byAddr, a)
 			}
-			delete(h.used, a)
 		}
+		h.release(p)
 	}
 }
 
