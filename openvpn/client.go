@@ -97,6 +97,13 @@ type rxBuf struct {
 
 const clientQueue = 256
 
+// initRx prepares the receive buffers of the data path.
+func (c *Client) initRx() {
+	for i := 0; i < clientQueue+8; i++ {
+		c.free <- &rxBuf{buf: make([]byte, tunnel.BufferSize)}
+	}
+}
+
 // Dial connects to an OpenVPN server, authenticates, and returns once the
 // data channel is ready (the PUSH_REPLY was applied). network is "udp",
 // "udp4", "udp6", "tcp", "tcp4" or "tcp6". ctx bounds the whole handshake;
@@ -170,9 +177,7 @@ func newClient(conn net.Conn, isTCP bool, cfg *ClientConfig, ciphers []datachann
 		free:    make(chan *rxBuf, clientQueue+8),
 		readerD: make(chan struct{}),
 	}
-	for i := 0; i < clientQueue+8; i++ {
-		c.free <- &rxBuf{buf: make([]byte, tunnel.BufferSize)}
-	}
+	c.initRx()
 	t := cfg.TLS.Clone()
 	if t.MinVersion < tls.VersionTLS12 {
 		t.MinVersion = tls.VersionTLS12
