@@ -80,8 +80,9 @@ type Client struct {
 	readyOnce sync.Once
 	readyErr  error
 
+	// rx queues received packets for Read; their buffers come from and
+	// return to rxPool.
 	rx      chan *rxBuf
-	free    chan *rxBuf
 	readerD chan struct{}
 	tc      *tls.Conn
 	tcMu    sync.Mutex
@@ -95,13 +96,21 @@ type rxBuf struct {
 	plain []byte
 }
 
+// clientQueue is the most received packets waiting for Read.
 const clientQueue = 256
 
-// initRx prepares the receive buffers of the data path.
-func (c *Client) initRx() {
-	for i := 0; i < clientQueue+8; i++ {
-		c.free <- &rxBuf{buf: make([]byte, tunnel.BufferSize)}
-	}
+// rxPool holds the receive buffers of all clients. A client takes one per
+// packet and Read gives it back, so a busy client reuses a handful (the
+// data path does not allocate once warm) and an idle one holds only the
+// buffer its receive loop waits with, instead of a queue's worth each: a
+// device embedding Dial pays for bursts only while they last.
+var rxPool = sync.Pool{New: func() any { return &rxBuf{buf: make([]byte, tunnel.BufferSize)} }}
+
+func getRxBuf() *rxBuf { return rxPool.Get().(*rxBuf) }
+
+func putRxBuf(rb *rxBuf) {
+	rb.plain = nil
+	rxPool.Put(rb)
 }
 
 // Dial connects to an OpenVPN server, authenticates, and returns once the
@@ -174,10 +183,8 @@ func newClient(conn net.Conn, isTCP bool, cfg *ClientConfig, ciphers []datachann
 		isTCP:   isTCP,
 		ready:   make(chan struct{}),
 		rx:      make(chan *rxBuf, clientQueue),
-		free:    make(chan *rxBuf, clientQueue+8),
 		readerD: make(chan struct{}),
 	}
-	c.initRx()
 	t := cfg.TLS.Clone()
 	if t.MinVersion < tls.VersionTLS12 {
 		t.MinVersion = tls.VersionTLS12
@@ -312,7 +319,9 @@ func (c *Client) runKey(ks *keyState) error {
 	c.tc = tc
 	c.tcMu.Unlock()
 	c.setReady(nil)
-	return readCommands(tc, ks, buf, func(text string, cmd keymethod.Command) (bool, error) {
+	// readCommands reads with a small buffer of its own: buf, the
+	// handshake's, is not kept for the life of the key.
+	return readCommands(tc, ks, func(text string, cmd keymethod.Command) (bool, error) {
 		switch cmd.Name {
 		case "AUTH_FAILED", "RESTART", "HALT":
 			s.close(fmt.Errorf("%w: %s", ErrPeerExit, text))
@@ -445,12 +454,10 @@ func (c *Client) readLoop() {
 		br = bufio.NewReaderSize(rw, 64*1024)
 	}
 	for {
-		var rb *rxBuf
-		select {
-		case rb = <-c.free:
-		case <-c.s.done:
+		if c.s.closedFlag.Load() {
 			return
 		}
+		rb := getRxBuf()
 		room := rb.buf[dataOffset : tunnel.BufferSize-tunnel.Tailroom]
 		var n int
 		var err error
@@ -460,7 +467,7 @@ func (c *Client) readLoop() {
 			n, err = rw.Read(room)
 		}
 		if err != nil {
-			c.free <- rb
+			putRxBuf(rb)
 			switch {
 			case c.closing.Load():
 				c.s.close(ErrClosed)
@@ -471,25 +478,25 @@ func (c *Client) readLoop() {
 		}
 		pkt := room[:n]
 		if n == 0 {
-			c.free <- rb
+			putRxBuf(rb)
 			continue
 		}
 		op, _ := wire.SplitOpcode(pkt[0])
 		if !op.IsData() {
 			c.s.handleControl(pkt)
-			c.free <- rb
+			putRxBuf(rb)
 			continue
 		}
 		plain, ok := c.s.openData(pkt)
 		if !ok {
-			c.free <- rb
+			putRxBuf(rb)
 			continue
 		}
 		rb.plain = plain
 		select {
 		case c.rx <- rb:
 		default:
-			c.free <- rb // reader too slow: drop, like a full interface queue
+			putRxBuf(rb) // reader too slow: drop, like a full interface queue
 		}
 	}
 }
@@ -501,7 +508,7 @@ func (c *Client) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case rb := <-c.rx:
 		sizes[0] = copy(bufs[0][offset:], rb.plain)
-		c.free <- rb
+		putRxBuf(rb)
 		n = 1
 	case <-c.s.done:
 		return 0, ErrClosed
@@ -510,7 +517,7 @@ func (c *Client) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		select {
 		case rb := <-c.rx:
 			sizes[n] = copy(bufs[n][offset:], rb.plain)
-			c.free <- rb
+			putRxBuf(rb)
 			n++
 		default:
 			return n, nil

@@ -51,10 +51,8 @@ func keyedClient(tb testing.TB, c datachannel.Cipher) (*Client, *net.UDPConn, *d
 		conn:    cliConn,
 		ready:   make(chan struct{}),
 		rx:      make(chan *rxBuf, clientQueue),
-		free:    make(chan *rxBuf, clientQueue+8),
 		readerD: make(chan struct{}),
 	}
-	cl.initRx()
 	s.onClose = cl.onClose
 	go cl.readLoop()
 	tb.Cleanup(func() {

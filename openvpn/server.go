@@ -782,7 +782,9 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 		srv.log.Info("session up", "session", s.id, "name", ss.identity.Name, "remote", ss.Remote(),
 			"cipher", s.cipher.String(), "peer_id", ss.peerID)
 	}
-	return readCommands(tc, ks, buf, func(_ string, cmd keymethod.Command) (bool, error) {
+	// readCommands reads with a small buffer of its own: buf, the
+	// handshake's, is not kept for the life of the key.
+	return readCommands(tc, ks, func(_ string, cmd keymethod.Command) (bool, error) {
 		switch cmd.Name {
 		case "PUSH_REQUEST":
 			return false, ss.push(tc)

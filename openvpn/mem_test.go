@@ -1,0 +1,226 @@
+package openvpn
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/remotegate/remotegate/internal/testpki"
+)
+
+// memServerEnv names the directory of the certificates and key that the
+// server process of TestIdleHeap reads; set only in that process.
+const memServerEnv = "REMOTEGATE_OPENVPN_MEM_SERVER"
+
+// Bounds on what an idle tunnel holds, as measured by TestIdleHeap. The
+// client's is the goal a vendor embedding Dial on a small device needs;
+// the server's is below what a session held while its handshake buffers
+// lived as long as the session (about 60 KiB).
+const (
+	maxIdleClientHeap  = 64 << 10
+	maxIdleSessionHeap = 40 << 10
+)
+
+// heapAfterGC returns the live heap after the garbage collector has run
+// twice (the second run frees what sync.Pool kept through the first).
+func heapAfterGC() (heap, stack uint64) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, ms.StackInuse
+}
+
+// handshakeSettled reports whether every key state of s has delivered and
+// been acknowledged all of its control messages: the handshake is over and
+// nothing of it is in flight.
+func (s *session) handshakeSettled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ks := s.keys[s.current]
+	return ks != nil && ks.active && ks.rel.Unacked() == 0 && ks.rel.Queued() == 0 && !ks.rel.HasPendingAcks()
+}
+
+// TestIdleHeap opens clients against a server running in another process
+// and measures the heap each side holds per idle tunnel (connected,
+// keepalive running, no traffic): the clients' in this process, the
+// server's in its own, each as the growth of the live heap over the same
+// process before the tunnels, divided by their number.
+func TestIdleHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 50 tunnels")
+	}
+	const n = 50
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	e.ca.WriteFiles(t, dir, map[string]*testpki.Leaf{"server": e.server})
+	if err := os.WriteFile(filepath.Join(dir, "ta.key"), e.tlsKey.Marshal(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestMemServerProcess$")
+	cmd.Env = append(os.Environ(), memServerEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	out := bufio.NewScanner(stdout)
+	// ask sends one command to the server process and returns its answer.
+	ask := func(line string) []string {
+		t.Helper()
+		if _, err := fmt.Fprintln(stdin, line); err != nil {
+			t.Fatal(err)
+		}
+		for out.Scan() {
+			if f := strings.Fields(out.Text()); len(f) > 0 && f[0] == "mem:" {
+				return f[1:]
+			}
+		}
+		t.Fatalf("server process ended: %v", out.Err())
+		return nil
+	}
+	addr := ask("addr")[0]
+	serverBefore, _ := strconv.ParseUint(ask("heap 0")[0], 10, 64)
+
+	_, cp := e.protections(ProtectionTLSCrypt)
+	ccfg := &ClientConfig{TLS: e.cliTLS, Protection: cp}
+	clientBefore, stackBefore := heapAfterGC()
+	clients := make([]*Client, 0, n)
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := Dial(ctx, "udp", addr, ccfg)
+		cancel()
+		if err != nil {
+			t.Fatalf("Dial %d: %v", i, err)
+		}
+		clients = append(clients, c)
+		roundTrip(t, c, 1)
+	}
+	waitFor(t, func() bool {
+		for _, c := range clients {
+			if !c.s.handshakeSettled() {
+				return false
+			}
+		}
+		return true
+	})
+	clientAfter, stackAfter := heapAfterGC()
+	serverAfter, _ := strconv.ParseUint(ask(fmt.Sprintf("heap %d", n))[0], 10, 64)
+	for i, c := range clients {
+		select {
+		case <-c.Done():
+			t.Fatalf("client %d ended while idle: %v", i, c.Err())
+		default:
+		}
+	}
+	perClient := (int64(clientAfter) - int64(clientBefore)) / n
+	perSession := (int64(serverAfter) - int64(serverBefore)) / n
+	t.Logf("idle heap per client %d B (stacks %d B), per server session %d B",
+		perClient, (int64(stackAfter)-int64(stackBefore))/n, perSession)
+	if perClient > maxIdleClientHeap {
+		t.Errorf("an idle client holds %d B of heap, want at most %d", perClient, maxIdleClientHeap)
+	}
+	if perSession > maxIdleSessionHeap {
+		t.Errorf("an idle server session holds %d B of heap, want at most %d", perSession, maxIdleSessionHeap)
+	}
+	// Still tunnels: each carries traffic after the measurement.
+	for _, c := range clients {
+		roundTrip(t, c, 1)
+	}
+}
+
+// TestMemServerProcess is the server of TestIdleHeap, run in a process of
+// its own so that its heap is measured apart from the clients'. It answers
+// commands on stdin: "addr" (the UDP address to dial) and "heap N" (the
+// live heap once N sessions are up with their handshakes settled).
+func TestMemServerProcess(t *testing.T) {
+	dir := os.Getenv(memServerEnv)
+	if dir == "" {
+		t.Skip("runs only as the server process of TestIdleHeap")
+	}
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cert, err := tls.X509KeyPair(read("server.crt"), read("server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(read("ca.crt"))
+	key, err := ParseStaticKey(read("ta.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(&ServerConfig{
+		TLS:        &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool},
+		Protection: Protection{Mode: ProtectionTLSCrypt, Key: key},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.ServeUDP(ctx, conn, &echoHandler{}) }()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		switch {
+		case len(f) == 1 && f[0] == "addr":
+			fmt.Println("mem:", conn.LocalAddr())
+		case len(f) == 2 && f[0] == "heap":
+			want, _ := strconv.Atoi(f[1])
+			waitFor(t, func() bool {
+				srv.mu.Lock()
+				defer srv.mu.Unlock()
+				up := 0
+				for _, ss := range srv.peers {
+					if ss != nil && ss.up.Load() && ss.s.handshakeSettled() {
+						up++
+					}
+				}
+				return up == want
+			})
+			heap, _ := heapAfterGC()
+			fmt.Println("mem:", heap)
+		}
+	}
+}
