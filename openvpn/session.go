@@ -44,6 +44,17 @@ type keyState struct {
 	space chan struct{}
 }
 
+// releaseIfSettled lets the reliability layer of a key state whose
+// handshake is over free its buffers once everything it sent is
+// acknowledged: the key state lives as long as its key, for the rare
+// control messages to come, and need not hold the handshake's messages.
+// The caller holds the session's mu.
+func (ks *keyState) releaseIfSettled() {
+	if ks.active && ks.rel.Unacked() == 0 && ks.rel.Queued() == 0 {
+		ks.rel.Release()
+	}
+}
+
 // dataKeys is the data path's view of the keys, replaced whole on every
 // change so that the per-packet path reads it without a lock.
 type dataKeys struct {
@@ -297,6 +308,7 @@ func (s *session) process(pkt *wire.Packet) {
 			}
 		}
 	}
+	ks.releaseIfSettled()
 	s.mu.Unlock()
 	s.wake()
 }
@@ -370,12 +382,7 @@ func (s *session) tick() time.Duration {
 			default:
 			}
 		}
-		if ks.active && ks.rel.Unacked() == 0 && ks.rel.Queued() == 0 {
-			// The handshake is over and delivered: the key state keeps
-			// its layer for the rare control messages to come, not the
-			// handshake's buffers.
-			ks.rel.Release()
-		}
+		ks.releaseIfSettled()
 	}
 	s.mu.Unlock()
 	for _, b := range pkts {

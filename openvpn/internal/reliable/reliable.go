@@ -373,6 +373,20 @@ func (l *Layer) Release() {
 	}
 }
 
+// Buffered reports whether the Layer holds its send ring or a receive
+// buffer, that is whether Release would have anything to free.
+func (l *Layer) Buffered() bool {
+	if l.snd != nil {
+		return true
+	}
+	for i := range l.rcv {
+		if l.rcv[i].buf != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Unacked is the number of sent, unacknowledged messages.
 func (l *Layer) Unacked() int { return l.unacked }
 

@@ -500,7 +500,7 @@ func TestReleaseWhenIdle(t *testing.T) {
 	a.Send([]byte("in flight"))
 	a.Due(t0)
 	a.Release()
-	if a.snd == nil {
+	if !a.Buffered() {
 		t.Fatal("Release dropped the ring with a message in flight")
 	}
 	for _, o := range a.Due(t0.Add(time.Minute)) { // the retransmission
@@ -510,7 +510,7 @@ func TestReleaseWhenIdle(t *testing.T) {
 	a.OnAcks(b.TakeAcks(MaxAcksAck))
 	a.Release()
 	b.Release()
-	if a.snd != nil || b.rcv[0].buf != nil || b.rcv[1].buf != nil {
+	if a.Buffered() || b.Buffered() {
 		t.Fatal("idle layers kept their buffers")
 	}
 	exchange("renegotiated", "again")
