@@ -1,7 +1,6 @@
 package openvpn
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -218,7 +217,7 @@ func newClient(conn net.Conn, isTCP bool, cfg *ClientConfig, ciphers []datachann
 
 	var l link
 	if isTCP {
-		l = &streamLink{conn: conn, bw: bufio.NewWriterSize(rawOrConn(conn), 64*1024)}
+		l = &streamLink{conn: conn, w: rawOrConn(conn)}
 	} else {
 		l = &connLink{conn: conn, rw: rawOrConn(conn)}
 	}
@@ -449,9 +448,9 @@ func (c *Client) readLoop() {
 	defer close(c.readerD)
 	const dataOffset = tunnel.Headroom - 24
 	rw := rawOrConn(c.conn)
-	var br *bufio.Reader
+	var br io.Reader
 	if c.isTCP {
-		br = bufio.NewReaderSize(rw, 64*1024)
+		br = newBurstReader(rw)
 	}
 	for {
 		if c.s.closedFlag.Load() {
@@ -597,8 +596,60 @@ func rawOrConn(conn net.Conn) io.ReadWriter {
 	return conn
 }
 
+// burstReader buffers a client's TCP stream like a bufio.Reader, but holds
+// a large buffer only during bursts: it waits for data with a small one,
+// and takes a 64 KiB buffer from a pool once a read fills the small one
+// (more is queued in the socket), giving it back once reads come in
+// smaller than the small buffer again (a trickle, such as keepalives). A
+// connected but idle client thus holds 2 KiB for reading, not 64.
+type burstReader struct {
+	r     io.Reader
+	small []byte
+	big   *[]byte // from streamBufPool while a burst lasts
+	buf   []byte  // small or *big
+	start int
+	end   int
+}
+
+const burstSmall = 2048
+
+func newBurstReader(r io.Reader) *burstReader {
+	b := &burstReader{r: r, small: make([]byte, burstSmall)}
+	b.buf = b.small
+	return b
+}
+
+func (b *burstReader) Read(p []byte) (int, error) {
+	if b.start == b.end {
+		buf := b.small
+		if b.big != nil {
+			buf = (*b.big)[:cap(*b.big)]
+		}
+		n, err := b.r.Read(buf)
+		switch {
+		case b.big == nil && n == len(buf):
+			b.big = streamBufPool.Get().(*[]byte)
+		case b.big != nil && n < burstSmall:
+			// The burst is over: the data read is copied to the small
+			// buffer so that the big one can go back to the pool.
+			copy(b.small, buf[:n])
+			buf = b.small
+			streamBufPool.Put(b.big)
+			b.big = nil
+		}
+		b.buf, b.start, b.end = buf, 0, n
+		if n == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.start:b.end])
+	b.start += n
+	return n, nil
+}
+
 // readFrame reads one length-prefixed packet of a TCP stream into buf; it
-// reads nothing past the packet from r itself (a *bufio.Reader may).
+// reads nothing past the packet from r itself (a *bufio.Reader or
+// burstReader may).
 func readFrame(r io.Reader, buf []byte) (int, error) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -647,39 +698,73 @@ func (l *connLink) close() { _ = l.conn.Close() }
 type streamLink struct {
 	mu   sync.Mutex
 	conn net.Conn
-	bw   *bufio.Writer
+	w    io.Writer // conn, or its descriptor through rawOrConn
 }
+
+// streamBufSize is the most bytes one write to a TCP stream carries: the
+// largest frame (2 + 65535 bytes) fits, and a batch of full-size packets
+// goes out in one system call.
+const streamBufSize = 2 + 64*1024
+
+// streamBufPool holds the buffers that sends to TCP streams frame their
+// packets in. A buffer is taken for one send and given back after it, so
+// an idle connection holds none, and a busy one reuses them without
+// allocating.
+var streamBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, streamBufSize)
+	return &b
+}}
 
 func (l *streamLink) sendControl(pkt []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.writeFrame(pkt); err != nil {
-		return err
-	}
-	return l.bw.Flush()
+	return l.writeFrames(pkt, nil)
 }
 
 func (l *streamLink) sendData(pkts [][]byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, p := range pkts {
-		if err := l.writeFrame(p); err != nil {
+	return l.writeFrames(nil, pkts)
+}
+
+// writeFrames frames one (control) or many (data) packets into a pooled
+// buffer and writes it, in as few writes as the buffer allows. The caller
+// holds l.mu.
+func (l *streamLink) writeFrames(one []byte, pkts [][]byte) error {
+	bp := streamBufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	defer func() {
+		*bp = b[:0]
+		streamBufPool.Put(bp)
+	}()
+	add := func(p []byte) error {
+		if len(p) > 0xFFFF {
+			return fmt.Errorf("openvpn: packet of %d bytes too large for TCP framing", len(p))
+		}
+		if len(b)+2+len(p) > cap(b) {
+			if _, err := l.w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
+		b = append(b, p...)
+		return nil
+	}
+	if one != nil {
+		if err := add(one); err != nil {
 			return err
 		}
 	}
-	return l.bw.Flush()
-}
-
-func (l *streamLink) writeFrame(p []byte) error {
-	if len(p) > 0xFFFF {
-		return fmt.Errorf("openvpn: packet of %d bytes too large for TCP framing", len(p))
+	for _, p := range pkts {
+		if err := add(p); err != nil {
+			return err
+		}
 	}
-	var hdr [2]byte
-	binary.BigEndian.PutUint16(hdr[:], uint16(len(p)))
-	if _, err := l.bw.Write(hdr[:]); err != nil {
-		return err
+	if len(b) == 0 {
+		return nil
 	}
-	_, err := l.bw.Write(p)
+	_, err := l.w.Write(b)
 	return err
 }
 

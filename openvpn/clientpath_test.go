@@ -1,7 +1,10 @@
 package openvpn
 
 import (
+	"bytes"
 	"crypto/rand"
+	"encoding/binary"
+	"io"
 	"log/slog"
 	"net"
 	"testing"
@@ -156,5 +159,60 @@ func BenchmarkClientSend(b *testing.B) {
 		if _, err := c.Write(bufs, tunnel.Headroom); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// chunkReader returns its chunks one per Read, as a socket returns what
+// has arrived.
+type chunkReader struct{ chunks [][]byte }
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.chunks[0])
+	if r.chunks[0] = r.chunks[0][n:]; len(r.chunks[0]) == 0 {
+		r.chunks = r.chunks[1:]
+	}
+	return n, nil
+}
+
+// TestBurstReader: frames come out whole and in order whatever the reads
+// deliver, the large buffer is taken when the stream delivers more than
+// the small one holds and given back when it trickles.
+func TestBurstReader(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	for i, size := range []int{40, 1400, 1400, 1400, 1400, 1400, 1400, 1400, 60, 65535, 30} {
+		p := bytes.Repeat([]byte{byte(i)}, size)
+		want = append(want, p)
+		stream = binary.BigEndian.AppendUint16(stream, uint16(size))
+		stream = append(stream, p...)
+	}
+	// A trickle (the first frame), a burst (the next ones, far more than
+	// 2 KiB at once), and a trickle again (the last one alone).
+	first, last := 2+40, 2+30
+	cr := &chunkReader{chunks: [][]byte{stream[:first], stream[first : len(stream)-last], stream[len(stream)-last:]}}
+	br := newBurstReader(cr)
+	buf := make([]byte, 65535)
+	sawBig := false
+	for i, w := range want {
+		n, err := readFrame(br, buf)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(buf[:n], w) {
+			t.Fatalf("frame %d: %d bytes, want %d of %d", i, n, len(w), w[0])
+		}
+		sawBig = sawBig || br.big != nil
+	}
+	if !sawBig {
+		t.Error("the burst was read without the large buffer")
+	}
+	if br.big != nil {
+		t.Error("the large buffer is kept after the burst")
+	}
+	if _, err := readFrame(br, buf); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want EOF", err)
 	}
 }

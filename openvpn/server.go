@@ -1131,7 +1131,7 @@ func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler, pending *connli
 		srv.stats.dropBadPacket.Add(1)
 		return
 	}
-	l := &streamLink{conn: conn, bw: bufio.NewWriterSize(rw, 64*1024)}
+	l := &streamLink{conn: conn, w: rw}
 	ss := srv.newSession(h, codec, wire.SessionID{}, p.SessionID, l, false, &p, pending)
 	if ss == nil {
 		return
