@@ -651,11 +651,15 @@ func (b *burstReader) Read(p []byte) (int, error) {
 // reads nothing past the packet from r itself (a *bufio.Reader or
 // burstReader may).
 func readFrame(r io.Reader, buf []byte) (int, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	// The length is read into buf: an array of its own would escape to
+	// the heap through io.ReadFull, an allocation per packet.
+	if len(buf) < 2 {
+		return 0, fmt.Errorf("openvpn: buffer of %d bytes for a TCP packet", len(buf))
+	}
+	if _, err := io.ReadFull(r, buf[:2]); err != nil {
 		return 0, err
 	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
+	n := int(binary.BigEndian.Uint16(buf[:2]))
 	if n == 0 || n > len(buf) {
 		return 0, fmt.Errorf("openvpn: bad packet length %d on TCP stream", n)
 	}

@@ -1,6 +1,7 @@
 package openvpn
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
@@ -214,5 +215,162 @@ func TestBurstReader(t *testing.T) {
 	}
 	if _, err := readFrame(br, buf); err != io.EOF {
 		t.Fatalf("after the last frame: %v, want EOF", err)
+	}
+}
+
+// tcpFrameSource returns a connection on which full-size frames (1400
+// bytes of payload) arrive as fast as loopback carries them.
+func tcpFrameSource(b *testing.B) net.Conn {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var chunk []byte
+	for range 40 {
+		chunk = binary.BigEndian.AppendUint16(chunk, 1400)
+		chunk = append(chunk, make([]byte, 1400)...)
+	}
+	go func() {
+		c, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// BenchmarkTCPFrameRead compares the client's TCP stream reader with the
+// 64 KiB bufio.Reader it replaced, on a stream that is always full.
+func BenchmarkTCPFrameRead(b *testing.B) {
+	for _, kind := range []string{"bufio64k", "burst"} {
+		b.Run(kind, func(b *testing.B) {
+			rw := rawOrConn(tcpFrameSource(b))
+			var r io.Reader = newBurstReader(rw)
+			if kind == "bufio64k" {
+				r = bufio.NewReaderSize(rw, 64<<10)
+			}
+			buf := make([]byte, 2048)
+			b.SetBytes(1400)
+			b.ReportAllocs()
+			for b.Loop() {
+				if n, err := readFrame(r, buf); err != nil || n != 1400 {
+					b.Fatalf("readFrame: %d, %v", n, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkTCPFrameWrite compares sends to a TCP stream framed in a pooled
+// buffer (streamLink) with the 64 KiB bufio.Writer per connection they
+// replaced, for batches of 32 full-size packets.
+func BenchmarkTCPFrameWrite(b *testing.B) {
+	for _, kind := range []string{"bufio64k", "pooled"} {
+		b.Run(kind, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				c, err := ln.Accept()
+				ln.Close()
+				if err == nil {
+					_, _ = io.Copy(io.Discard, c)
+					c.Close()
+				}
+			}()
+			conn, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			rw := rawOrConn(conn)
+			pkts := make([][]byte, 32)
+			for i := range pkts {
+				pkts[i] = make([]byte, 1400)
+			}
+			l := &streamLink{conn: conn, w: rw}
+			bw := bufio.NewWriterSize(rw, 64<<10)
+			send := l.sendData
+			if kind == "bufio64k" {
+				send = func(pkts [][]byte) error {
+					for _, p := range pkts {
+						var hdr [2]byte
+						binary.BigEndian.PutUint16(hdr[:], uint16(len(p)))
+						if _, err := bw.Write(hdr[:]); err != nil {
+							return err
+						}
+						if _, err := bw.Write(p); err != nil {
+							return err
+						}
+					}
+					return bw.Flush()
+				}
+			}
+			b.SetBytes(32 * 1400)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := send(pkts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// repeatReader returns the same bytes forever.
+type repeatReader struct {
+	data []byte
+	off  int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.data[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.data)
+	}
+	return n, nil
+}
+
+// TestTCPFramingAllocs: once warm, framing sends to a TCP stream and
+// reading frames from it allocate nothing per packet.
+func TestTCPFramingAllocs(t *testing.T) {
+	pkts := make([][]byte, 32)
+	for i := range pkts {
+		pkts[i] = make([]byte, 1400)
+	}
+	l := &streamLink{w: io.Discard}
+	if a := testing.AllocsPerRun(100, func() {
+		if err := l.sendData(pkts); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("sending a batch allocates %v", a)
+	}
+	var frame []byte
+	frame = binary.BigEndian.AppendUint16(frame, 1400)
+	frame = append(frame, make([]byte, 1400)...)
+	br := newBurstReader(&repeatReader{data: frame})
+	buf := make([]byte, 2048)
+	if a := testing.AllocsPerRun(1000, func() {
+		if n, err := readFrame(br, buf); err != nil || n != 1400 {
+			t.Fatalf("readFrame: %d, %v", n, err)
+		}
+	}); a != 0 {
+		t.Errorf("reading a frame allocates %v", a)
 	}
 }
