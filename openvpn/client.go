@@ -596,12 +596,13 @@ func rawOrConn(conn net.Conn) io.ReadWriter {
 	return conn
 }
 
-// burstReader buffers a client's TCP stream like a bufio.Reader, but holds
+// burstReader buffers a TCP stream like a bufio.Reader, but holds
 // a large buffer only during bursts: it waits for data with a small one,
 // and takes a 64 KiB buffer from a pool once a read fills the small one
 // (more is queued in the socket), giving it back once reads come in
 // smaller than the small buffer again (a trickle, such as keepalives). A
-// connected but idle client thus holds 2 KiB for reading, not 64.
+// connected but idle client or server session thus holds 2 KiB for
+// reading, not 64.
 type burstReader struct {
 	r     io.Reader
 	small []byte
@@ -646,6 +647,9 @@ func (b *burstReader) Read(p []byte) (int, error) {
 	b.start += n
 	return n, nil
 }
+
+// buffered returns the bytes read and not yet consumed, without reading.
+func (b *burstReader) buffered() []byte { return b.buf[b.start:b.end] }
 
 // readFrame reads one length-prefixed packet of a TCP stream into buf; it
 // reads nothing past the packet from r itself (a *bufio.Reader or

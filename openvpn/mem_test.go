@@ -29,15 +29,13 @@ const memServerEnv = "REMOTEGATE_OPENVPN_MEM_SERVER"
 // well below the 56 KiB a session held while its handshake buffers lived
 // as long as the session, with room for what the TLS session and keys
 // need (about 21 KiB measured).
-//
-// A TCP session of the server also keeps its stream's read buffer (64 KiB)
-// and a batch of 32 receive buffers (56 KiB) for its life; its bound is
-// below the 245 KiB or so it held when its handshake buffers and a 64 KiB
-// write buffer lived as long as the session too.
+// A TCP session of the server also has its connection's small read
+// buffer (about 27 KiB measured; it held some 245 KiB with a 64 KiB read
+// and a 64 KiB write buffer and 32 batch buffers for its life).
 const (
 	maxIdleClientHeap     = 64 << 10
 	maxIdleSessionHeap    = 32 << 10
-	maxIdleTCPSessionHeap = 160 << 10
+	maxIdleTCPSessionHeap = 40 << 10
 )
 
 // heapAfterGC returns the live heap after the garbage collector has run
