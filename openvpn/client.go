@@ -1,7 +1,6 @@
 package openvpn
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -80,8 +79,9 @@ type Client struct {
 	readyOnce sync.Once
 	readyErr  error
 
+	// rx queues received packets for Read; their buffers come from and
+	// return to rxPool.
 	rx      chan *rxBuf
-	free    chan *rxBuf
 	readerD chan struct{}
 	tc      *tls.Conn
 	tcMu    sync.Mutex
@@ -95,7 +95,22 @@ type rxBuf struct {
 	plain []byte
 }
 
+// clientQueue is the most received packets waiting for Read.
 const clientQueue = 256
+
+// rxPool holds the receive buffers of all clients. A client takes one per
+// packet and Read gives it back, so a busy client reuses a handful (the
+// data path does not allocate once warm) and an idle one holds only the
+// buffer its receive loop waits with, instead of a queue's worth each: a
+// device embedding Dial pays for bursts only while they last.
+var rxPool = sync.Pool{New: func() any { return &rxBuf{buf: make([]byte, tunnel.BufferSize)} }}
+
+func getRxBuf() *rxBuf { return rxPool.Get().(*rxBuf) }
+
+func putRxBuf(rb *rxBuf) {
+	rb.plain = nil
+	rxPool.Put(rb)
+}
 
 // Dial connects to an OpenVPN server, authenticates, and returns once the
 // data channel is ready (the PUSH_REPLY was applied). network is "udp",
@@ -167,11 +182,7 @@ func newClient(conn net.Conn, isTCP bool, cfg *ClientConfig, ciphers []datachann
 		isTCP:   isTCP,
 		ready:   make(chan struct{}),
 		rx:      make(chan *rxBuf, clientQueue),
-		free:    make(chan *rxBuf, clientQueue+8),
 		readerD: make(chan struct{}),
-	}
-	for i := 0; i < clientQueue+8; i++ {
-		c.free <- &rxBuf{buf: make([]byte, tunnel.BufferSize)}
 	}
 	t := cfg.TLS.Clone()
 	if t.MinVersion < tls.VersionTLS12 {
@@ -206,7 +217,7 @@ func newClient(conn net.Conn, isTCP bool, cfg *ClientConfig, ciphers []datachann
 
 	var l link
 	if isTCP {
-		l = &streamLink{conn: conn, bw: bufio.NewWriterSize(rawOrConn(conn), 64*1024)}
+		l = &streamLink{conn: conn, w: rawOrConn(conn)}
 	} else {
 		l = &connLink{conn: conn, rw: rawOrConn(conn)}
 	}
@@ -307,7 +318,9 @@ func (c *Client) runKey(ks *keyState) error {
 	c.tc = tc
 	c.tcMu.Unlock()
 	c.setReady(nil)
-	return readCommands(tc, ks, buf, func(text string, cmd keymethod.Command) (bool, error) {
+	// readCommands reads with a small buffer of its own: buf, the
+	// handshake's, is not kept for the life of the key.
+	return readCommands(tc, ks, func(text string, cmd keymethod.Command) (bool, error) {
 		switch cmd.Name {
 		case "AUTH_FAILED", "RESTART", "HALT":
 			s.close(fmt.Errorf("%w: %s", ErrPeerExit, text))
@@ -435,17 +448,15 @@ func (c *Client) readLoop() {
 	defer close(c.readerD)
 	const dataOffset = tunnel.Headroom - 24
 	rw := rawOrConn(c.conn)
-	var br *bufio.Reader
+	var br io.Reader
 	if c.isTCP {
-		br = bufio.NewReaderSize(rw, 64*1024)
+		br = newBurstReader(rw)
 	}
 	for {
-		var rb *rxBuf
-		select {
-		case rb = <-c.free:
-		case <-c.s.done:
+		if c.s.closedFlag.Load() {
 			return
 		}
+		rb := getRxBuf()
 		room := rb.buf[dataOffset : tunnel.BufferSize-tunnel.Tailroom]
 		var n int
 		var err error
@@ -455,7 +466,7 @@ func (c *Client) readLoop() {
 			n, err = rw.Read(room)
 		}
 		if err != nil {
-			c.free <- rb
+			putRxBuf(rb)
 			switch {
 			case c.closing.Load():
 				c.s.close(ErrClosed)
@@ -466,25 +477,25 @@ func (c *Client) readLoop() {
 		}
 		pkt := room[:n]
 		if n == 0 {
-			c.free <- rb
+			putRxBuf(rb)
 			continue
 		}
 		op, _ := wire.SplitOpcode(pkt[0])
 		if !op.IsData() {
 			c.s.handleControl(pkt)
-			c.free <- rb
+			putRxBuf(rb)
 			continue
 		}
 		plain, ok := c.s.openData(pkt)
 		if !ok {
-			c.free <- rb
+			putRxBuf(rb)
 			continue
 		}
 		rb.plain = plain
 		select {
 		case c.rx <- rb:
 		default:
-			c.free <- rb // reader too slow: drop, like a full interface queue
+			putRxBuf(rb) // reader too slow: drop, like a full interface queue
 		}
 	}
 }
@@ -496,7 +507,7 @@ func (c *Client) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case rb := <-c.rx:
 		sizes[0] = copy(bufs[0][offset:], rb.plain)
-		c.free <- rb
+		putRxBuf(rb)
 		n = 1
 	case <-c.s.done:
 		return 0, ErrClosed
@@ -505,7 +516,7 @@ func (c *Client) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		select {
 		case rb := <-c.rx:
 			sizes[n] = copy(bufs[n][offset:], rb.plain)
-			c.free <- rb
+			putRxBuf(rb)
 			n++
 		default:
 			return n, nil
@@ -585,14 +596,74 @@ func rawOrConn(conn net.Conn) io.ReadWriter {
 	return conn
 }
 
+// burstReader buffers a TCP stream like a bufio.Reader, but holds
+// a large buffer only during bursts: it waits for data with a small one,
+// and takes a 64 KiB buffer from a pool once a read fills the small one
+// (more is queued in the socket), giving it back once reads come in
+// smaller than the small buffer again (a trickle, such as keepalives). A
+// connected but idle client or server session thus holds 2 KiB for
+// reading, not 64.
+type burstReader struct {
+	r     io.Reader
+	small []byte
+	big   *[]byte // from streamBufPool while a burst lasts
+	buf   []byte  // small or *big
+	start int
+	end   int
+}
+
+const burstSmall = 2048
+
+func newBurstReader(r io.Reader) *burstReader {
+	b := &burstReader{r: r, small: make([]byte, burstSmall)}
+	b.buf = b.small
+	return b
+}
+
+func (b *burstReader) Read(p []byte) (int, error) {
+	if b.start == b.end {
+		buf := b.small
+		if b.big != nil {
+			buf = (*b.big)[:cap(*b.big)]
+		}
+		n, err := b.r.Read(buf)
+		switch {
+		case b.big == nil && n == len(buf):
+			b.big = streamBufPool.Get().(*[]byte)
+		case b.big != nil && n < burstSmall:
+			// The burst is over: the data read is copied to the small
+			// buffer so that the big one can go back to the pool.
+			copy(b.small, buf[:n])
+			buf = b.small
+			streamBufPool.Put(b.big)
+			b.big = nil
+		}
+		b.buf, b.start, b.end = buf, 0, n
+		if n == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.start:b.end])
+	b.start += n
+	return n, nil
+}
+
+// buffered returns the bytes read and not yet consumed, without reading.
+func (b *burstReader) buffered() []byte { return b.buf[b.start:b.end] }
+
 // readFrame reads one length-prefixed packet of a TCP stream into buf; it
-// reads nothing past the packet from r itself (a *bufio.Reader may).
+// reads nothing past the packet from r itself (a *bufio.Reader or
+// burstReader may).
 func readFrame(r io.Reader, buf []byte) (int, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	// The length is read into buf: an array of its own would escape to
+	// the heap through io.ReadFull, an allocation per packet.
+	if len(buf) < 2 {
+		return 0, fmt.Errorf("openvpn: buffer of %d bytes for a TCP packet", len(buf))
+	}
+	if _, err := io.ReadFull(r, buf[:2]); err != nil {
 		return 0, err
 	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
+	n := int(binary.BigEndian.Uint16(buf[:2]))
 	if n == 0 || n > len(buf) {
 		return 0, fmt.Errorf("openvpn: bad packet length %d on TCP stream", n)
 	}
@@ -635,39 +706,73 @@ func (l *connLink) close() { _ = l.conn.Close() }
 type streamLink struct {
 	mu   sync.Mutex
 	conn net.Conn
-	bw   *bufio.Writer
+	w    io.Writer // conn, or its descriptor through rawOrConn
 }
+
+// streamBufSize is the most bytes one write to a TCP stream carries: the
+// largest frame (2 + 65535 bytes) fits, and a batch of full-size packets
+// goes out in one system call.
+const streamBufSize = 2 + 64*1024
+
+// streamBufPool holds the buffers that sends to TCP streams frame their
+// packets in. A buffer is taken for one send and given back after it, so
+// an idle connection holds none, and a busy one reuses them without
+// allocating.
+var streamBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, streamBufSize)
+	return &b
+}}
 
 func (l *streamLink) sendControl(pkt []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.writeFrame(pkt); err != nil {
-		return err
-	}
-	return l.bw.Flush()
+	return l.writeFrames(pkt, nil)
 }
 
 func (l *streamLink) sendData(pkts [][]byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, p := range pkts {
-		if err := l.writeFrame(p); err != nil {
+	return l.writeFrames(nil, pkts)
+}
+
+// writeFrames frames one (control) or many (data) packets into a pooled
+// buffer and writes it, in as few writes as the buffer allows. The caller
+// holds l.mu.
+func (l *streamLink) writeFrames(one []byte, pkts [][]byte) error {
+	bp := streamBufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	defer func() {
+		*bp = b[:0]
+		streamBufPool.Put(bp)
+	}()
+	add := func(p []byte) error {
+		if len(p) > 0xFFFF {
+			return fmt.Errorf("openvpn: packet of %d bytes too large for TCP framing", len(p))
+		}
+		if len(b)+2+len(p) > cap(b) {
+			if _, err := l.w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
+		b = append(b, p...)
+		return nil
+	}
+	if one != nil {
+		if err := add(one); err != nil {
 			return err
 		}
 	}
-	return l.bw.Flush()
-}
-
-func (l *streamLink) writeFrame(p []byte) error {
-	if len(p) > 0xFFFF {
-		return fmt.Errorf("openvpn: packet of %d bytes too large for TCP framing", len(p))
+	for _, p := range pkts {
+		if err := add(p); err != nil {
+			return err
+		}
 	}
-	var hdr [2]byte
-	binary.BigEndian.PutUint16(hdr[:], uint16(len(p)))
-	if _, err := l.bw.Write(hdr[:]); err != nil {
-		return err
+	if len(b) == 0 {
+		return nil
 	}
-	_, err := l.bw.Write(p)
+	_, err := l.w.Write(b)
 	return err
 }
 

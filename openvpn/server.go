@@ -1,7 +1,6 @@
 package openvpn
 
 import (
-	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -824,7 +823,9 @@ func (ss *ServerSession) runKey(ks *keyState) error {
 		srv.log.Info("session up", "session", s.id, "name", ss.identity.Name, "remote", ss.Remote(),
 			"cipher", s.cipher.String(), "peer_id", ss.peerID)
 	}
-	return readCommands(tc, ks, buf, func(_ string, cmd keymethod.Command) (bool, error) {
+	// readCommands reads with a small buffer of its own: buf, the
+	// handshake's, is not kept for the life of the key.
+	return readCommands(tc, ks, func(_ string, cmd keymethod.Command) (bool, error) {
 		switch cmd.Name {
 		case "PUSH_REQUEST":
 			return false, ss.push(tc)
@@ -1171,26 +1172,31 @@ func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler, pending *connli
 		srv.stats.dropBadPacket.Add(1)
 		return
 	}
-	l := &streamLink{conn: conn, bw: bufio.NewWriterSize(rw, 64*1024)}
+	l := &streamLink{conn: conn, w: rw}
 	ss := srv.newSession(h, codec, wire.SessionID{}, p.SessionID, l, false, &p, pending)
 	if ss == nil {
 		return
 	}
 	// From here the session's handshake window bounds the wait.
 	_ = conn.SetReadDeadline(time.Time{})
-	br := bufio.NewReaderSize(rw, 64*1024)
+	// The read buffer is large only during bursts (see burstReader), and
+	// the buffers of a batch beyond the first are taken from a pool for
+	// the batch: an idle session holds neither.
+	br := newBurstReader(rw)
 	// Packets that have already arrived in the read buffer are opened into
 	// their own buffers and delivered together, so that the handler gets a
 	// batch (and a TUN device can merge TCP segments) as with UDP.
 	const batch = 32
 	bufs := make([][]byte, batch)
 	bufs[0] = buf
-	for i := 1; i < batch; i++ {
-		bufs[i] = make([]byte, tunnel.BufferSize)
-	}
+	var held [batch]*rxBuf
 	d := deliverer{bufs: make([][]byte, 0, batch), sizes: make([]int, 0, batch)}
 	for {
 		for i := 0; i < batch && (i == 0 || frameBuffered(br)); i++ {
+			if i > 0 && held[i] == nil {
+				held[i] = getRxBuf()
+				bufs[i] = held[i].buf
+			}
 			room := bufs[i][tunnel.Headroom-24 : tunnel.BufferSize-tunnel.Tailroom]
 			n, err := readFrame(br, room)
 			if err != nil {
@@ -1210,18 +1216,19 @@ func (srv *Server) serveTCPConn(conn net.Conn, h tunnel.Handler, pending *connli
 			}
 		}
 		d.flush()
+		for i := 1; i < batch && held[i] != nil; i++ {
+			putRxBuf(held[i])
+			held[i], bufs[i] = nil, nil
+		}
 	}
 }
 
 // frameBuffered reports whether a whole length-prefixed packet is already
 // in br, so that reading it does not block.
-func frameBuffered(br *bufio.Reader) bool {
-	if br.Buffered() < 2 {
+func frameBuffered(br *burstReader) bool {
+	hdr := br.buffered()
+	if len(hdr) < 2 {
 		return false
 	}
-	hdr, err := br.Peek(2)
-	if err != nil {
-		return false
-	}
-	return br.Buffered() >= 2+int(binary.BigEndian.Uint16(hdr))
+	return len(hdr) >= 2+int(binary.BigEndian.Uint16(hdr))
 }

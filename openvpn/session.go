@@ -44,6 +44,17 @@ type keyState struct {
 	space chan struct{}
 }
 
+// releaseIfSettled lets the reliability layer of a key state whose
+// handshake is over free its buffers once everything it sent is
+// acknowledged: the key state lives as long as its key, for the rare
+// control messages to come, and need not hold the handshake's messages.
+// The caller holds the session's mu.
+func (ks *keyState) releaseIfSettled() {
+	if ks.active && ks.rel.Unacked() == 0 && ks.rel.Queued() == 0 {
+		ks.rel.Release()
+	}
+}
+
 // dataKeys is the data path's view of the keys, replaced whole on every
 // change so that the per-packet path reads it without a lock.
 type dataKeys struct {
@@ -297,6 +308,7 @@ func (s *session) process(pkt *wire.Packet) {
 			}
 		}
 	}
+	ks.releaseIfSettled()
 	s.mu.Unlock()
 	s.wake()
 }
@@ -370,6 +382,7 @@ func (s *session) tick() time.Duration {
 			default:
 			}
 		}
+		ks.releaseIfSettled()
 	}
 	s.mu.Unlock()
 	for _, b := range pkts {
@@ -684,10 +697,22 @@ func (s *session) close(cause error) {
 	}
 }
 
+// commandReadSize is the buffer readCommands reads with. A key state's TLS
+// session waits in that read for the life of its key, and the messages
+// after the handshake are short (EXIT, PUSH_REQUEST, RESTART), so the
+// buffer is small; a longer message is gathered across reads.
+const commandReadSize = 512
+
+// maxCommandBytes bounds what readCommands gathers while waiting for the
+// NUL that ends a message.
+const maxCommandBytes = 64 << 10
+
 // readCommands reads the control messages that follow key method 2 on the
 // TLS session of ks and passes each to handle until handle says done, the
 // key state is retired (nil error) or the session fails.
-func readCommands(tc *tls.Conn, ks *keyState, buf []byte, handle func(text string, cmd keymethod.Command) (done bool, err error)) error {
+func readCommands(tc *tls.Conn, ks *keyState, handle func(text string, cmd keymethod.Command) (done bool, err error)) error {
+	buf := make([]byte, commandReadSize)
+	var gathered []byte
 	for {
 		n, err := tc.Read(buf)
 		if err != nil {
@@ -696,7 +721,22 @@ func readCommands(tc *tls.Conn, ks *keyState, buf []byte, handle func(text strin
 			}
 			return fmt.Errorf("openvpn: control channel: %w", err)
 		}
-		for _, text := range keymethod.SplitCommands(buf[:n]) {
+		if n == 0 {
+			continue
+		}
+		data := buf[:n]
+		// A read that fills buf may have left the rest of its TLS record
+		// unread (crypto/tls returns at most one record per Read); a
+		// message is complete at its NUL or at the end of its record.
+		partial := n == len(buf) && buf[n-1] != 0
+		if gathered != nil || partial {
+			gathered = append(gathered, data...)
+			if partial && len(gathered) < maxCommandBytes {
+				continue
+			}
+			data, gathered = gathered, nil
+		}
+		for _, text := range keymethod.SplitCommands(data) {
 			done, err := handle(text, keymethod.ParseCommand(text))
 			if done || err != nil {
 				return err

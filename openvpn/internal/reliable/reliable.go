@@ -94,8 +94,11 @@ type Layer struct {
 
 	// Send side. snd[(sndHead+i)%sendRing] is message lowest+i, where
 	// lowest is the lowest id not yet acknowledged; the acknowledged
-	// prefix is always dropped so that position 0 is unacknowledged.
-	snd     [sendRing]sendMsg
+	// prefix is always dropped so that position 0 is unacknowledged. The
+	// ring (10 KiB with its message buffers) is allocated by the first
+	// Send and dropped by Release: a key state lives as long as its key,
+	// but sends almost nothing after its handshake.
+	snd     *[sendRing]sendMsg
 	sndHead int
 	sndLen  int
 	nextID  uint32
@@ -145,6 +148,9 @@ func (l *Layer) at(i int) *sendMsg { return &l.snd[(l.sndHead+i)%sendRing] }
 func (l *Layer) Send(payload []byte) error {
 	if l.queued >= MaxQueued {
 		return ErrQueueFull
+	}
+	if l.snd == nil {
+		l.snd = new([sendRing]sendMsg)
 	}
 	m := l.at(l.sndLen)
 	*m = sendMsg{id: l.nextID, buf: append(m.buf[:0], payload...)}
@@ -347,6 +353,38 @@ func (l *Layer) NextDeadline() time.Time {
 		}
 	}
 	return next
+}
+
+// Release frees the send ring and the buffers of the receive window when
+// nothing is in flight, queued or waiting to be read; otherwise it does
+// nothing. The Layer stays usable: the next Send or Receive allocates
+// again. Calling it once a handshake has settled keeps an idle key state
+// from holding the handshake's messages (kilobytes of certificates) for
+// the life of its key.
+func (l *Layer) Release() {
+	if l.sndLen != 0 {
+		return
+	}
+	l.snd = nil
+	for i := range l.rcv {
+		if !l.rcv[i].present {
+			l.rcv[i].buf = nil
+		}
+	}
+}
+
+// Buffered reports whether the Layer holds its send ring or a receive
+// buffer, that is whether Release would have anything to free.
+func (l *Layer) Buffered() bool {
+	if l.snd != nil {
+		return true
+	}
+	for i := range l.rcv {
+		if l.rcv[i].buf != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Unacked is the number of sent, unacknowledged messages.

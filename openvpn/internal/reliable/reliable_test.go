@@ -463,6 +463,9 @@ func TestLossyLink(t *testing.T) {
 				}
 				wires[i] = rest
 				got[i] = append(got[i], readAll(l)...)
+				if rng.Intn(3) == 0 {
+					l.Release() // a no-op unless idle; must never lose a message
+				}
 			}
 			now = now.Add(20 * time.Millisecond)
 		}
@@ -471,6 +474,48 @@ func TestLossyLink(t *testing.T) {
 				t.Fatalf("seed %d: side %d delivered %v\nwant %v", seed, 1-i, got[1-i], queued[i])
 			}
 		}
+	}
+}
+
+// TestReleaseWhenIdle: an idle Layer lets go of its buffers, and after
+// that sends, retransmits and receives as before, under the ids that follow.
+func TestReleaseWhenIdle(t *testing.T) {
+	a, b := New(Config{}), New(Config{})
+	exchange := func(msgs ...string) {
+		t.Helper()
+		for _, m := range msgs {
+			if err := a.Send([]byte(m)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, o := range a.Due(t0) {
+			b.Receive(o.ID, o.Payload)
+		}
+		if got := readAll(b); fmt.Sprint(got) != fmt.Sprint(msgs) {
+			t.Fatalf("read %q, want %q", got, msgs)
+		}
+		a.OnAcks(b.TakeAcks(MaxAcksAck))
+	}
+	exchange("hello", "certificate")
+	a.Send([]byte("in flight"))
+	a.Due(t0)
+	a.Release()
+	if !a.Buffered() {
+		t.Fatal("Release dropped the ring with a message in flight")
+	}
+	for _, o := range a.Due(t0.Add(time.Minute)) { // the retransmission
+		b.Receive(o.ID, o.Payload)
+	}
+	readAll(b)
+	a.OnAcks(b.TakeAcks(MaxAcksAck))
+	a.Release()
+	b.Release()
+	if a.Buffered() || b.Buffered() {
+		t.Fatal("idle layers kept their buffers")
+	}
+	exchange("renegotiated", "again")
+	if a.Unacked() != 0 || a.Queued() != 0 || a.nextID != 5 || b.readID != 5 {
+		t.Fatalf("after release: unacked %d queued %d next %d read %d", a.Unacked(), a.Queued(), a.nextID, b.readID)
 	}
 }
 
@@ -542,6 +587,10 @@ func FuzzLayer(f *testing.F) {
 		}
 		for i := 0; i+1 < len(ops); i += 2 {
 			arg := ops[i+1]
+			if arg&0x80 != 0 {
+				a.Release()
+				b.Release()
+			}
 			switch ops[i] % 7 {
 			case 0: // send
 				err := a.Send(enc(first + uint32(sent)))
