@@ -240,11 +240,12 @@ func TestMemServerProcess(t *testing.T) {
 				srv.mu.Lock()
 				defer srv.mu.Unlock()
 				up := 0
-				for _, ss := range srv.peers {
-					if ss != nil && ss.up.Load() && ss.s.handshakeSettled() {
+				srv.peers.Range(func(_ uint32, ss *ServerSession) bool {
+					if ss.up.Load() && ss.s.handshakeSettled() {
 						up++
 					}
-				}
+					return true
+				})
 				return up == want
 			})
 			heap, _ := heapAfterGC()
@@ -279,12 +280,12 @@ func TestRenegotiationAfterRelease(t *testing.T) {
 			serverSession := func() *session {
 				srv.mu.Lock()
 				defer srv.mu.Unlock()
-				for _, ss := range srv.peers {
-					if ss != nil {
-						return ss.s
-					}
-				}
-				return nil
+				var found *session
+				srv.peers.Range(func(_ uint32, ss *ServerSession) bool {
+					found = ss.s
+					return false
+				})
+				return found
 			}
 			settled := func(keyID uint8) func() bool {
 				return func() bool {

@@ -48,6 +48,11 @@ func (n *NS) PingFrom(t testing.TB, src, addr netip.Addr, count int) int {
 	if perr != nil {
 		t.Fatalf("netns: ping %s from %s: %v (run error: %v)", addr, n.Name, perr, err)
 	}
+	if got < count {
+		// What ping saw of the others (errors, late or duplicate
+		// replies), for the test that reports the loss.
+		t.Logf("netns: ping %s from %s: %d of %d answered:\n%s", addr, n.Name, got, count, out)
+	}
 	return got
 }
 
