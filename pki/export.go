@@ -55,3 +55,28 @@ func ParseCertificatePEM(data []byte) (*x509.Certificate, error) {
 		}
 	}
 }
+
+// ParseCertificatesPEM returns every certificate in PEM data, in order,
+// skipping blocks of other types; data without one is refused.
+func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%w: no CERTIFICATE block", ErrInvalidRequest)
+	}
+	return certs, nil
+}

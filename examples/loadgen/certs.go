@@ -8,12 +8,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"os"
 	"time"
+
+	"github.com/remotegate/remotegate/pki"
 )
 
 // issuer makes one client certificate per tunnel, in memory, from a CA
@@ -43,18 +44,14 @@ func loadIssuer(certFile, keyFile, prefix string, now func() time.Time) (*issuer
 }
 
 func newIssuer(certPEM, keyPEM []byte, prefix string, now func() time.Time) (*issuer, error) {
-	blk, _ := pem.Decode(certPEM)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, errors.New("loadgen: CA certificate: no PEM CERTIFICATE block")
-	}
-	ca, err := x509.ParseCertificate(blk.Bytes)
+	ca, err := pki.ParseCertificatePEM(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: CA certificate: %w", err)
 	}
 	if !ca.IsCA {
 		return nil, errors.New("loadgen: the -ca-cert certificate is not a CA")
 	}
-	key, err := parseKey(keyPEM)
+	key, err := pki.ParsePrivateKeyPEM(keyPEM, nil)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: CA key: %w", err)
 	}
@@ -67,36 +64,6 @@ func newIssuer(certPEM, keyPEM []byte, prefix string, now func() time.Time) (*is
 func publicKeysEqual(a, b crypto.PublicKey) bool {
 	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ak.Equal(b)
-}
-
-func parseKey(b []byte) (crypto.Signer, error) {
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return nil, errors.New("no PEM private key block")
-		}
-		var k any
-		var err error
-		switch blk.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(blk.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-		default:
-			continue // EC PARAMETERS and the like
-		}
-		if err != nil {
-			return nil, err
-		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("%T is not a signing key", k)
-		}
-		return s, nil
-	}
 }
 
 // issue makes the certificate of tunnel i: an ECDSA P-256 key (cheap to
@@ -167,26 +134,13 @@ func readPool(file string) (*x509.CertPool, []*x509.Certificate, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("loadgen: %w", err)
 	}
-	pool := x509.NewCertPool()
-	var certs []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, nil, fmt.Errorf("loadgen: %s: %w", file, err)
-		}
-		pool.AddCert(c)
-		certs = append(certs, c)
+	certs, err := pki.ParseCertificatesPEM(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loadgen: %s: %w", file, err)
 	}
-	if len(certs) == 0 {
-		return nil, nil, fmt.Errorf("loadgen: %s holds no certificate", file)
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
 	}
 	return pool, certs, nil
 }
